@@ -1,0 +1,175 @@
+// Package connector defines how a vendor plugs into the engine: one small interface, optional
+// capabilities found by type assertion, typed errors that tell the engine whether to retry,
+// defer or give up, and a registry of kinds. Vendor packages live below it and never import the
+// engine.
+package connector
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/settings"
+)
+
+// Connector is one connected system.
+type Connector interface {
+	// Catalog returns the system's statuses, with Settable filled in.
+	Catalog(ctx context.Context) ([]presence.Status, error)
+	// Accounts returns the system's users, for linking them to agents by email.
+	Accounts(ctx context.Context) ([]presence.Account, error)
+	// Watch observes the system until ctx ends, calling emit for every change. emit returns once
+	// the event is durable; a connector advances its vendor checkpoint (replay id, stream
+	// sequence) only after emit returned nil. Watch returns on a fatal error; the engine restarts
+	// it with backoff.
+	Watch(ctx context.Context, emit Emit) error
+	// SetStatus makes account show statusID. It returns nil once the vendor accepted the write.
+	SetStatus(ctx context.Context, account, statusID string) error
+}
+
+// Emit hands one observed event to the engine and returns once it is stored.
+type Emit func(ctx context.Context, ev presence.Event) error
+
+// StatusWrite is one write of a bulk call.
+type StatusWrite struct {
+	Account  string
+	StatusID string
+}
+
+// BulkSetter is implemented by connectors whose vendor can write many agents in one call
+// (Genesys PUT /api/v2/users/presences/bulk). The result holds one error per write, nil for
+// success, in the order given.
+type BulkSetter interface {
+	SetStatuses(ctx context.Context, writes []StatusWrite) ([]error, error)
+}
+
+// CurrentReader is implemented by connectors that can read an agent's current status, which the
+// engine uses to resync after a restart or a reconnect.
+type CurrentReader interface {
+	// CurrentStatuses returns account id → status id for the given accounts (all when empty).
+	CurrentStatuses(ctx context.Context, accounts []string) (map[string]string, error)
+}
+
+// Healther is implemented by connectors that can tell whether their vendor is reachable.
+type Healther interface {
+	Healthy(ctx context.Context) error
+}
+
+// Limiter is implemented by connectors that know their vendor's request budget; the engine
+// applies it before calling SetStatus so limits are respected up front.
+type Limiter interface {
+	// WriteLimit returns the sustained writes per second and the burst the vendor allows.
+	WriteLimit() (perSecond float64, burst int)
+}
+
+// DeferredError says the vendor refused a write because of the agent's current state (on a
+// call, in after-call work) or because nothing can apply it right now (no browser bridge
+// connected). The engine keeps the write and applies it when the state allows.
+type DeferredError struct {
+	// Reason names the blocking state, for explain ("AfterCallWork", "no bridge connected").
+	Reason string
+}
+
+func (e *DeferredError) Error() string { return "write deferred: " + e.Reason }
+
+// RetryAfterError says the vendor asked us to wait (HTTP 429 or 503 with Retry-After).
+type RetryAfterError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryAfterError) Error() string {
+	return fmt.Sprintf("retry after %s: %v", e.After, e.Err)
+}
+
+func (e *RetryAfterError) Unwrap() error { return e.Err }
+
+// PermanentError says retrying cannot help (unknown account, forbidden status).
+type PermanentError struct{ Err error }
+
+func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
+
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// IsDeferred reports whether err is (or wraps) a DeferredError and returns it.
+func IsDeferred(err error) (*DeferredError, bool) {
+	var d *DeferredError
+	ok := errors.As(err, &d)
+	return d, ok
+}
+
+// RetryAfter returns the wait a RetryAfterError asks for.
+func RetryAfter(err error) (time.Duration, bool) {
+	var r *RetryAfterError
+	if errors.As(err, &r) {
+		return r.After, true
+	}
+	return 0, false
+}
+
+// IsPermanent reports whether err is (or wraps) a PermanentError.
+func IsPermanent(err error) bool {
+	var p *PermanentError
+	return errors.As(err, &p)
+}
+
+// Deps are what the engine hands a connector when opening it.
+type Deps struct {
+	// Logger is scoped to the system; secrets must never be passed to it.
+	Logger *slog.Logger
+	// HTTPClient is the client to use for every vendor call.
+	HTTPClient *http.Client
+	// Checkpoints stores vendor positions (replay ids, stream sequences) durably.
+	Checkpoints Checkpoints
+}
+
+// Checkpoints persists named vendor positions.
+type Checkpoints interface {
+	Checkpoint(ctx context.Context, name string) (string, error)
+	SetCheckpoint(ctx context.Context, name, value string) error
+}
+
+// Factory opens a connector for the system called name with its connection settings.
+type Factory func(ctx context.Context, name string, s settings.Settings, deps Deps) (Connector, error)
+
+var (
+	mu        sync.RWMutex
+	factories = map[string]Factory{}
+)
+
+// Register makes a kind available; vendor packages call it from init. Registering a kind twice
+// panics, as it is a programming error.
+func Register(kind string, f Factory) {
+	mu.Lock()
+	defer mu.Unlock()
+	if _, dup := factories[kind]; dup {
+		panic("connector: kind registered twice: " + kind)
+	}
+	factories[kind] = f
+}
+
+// Lookup returns the factory of kind.
+func Lookup(kind string) (Factory, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	f, ok := factories[kind]
+	return f, ok
+}
+
+// Kinds lists the registered kinds, sorted.
+func Kinds() []string {
+	mu.RLock()
+	defer mu.RUnlock()
+	out := make([]string, 0, len(factories))
+	for k := range factories {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}

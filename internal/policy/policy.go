@@ -1,0 +1,206 @@
+// Package policy loads, validates, compiles and evaluates policy files (format version 1,
+// CONTRACTS.md "Policy files"). Loading reports every problem at once with file, line and column;
+// evaluation is pure: an event and the agent's current statuses in, intents and an explanation out.
+package policy
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/settings"
+)
+
+// Diagnostic is one problem found while loading, positioned in its file.
+type Diagnostic struct {
+	File    string
+	Line    int
+	Col     int
+	Message string
+}
+
+func (d Diagnostic) String() string {
+	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Col, d.Message)
+}
+
+// Diagnostics is every problem of a load; it is the error Load returns.
+type Diagnostics []Diagnostic
+
+func (ds Diagnostics) Error() string {
+	lines := make([]string, len(ds))
+	for i, d := range ds {
+		lines[i] = d.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// Options tune Load.
+type Options struct {
+	// Catalog is asked for the statuses of a system that has no inline catalog (serve pulls them
+	// from the vendor). When nil, or when it returns nil, status names of that system are not
+	// checked beyond the vendor's well-known unsettable states.
+	Catalog func(sys *System) ([]presence.Status, error)
+}
+
+// Config is a loaded, valid policy configuration.
+type Config struct {
+	// Files are the files read, in load order.
+	Files []string
+	// Systems by name; SystemNames lists them sorted.
+	Systems     map[string]*System
+	SystemNames []string
+	// Agents is the optional directory; nil when the files have none (accounts link by email).
+	Agents []Agent
+	// Policies in file order.
+	Policies []*Policy
+}
+
+// System is one configured platform instance.
+type System struct {
+	Name     string
+	Kind     string
+	Settings settings.Settings
+	// Catalog is the inline or pulled catalog; nil when neither exists.
+	Catalog *Catalog
+	// Accounts are the inline accounts; nil when absent (pulled from the vendor).
+	Accounts []presence.Account
+}
+
+// Agent is one entry of the agents directory.
+type Agent struct {
+	Email string
+	Teams []string
+}
+
+// AppliesTo selects a policy's agents; empty means every agent.
+type AppliesTo struct {
+	Teams  []string
+	Agents []string
+}
+
+// Policy is one compiled policy.
+type Policy struct {
+	Name      string
+	AppliesTo AppliesTo
+	// Master is the system whose cause wins a conflict inside the same instant; "" for none.
+	Master string
+	// Debounce is how long desired state must settle before it is written.
+	Debounce   time.Duration
+	Maps       []*Map
+	Rules      []*Rule
+	Activities []*Activity
+	// Extension is the optional CX Cloud-style webhook; nil when absent.
+	Extension *Extension
+}
+
+// Map is one per-direction state map.
+type Map struct {
+	From, To string
+	// Name is how explain and simulate name it: "<policy>/map <from> -> <to>".
+	Name string
+	// states maps a source status (by id, then by name) to its target.
+	states map[string]presence.Status
+}
+
+// NewMap builds a map from resolved source statuses to targets (for tests and extensions).
+func NewMap(policy, from, to string, pairs map[presence.Status]presence.Status) *Map {
+	m := &Map{From: from, To: to, Name: policy + "/map " + from + " -> " + to, states: map[string]presence.Status{}}
+	for src, dst := range pairs {
+		if src.ID != "" {
+			m.states["id:"+src.ID] = dst
+		}
+		m.states["name:"+src.Name] = dst
+	}
+	return m
+}
+
+// Lookup returns the target for a source status.
+func (m *Map) Lookup(src presence.Status) (presence.Status, bool) {
+	if src.ID != "" {
+		if t, ok := m.states["id:"+src.ID]; ok {
+			return t, true
+		}
+	}
+	t, ok := m.states["name:"+src.Name]
+	return t, ok
+}
+
+// Trigger is "<system>.<event type>".
+type Trigger struct {
+	System string
+	Type   presence.EventType
+}
+
+func (t Trigger) String() string { return t.System + "." + string(t.Type) }
+
+// Rule is one compiled conditional rule (Amazon Connect CTI model).
+type Rule struct {
+	// Name is "<policy>/rule <name>".
+	Name string
+	On   Trigger
+	// Set maps target systems to statuses.
+	Set  map[string]presence.Status
+	cond condition
+}
+
+// Activity is one compiled activity rule (Genesys Communicate model).
+type Activity struct {
+	// Name is "<policy>/activity <name>".
+	Name       string
+	Start, End Trigger
+	// Set maps target systems to overlay statuses.
+	Set   map[string]presence.Status
+	match []matchTest
+}
+
+// Extension is the CX Cloud-style status webhook of a policy.
+type Extension struct {
+	URL     string
+	Timeout time.Duration
+}
+
+// Input is what Evaluate looks at for one event.
+type Input struct {
+	// Event is the normalized event; its Agent is the agent's email.
+	Event presence.Event
+	// New is the event system's status after the event, Old before it (zero when unknown or
+	// when the event does not change status).
+	New, Old presence.Status
+	// Current is every system's observed status before the event (zero value when unknown).
+	Current map[string]presence.Status
+}
+
+// Evaluation is the outcome of one event under one policy.
+type Evaluation struct {
+	// Intents hold at most one entry per target system (the last match wins), ordered by
+	// the position of their first match.
+	Intents []Intent
+	// Starts and Ends are activities this event starts or ends.
+	Starts, Ends []ActivityHit
+	// Steps explain every map, rule and activity looked at, matched or not.
+	Steps []Step
+	// Unmapped is true when the event produced no intent and touched no activity.
+	Unmapped bool
+}
+
+// Intent is "system should show status", with the rule that said so.
+type Intent struct {
+	System string
+	Status presence.Status
+	Rule   string
+}
+
+// ActivityHit is one activity started or ended by an event; Key correlates start and end
+// (the event's conversationId, or "" when it has none).
+type ActivityHit struct {
+	Activity *Activity
+	Key      string
+}
+
+// Step is one line of an explanation.
+type Step struct {
+	Rule    string `json:"rule"`
+	Matched bool   `json:"matched"`
+	Detail  string `json:"detail"`
+}
