@@ -1,0 +1,53 @@
+// Package demoorg is the believable contact center every simulator's demo seed shares, so that
+// the same agents (by email) exist in each simulated vendor and link up in the demo.
+package demoorg
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Person is one demo agent.
+type Person struct {
+	// N is the agent's number, 1-based; simulators derive stable vendor ids from it.
+	N         int
+	FirstName string
+	LastName  string
+	Email     string
+	// Team is "voice", "chat" or "blended".
+	Team string
+}
+
+// Name is "First Last".
+func (p Person) Name() string { return p.FirstName + " " + p.LastName }
+
+var first = []string{"Ana", "Bo", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
+	"Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara",
+	"Umar", "Vera", "Wen", "Ximena", "Yusuf"}
+
+var last = []string{"Alvarez", "Becker", "Chen", "Diallo", "Evans", "Fischer", "Garcia", "Haddad",
+	"Ivanova", "Jensen", "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Patel", "Quist",
+	"Rossi", "Silva", "Tanaka", "Ueda", "Varga", "Weber", "Xu", "Yilmaz"}
+
+// Size is the number of demo agents.
+const Size = 50
+
+// Domain is the demo email domain.
+const Domain = "example.com"
+
+// People returns the demo agents, always the same ones in the same order. Ana (ana@example.com)
+// is agent 1, matching the examples in CONTRACTS.md.
+func People() []Person {
+	out := make([]Person, Size)
+	teams := []string{"voice", "chat", "blended"}
+	for i := range out {
+		f := first[i%len(first)]
+		l := last[(i*7)%len(last)]
+		local := strings.ToLower(f)
+		if i >= len(first) {
+			local = fmt.Sprintf("%s.%s", strings.ToLower(f), strings.ToLower(l))
+		}
+		out[i] = Person{N: i + 1, FirstName: f, LastName: l, Email: local + "@" + Domain, Team: teams[i%3]}
+	}
+	return out
+}
