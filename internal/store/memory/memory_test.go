@@ -1,0 +1,137 @@
+package memory_test
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/omnipresence/omnipresence/internal/store"
+	"github.com/omnipresence/omnipresence/internal/store/memory"
+	"github.com/omnipresence/omnipresence/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return memory.New() })
+}
+
+func TestConformanceWithRetention(t *testing.T) {
+	// Caps above what the suite writes change nothing observable.
+	storetest.Run(t, func(t *testing.T) store.Store {
+		return memory.New(memory.WithMaxEvents(1000), memory.WithMaxAudit(1000))
+	})
+}
+
+func TestRetentionDropsOldest(t *testing.T) {
+	ctx := context.Background()
+	s := memory.New(memory.WithMaxEvents(3), memory.WithMaxAudit(2))
+	defer s.Close()
+	for i := 0; i < 5; i++ {
+		e := store.Event{DedupeKey: fmt.Sprint("k", i), Agent: fmt.Sprint("a", i%2), At: time.Unix(int64(i), 0)}
+		err := s.Update(ctx, func(tx store.Tx) error {
+			if _, err := tx.InsertEvent(ctx, &e); err != nil {
+				return err
+			}
+			return tx.AppendAudit(ctx, []store.AuditRecord{{Agent: e.Agent, Kind: fmt.Sprint(i)}})
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	keys, _ := s.RecentDedupeKeys(ctx, 10)
+	if fmt.Sprint(keys) != "[k4 k3 k2]" {
+		t.Errorf("retained keys = %v, want [k4 k3 k2]", keys)
+	}
+	for agent, want := range map[string]int{"a0": 2, "a1": 1} { // k4,k2 and k3
+		if got, _ := s.Events(ctx, agent, 0); len(got) != want {
+			t.Errorf("Events(%s) = %d, want %d", agent, len(got), want)
+		}
+	}
+	recs, _ := s.Audit(ctx, "", 0)
+	if len(recs) != 2 || recs[0].Kind != "4" || recs[1].Kind != "3" {
+		t.Errorf("retained audit = %+v, want kinds 4, 3", recs)
+	}
+	if got, _ := s.Audit(ctx, "a0", 0); len(got) != 1 || got[0].Kind != "4" {
+		t.Errorf("Audit(a0) = %+v, want kind 4 only", got)
+	}
+	// A dropped event's key is forgotten: the same key is accepted again as new.
+	e := store.Event{DedupeKey: "k0", Agent: "a0"}
+	var inserted bool
+	_ = s.Update(ctx, func(tx store.Tx) error {
+		var err error
+		inserted, err = tx.InsertEvent(ctx, &e)
+		return err
+	})
+	if !inserted {
+		t.Error("key of a dropped event was still deduplicated")
+	}
+}
+
+// BenchmarkUpdateBatch measures the engine's hot path: batches of 256 events, each with an
+// agent put and one audit record.
+func BenchmarkUpdateBatch(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []memory.Option
+	}{
+		{"unlimited", nil},
+		{"capped", []memory.Option{memory.WithMaxEvents(100_000), memory.WithMaxAudit(100_000)}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			s := memory.New(tc.opts...)
+			defer s.Close()
+			benchBatches(b, s)
+		})
+	}
+}
+
+func benchBatches(b *testing.B, s store.Store) {
+	const batch = 256
+	ctx := context.Background()
+	agents := make([]string, 1000)
+	for i := range agents {
+		agents[i] = fmt.Sprintf("agent%04d@example.com", i)
+	}
+	keys := make([]string, 0, batch)
+	body := []byte(`{"system":"genesys","status":"Available","category":"available","vendor_id":"6a3af858"}`)
+	state := []byte(`{"observed":{"genesys":"Available"},"desired":"Available","pending":[]}`)
+	now := time.Now()
+	evs := make([]store.Event, batch)
+	rec := make([]store.AuditRecord, 1)
+	n := 0
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		keys = keys[:0]
+		for i := 0; i < batch; i++ {
+			keys = append(keys, "genesys:"+strconv.Itoa(n+i))
+		}
+		err := s.Update(ctx, func(tx store.Tx) error {
+			for i := range evs {
+				agent := agents[(n+i)%len(agents)]
+				evs[i] = store.Event{DedupeKey: keys[i], Agent: agent, System: "genesys", Type: "status", At: now, Body: body}
+				if _, err := tx.InsertEvent(ctx, &evs[i]); err != nil {
+					return err
+				}
+				if err := tx.PutAgent(ctx, store.Agent{Key: agent, State: state, UpdatedAt: now}); err != nil {
+					return err
+				}
+				rec[0] = store.AuditRecord{Agent: agent, At: now, Kind: "event", EventSeq: evs[i].Seq, Body: body}
+				if err := tx.AppendAudit(ctx, rec); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += batch
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
