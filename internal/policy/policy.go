@@ -54,6 +54,11 @@ type Config struct {
 	Agents []Agent
 	// Policies in file order.
 	Policies []*Policy
+	// Who gets which policy (see PolicyFor); keys are lower-case emails.
+	everyone   *Policy
+	byAgent    map[string]*Policy
+	byTeam     map[string]*Policy
+	agentTeams map[string][]string
 }
 
 // System is one configured platform instance.
@@ -92,6 +97,8 @@ type Policy struct {
 	Activities []*Activity
 	// Extension is the optional CX Cloud-style webhook; nil when absent.
 	Extension *Extension
+	// env is what evaluation knows about the configured systems.
+	env *evalEnv
 }
 
 // Map is one per-direction state map.
@@ -99,31 +106,60 @@ type Map struct {
 	From, To string
 	// Name is how explain and simulate name it: "<policy>/map <from> -> <to>".
 	Name string
-	// states maps a source status (by id, then by name) to its target.
-	states map[string]presence.Status
+	// byID and byName index a source status (by id, then by name) into targets.
+	byID, byName map[string]int
+	targets      []mapTarget
+}
+
+// mapTarget is one target of a map with its precomputed explanation.
+type mapTarget struct {
+	status presence.Status
+	detail string
 }
 
 // NewMap builds a map from resolved source statuses to targets (for tests and extensions).
 func NewMap(policy, from, to string, pairs map[presence.Status]presence.Status) *Map {
-	m := &Map{From: from, To: to, Name: policy + "/map " + from + " -> " + to, states: map[string]presence.Status{}}
+	m := newMap(policy, from, to)
 	for src, dst := range pairs {
-		if src.ID != "" {
-			m.states["id:"+src.ID] = dst
-		}
-		m.states["name:"+src.Name] = dst
+		m.add(src, dst)
 	}
 	return m
 }
 
+func newMap(policy, from, to string) *Map {
+	return &Map{From: from, To: to, Name: policy + "/map " + from + " -> " + to,
+		byID: map[string]int{}, byName: map[string]int{}}
+}
+
+// add maps src to dst; a source status without id is found by name only.
+func (m *Map) add(src, dst presence.Status) {
+	i := len(m.targets)
+	m.targets = append(m.targets, mapTarget{status: dst, detail: src.Name + " -> " + dst.Name})
+	if src.ID != "" {
+		m.byID[src.ID] = i
+	}
+	m.byName[src.Name] = i
+}
+
 // Lookup returns the target for a source status.
 func (m *Map) Lookup(src presence.Status) (presence.Status, bool) {
+	if i, ok := m.find(src); ok {
+		return m.targets[i].status, true
+	}
+	return presence.Status{}, false
+}
+
+// Len is the number of source statuses the map knows.
+func (m *Map) Len() int { return len(m.targets) }
+
+func (m *Map) find(src presence.Status) (int, bool) {
 	if src.ID != "" {
-		if t, ok := m.states["id:"+src.ID]; ok {
-			return t, true
+		if i, ok := m.byID[src.ID]; ok {
+			return i, true
 		}
 	}
-	t, ok := m.states["name:"+src.Name]
-	return t, ok
+	i, ok := m.byName[src.Name]
+	return i, ok
 }
 
 // Trigger is "<system>.<event type>".
@@ -140,8 +176,15 @@ type Rule struct {
 	Name string
 	On   Trigger
 	// Set maps target systems to statuses.
-	Set  map[string]presence.Status
+	Set map[string]presence.Status
+	// When is the test as written ("" when the rule has none and always matches).
+	When string
 	cond condition
+	// set is Set in file order.
+	set []target
+	// notOn and always are the precomputed explanations of a rule whose trigger does not
+	// match the event and of a rule without a test.
+	notOn, always string
 }
 
 // Activity is one compiled activity rule (Genesys Communicate model).
@@ -152,6 +195,8 @@ type Activity struct {
 	// Set maps target systems to overlay statuses.
 	Set   map[string]presence.Status
 	match []matchTest
+	// startDetail and endDetail explain a hit.
+	startDetail, endDetail string
 }
 
 // Extension is the CX Cloud-style status webhook of a policy.

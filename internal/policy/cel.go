@@ -1,0 +1,201 @@
+package policy
+
+import (
+	"fmt"
+	"reflect"
+
+	"cel.dev/cel-go/cel"
+	"cel.dev/cel-go/common/cost"
+	"cel.dev/cel-go/ext"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/omnipresence/omnipresence/internal/presence"
+)
+
+// celCostLimit bounds both the estimated cost of an expression at load time and the actual
+// cost of one evaluation.
+const celCostLimit = 100_000
+
+// celSizeLimit is the size assumed for strings, lists and maps when estimating cost.
+const celSizeLimit = 1024
+
+// salesforceVars are the CEL fields of a salesforce system's variable.
+type salesforceVars struct {
+	NewState            string  `cel:"new_state"`
+	OldState            string  `cel:"old_state"`
+	Channel             string  `cel:"channel"`
+	PreviousWorkload    int64   `cel:"previous_workload"`
+	NewWorkload         int64   `cel:"new_workload"`
+	PreviousWorkloadPct float64 `cel:"previous_workload_pct"`
+	NewWorkloadPct      float64 `cel:"new_workload_pct"`
+	ConfiguredCapacity  int64   `cel:"configured_capacity"`
+}
+
+// stateVars are the CEL fields of any other system's variable.
+type stateVars struct {
+	NewState string `cel:"new_state"`
+	OldState string `cel:"old_state"`
+}
+
+// eventVars is the CEL variable "event".
+type eventVars struct {
+	Type   string         `cel:"type"`
+	System string         `cel:"system"`
+	Status string         `cel:"status"`
+	Data   map[string]any `cel:"data"`
+}
+
+// sysInfo is what evaluation needs to know about one configured system.
+type sysInfo struct {
+	name, kind string
+	sys        *System
+	// offline is the status a logout means.
+	offline presence.Status
+}
+
+// evalEnv is shared by every policy of a Config.
+type evalEnv struct {
+	systems map[string]*sysInfo
+	names   []string
+	cel     *cel.Env
+}
+
+func newEvalEnv(cfg *Config) (*evalEnv, error) {
+	e := &evalEnv{systems: map[string]*sysInfo{}, names: cfg.SystemNames}
+	opts := []cel.EnvOption{
+		ext.NativeTypes(reflect.TypeFor[salesforceVars](), reflect.TypeFor[stateVars](),
+			reflect.TypeFor[eventVars](), ext.ParseStructTags(true)),
+		cel.CrossTypeNumericComparisons(true),
+		cel.Variable("event", cel.ObjectType("policy.eventVars")),
+	}
+	for _, name := range cfg.SystemNames {
+		sys := cfg.Systems[name]
+		si := &sysInfo{name: name, kind: sys.Kind, sys: sys, offline: presence.Status{Name: presence.OfflineName,
+			Label: presence.OfflineName, Category: presence.CategoryOffline, Settable: true}}
+		if sys.Kind == KindSalesforce {
+			si.offline = salesforceOffline
+		}
+		if sys.Catalog != nil {
+			if st, ok := sys.Catalog.ByName(presence.OfflineName); ok {
+				si.offline = st
+			}
+		}
+		e.systems[name] = si
+		typ := "policy.stateVars"
+		if sys.Kind == KindSalesforce {
+			typ = "policy.salesforceVars"
+		}
+		opts = append(opts, cel.Variable(name, cel.ObjectType(typ)))
+	}
+	env, err := cel.NewEnv(opts...)
+	if err != nil {
+		return nil, err
+	}
+	e.cel = env
+	return e, nil
+}
+
+// celTest is a compiled CEL rule test.
+type celTest struct {
+	src string
+	prg cel.Program
+}
+
+func (t *celTest) eval(x *evalCtx) (bool, string) {
+	out, _, err := t.prg.Eval(x.activation())
+	if err != nil {
+		return false, "cel error: " + err.Error()
+	}
+	ok, isBool := out.Value().(bool)
+	if !isBool {
+		return false, fmt.Sprintf("cel error: result is %s, not bool", out.Type().TypeName())
+	}
+	if ok {
+		return true, "when: " + t.src + " is true"
+	}
+	return false, "when: " + t.src + " is false"
+}
+
+// celCondition compiles a CEL test, reporting problems at their place in the expression.
+func (c *compiler) celCondition(n *yaml.Node, label string) (condition, string, bool) {
+	src := n.Value
+	ast, iss := c.env.cel.Compile(src)
+	if iss != nil && iss.Err() != nil {
+		for _, e := range iss.Errors() {
+			line, col := n.Line, n.Column
+			if loc := e.Location; loc != nil && loc.Line() == 1 && (n.Style == 0 || n.Style&(yaml.DoubleQuotedStyle|yaml.SingleQuotedStyle) != 0) {
+				col += loc.Column()
+				if n.Style != 0 {
+					col++
+				}
+			}
+			c.errAt(line, col, "when of %s: CEL: %s", label, e.Message)
+		}
+		return nil, "", false
+	}
+	if !ast.OutputType().IsExactType(cel.BoolType) {
+		c.errf(n, "when of %s must be a bool CEL expression, got %s; compare it, e.g. %s == ...",
+			label, ast.OutputType(), src)
+		return nil, "", false
+	}
+	est, err := c.env.cel.EstimateCost(ast, sizeEstimator{})
+	if err != nil {
+		c.errf(n, "when of %s: CEL: cannot estimate its cost: %v", label, err)
+		return nil, "", false
+	}
+	if est.Max > celCostLimit {
+		c.errf(n, "when of %s: CEL expression may cost up to %d, above the limit of %d; simplify it",
+			label, est.Max, celCostLimit)
+		return nil, "", false
+	}
+	prg, err := c.env.cel.Program(ast, cel.CostLimit(celCostLimit), cel.EvalOptions(cel.OptOptimize))
+	if err != nil {
+		c.errf(n, "when of %s: CEL: %v", label, err)
+		return nil, "", false
+	}
+	return &celTest{src: src, prg: prg}, src, true
+}
+
+// sizeEstimator bounds the size of every string, list and map at celSizeLimit.
+type sizeEstimator struct{}
+
+func (sizeEstimator) EstimateSize(cost.AstNode) *cost.SizeEstimate {
+	return &cost.SizeEstimate{Min: 0, Max: celSizeLimit}
+}
+
+func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstNode) *cost.CallEstimate {
+	return nil
+}
+
+// activation builds the CEL variables for the event, once per evaluation.
+func (x *evalCtx) activation() map[string]any {
+	if x.act != nil {
+		return x.act
+	}
+	act := make(map[string]any, len(x.env.names)+1)
+	act["event"] = &eventVars{Type: string(x.ev.Type), System: x.ev.System, Status: x.ev.Status, Data: x.ev.Data}
+	for _, name := range x.env.names {
+		si := x.env.systems[name]
+		st := stateVars{NewState: x.in.Current[name].Name, OldState: x.in.Current[name].Name}
+		if name == x.ev.System {
+			st = stateVars{NewState: x.newS.Name, OldState: x.in.Old.Name}
+		}
+		if si.kind != KindSalesforce {
+			act[name] = &st
+			continue
+		}
+		v := &salesforceVars{NewState: st.NewState, OldState: st.OldState}
+		if name == x.ev.System {
+			w := x.workload()
+			v.Channel = w.channel
+			v.PreviousWorkload, v.NewWorkload, v.ConfiguredCapacity = int64(w.previous), int64(w.next), int64(w.capacity)
+			v.PreviousWorkloadPct, v.NewWorkloadPct = w.pct(w.previous), w.pct(w.next)
+		}
+		act[name] = v
+	}
+	if act["event"].(*eventVars).Data == nil {
+		act["event"].(*eventVars).Data = map[string]any{}
+	}
+	x.act = act
+	return act
+}

@@ -1,0 +1,177 @@
+package policy
+
+import (
+	"strings"
+
+	"github.com/omnipresence/omnipresence/internal/presence"
+)
+
+// PolicyFor returns the most specific policy for an agent: one naming the agent, else one naming
+// a team the agents directory puts them in, else the policy for every agent; nil when none applies.
+func (c *Config) PolicyFor(email string) *Policy {
+	if c == nil {
+		return nil
+	}
+	key := strings.ToLower(email)
+	if p := c.byAgent[key]; p != nil {
+		return p
+	}
+	for _, t := range c.agentTeams[key] {
+		if p := c.byTeam[t]; p != nil {
+			return p
+		}
+	}
+	return c.everyone
+}
+
+// evalCtx is the state of one evaluation.
+type evalCtx struct {
+	in  *Input
+	ev  *presence.Event
+	env *evalEnv
+	// newS is the event system's status after the event (Offline for a logout).
+	newS   presence.Status
+	wl     workload
+	wlDone bool
+	act    map[string]any
+}
+
+// workload is the Salesforce workload an event carries.
+type workload struct {
+	channel                  string
+	previous, next, capacity float64
+}
+
+// pct is v as a percentage (0–100) of the configured capacity, 0 without capacity.
+func (w *workload) pct(v float64) float64 {
+	if w.capacity == 0 {
+		return 0
+	}
+	return v * 100 / w.capacity
+}
+
+func (x *evalCtx) workload() *workload {
+	if !x.wlDone {
+		x.wlDone = true
+		d := x.ev.Data
+		x.wl.previous, x.wl.next = number(d["previousWorkload"]), number(d["newWorkload"])
+		x.wl.capacity = number(d["configuredCapacity"])
+		x.wl.channel, _ = d["channel"].(string)
+	}
+	return &x.wl
+}
+
+// Evaluate decides what one event means under the policy: the maps from the event's system
+// (for a status change), then every rule triggered by the event in file order (for one target
+// system the last match wins), then the activities it starts or ends. It never writes anything.
+func (p *Policy) Evaluate(in Input) Evaluation {
+	var e Evaluation
+	if p == nil {
+		e.Unmapped = true
+		return e
+	}
+	x := evalCtx{in: &in, ev: &in.Event, env: p.env, newS: in.New}
+	sys := in.Event.System
+	if in.Event.Type == presence.Logout {
+		x.newS = presence.Status{Name: presence.OfflineName, Label: presence.OfflineName, Category: presence.CategoryOffline, Settable: true}
+		if si := p.env.systemInfo(sys); si != nil {
+			x.newS = si.offline
+		}
+	}
+	e.Steps = make([]Step, 0, len(p.Maps)+len(p.Rules)+len(p.Activities))
+	if in.Event.ChangesStatus() {
+		for _, m := range p.Maps {
+			if m.From != sys {
+				continue
+			}
+			if i, ok := m.find(x.newS); ok {
+				t := &m.targets[i]
+				e.intend(m.To, t.status, m.Name)
+				e.Steps = append(e.Steps, Step{Rule: m.Name, Matched: true, Detail: t.detail})
+				continue
+			}
+			e.Steps = append(e.Steps, Step{Rule: m.Name, Detail: "no mapping for " + statusText(x.newS)})
+		}
+	}
+	for _, r := range p.Rules {
+		if r.On.System != sys {
+			continue
+		}
+		if r.On.Type != in.Event.Type {
+			e.Steps = append(e.Steps, Step{Rule: r.Name, Detail: r.notOn})
+			continue
+		}
+		ok, detail := true, r.always
+		if r.cond != nil {
+			ok, detail = r.cond.eval(&x)
+		}
+		e.Steps = append(e.Steps, Step{Rule: r.Name, Matched: ok, Detail: detail})
+		if ok {
+			for _, t := range r.set {
+				e.intend(t.system, t.status, r.Name)
+			}
+		}
+	}
+	for _, a := range p.Activities {
+		start := a.Start.System == sys && a.Start.Type == in.Event.Type
+		end := a.End.System == sys && a.End.Type == in.Event.Type
+		if !start && !end {
+			continue
+		}
+		ok, detail := true, a.startDetail
+		if end {
+			detail = a.endDetail
+		}
+		for i := range a.match {
+			var d string
+			if ok, d = a.match[i].eval(&in.Event); !ok {
+				detail = d
+				break
+			}
+		}
+		e.Steps = append(e.Steps, Step{Rule: a.Name, Matched: ok, Detail: detail})
+		if !ok {
+			continue
+		}
+		key, _ := in.Event.Data["conversationId"].(string)
+		if start {
+			e.Starts = append(e.Starts, ActivityHit{Activity: a, Key: key})
+		} else {
+			e.Ends = append(e.Ends, ActivityHit{Activity: a, Key: key})
+		}
+	}
+	e.Unmapped = len(e.Intents) == 0 && len(e.Starts) == 0 && len(e.Ends) == 0
+	return e
+}
+
+func (env *evalEnv) systemInfo(name string) *sysInfo {
+	if env == nil {
+		return nil
+	}
+	return env.systems[name]
+}
+
+func statusText(s presence.Status) string {
+	switch {
+	case s.Name != "":
+		return s.Name
+	case s.ID != "":
+		return "status id " + s.ID
+	}
+	return "an unknown status"
+}
+
+// intend records that system should show status because of rule; a later match for the same
+// system replaces the earlier one but keeps its position.
+func (e *Evaluation) intend(system string, status presence.Status, rule string) {
+	for i := range e.Intents {
+		if e.Intents[i].System == system {
+			e.Intents[i].Status, e.Intents[i].Rule = status, rule
+			return
+		}
+	}
+	if e.Intents == nil {
+		e.Intents = make([]Intent, 0, 2)
+	}
+	e.Intents = append(e.Intents, Intent{System: system, Status: status, Rule: rule})
+}
