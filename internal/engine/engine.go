@@ -1,0 +1,485 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/store"
+	"github.com/omnipresence/omnipresence/internal/workqueue"
+)
+
+// Config assembles a running engine.
+type Config struct {
+	Policy     *policy.Config
+	Store      store.Store
+	Connectors map[string]connector.Connector
+	Machine    Options
+	// Workers is how many agents are reconciled at once (default 8).
+	Workers int
+	// BatchSize caps how many operations share one store transaction (default 512).
+	BatchSize int
+	// WriteTimeout bounds one vendor write (default 15s).
+	WriteTimeout time.Duration
+	Logger       *slog.Logger
+	// Registerer receives the engine's and its queue's metrics; nil for none.
+	Registerer prometheus.Registerer
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine runs a Machine for the service: one sequencer goroutine owns the machine and commits
+// its decisions in batches (group commit), workers reconcile agents from a deduplicating queue,
+// and one watcher per connector feeds events in.
+type Engine struct {
+	cfg   Config
+	log   *slog.Logger
+	m     *Machine
+	queue *workqueue.Queue[string]
+	reqs  chan *request
+	now   func() time.Time
+
+	mu       sync.RWMutex // guards m for readers; the sequencer holds it while applying a batch
+	subsMu   sync.Mutex
+	subs     map[int]chan Decision
+	nextSub  int
+	ready    atomic.Bool
+	notReady atomic.Value // string
+	running  chan struct{}
+	latency  prometheus.Histogram
+}
+
+type opKind int
+
+const (
+	opIngest opKind = iota
+	opPlan
+	opOutcome
+	opAccounts
+)
+
+type request struct {
+	kind     opKind
+	ev       presence.Event
+	agent    string
+	w        Write
+	err      error
+	system   string
+	accounts []presence.Account
+	start    time.Time
+	reply    chan response
+}
+
+type response struct {
+	err    error
+	agent  string
+	writes []Write
+	wake   time.Time
+}
+
+// ErrStopped is returned by calls made after the engine stopped.
+var ErrStopped = errors.New("engine: stopped")
+
+// New builds an engine; Run starts it.
+func New(cfg Config) (*Engine, error) {
+	if cfg.Policy == nil || cfg.Store == nil {
+		return nil, errors.New("engine: a policy and a store are required")
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 8
+	}
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 512
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 15 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	opts := cfg.Machine
+	if opts.Limits == nil {
+		opts.Limits = map[string]Limit{}
+	}
+	for name, c := range cfg.Connectors {
+		if l, ok := c.(connector.Limiter); ok {
+			if _, set := opts.Limits[name]; !set {
+				ps, burst := l.WriteLimit()
+				opts.Limits[name] = Limit{PerSecond: ps, Burst: burst}
+			}
+		}
+	}
+	if opts.DeferredRecheck == 0 {
+		opts.DeferredRecheck = 30 * time.Second
+	}
+	e := &Engine{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		m:       NewMachine(cfg.Policy, opts),
+		reqs:    make(chan *request, cfg.BatchSize),
+		now:     cfg.Now,
+		subs:    map[int]chan Decision{},
+		running: make(chan struct{}),
+	}
+	e.notReady.Store("starting")
+	qopts := workqueue.Options[string]{}
+	if cfg.Registerer != nil {
+		qm, err := workqueue.NewPrometheusMetrics(cfg.Registerer, "reconcile")
+		if err != nil {
+			return nil, err
+		}
+		qopts.Metrics = qm
+		if err := e.registerMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
+	}
+	e.queue = workqueue.New(qopts)
+	return e, nil
+}
+
+// Run restores state, loads account directories, and runs the sequencer, workers and
+// watchers until ctx ends; it then drains in-flight work and returns.
+func (e *Engine) Run(ctx context.Context) error {
+	todo, err := e.m.Restore(ctx, e.cfg.Store)
+	if err != nil {
+		return fmt.Errorf("restoring state: %w", err)
+	}
+	seqCtx, stopSeq := context.WithCancel(context.Background())
+	seqDone := make(chan struct{})
+	go func() { defer close(seqDone); e.sequence(seqCtx) }()
+	close(e.running)
+
+	var wg sync.WaitGroup
+	for range e.cfg.Workers {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.work(ctx) }()
+	}
+	for _, k := range todo {
+		e.queue.Add(k)
+	}
+	if err := e.loadAccounts(ctx); err != nil {
+		e.queue.ShutDown()
+		wg.Wait()
+		stopSeq()
+		<-seqDone
+		return err
+	}
+	e.ready.Store(true)
+	for name, c := range e.cfg.Connectors {
+		wg.Add(1)
+		go func() { defer wg.Done(); e.watch(ctx, name, c) }()
+	}
+	<-ctx.Done()
+	e.ready.Store(false)
+	e.notReady.Store("stopping")
+	e.queue.ShutDownWithDrain()
+	wg.Wait()
+	stopSeq()
+	<-seqDone
+	e.closeSubs()
+	return nil
+}
+
+// loadAccounts pulls the account directory of every system without inline accounts.
+func (e *Engine) loadAccounts(ctx context.Context) error {
+	for _, name := range e.cfg.Policy.SystemNames {
+		if e.cfg.Policy.Systems[name].Accounts != nil {
+			continue
+		}
+		c := e.cfg.Connectors[name]
+		if c == nil {
+			continue
+		}
+		e.notReady.Store("loading accounts of " + name)
+		backoff := time.Second
+		for {
+			accts, err := c.Accounts(ctx)
+			if err == nil {
+				if _, err := e.call(ctx, &request{kind: opAccounts, system: name, accounts: accts}); err != nil {
+					return err
+				}
+				break
+			}
+			e.log.Warn("loading accounts failed; retrying", "system", name, "err", err, "in", backoff)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(backoff*2, time.Minute)
+		}
+	}
+	return nil
+}
+
+// watch runs a connector's Watch, restarting it with backoff until ctx ends.
+func (e *Engine) watch(ctx context.Context, name string, c connector.Connector) {
+	backoff := time.Second
+	for ctx.Err() == nil {
+		start := time.Now()
+		err := c.Watch(ctx, e.Ingest)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		e.log.Warn("watch stopped; restarting", "system", name, "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, time.Minute)
+	}
+}
+
+// Ingest stores ev and applies it; it returns once the event and its decision are durable.
+func (e *Engine) Ingest(ctx context.Context, ev presence.Event) error {
+	_, err := e.call(ctx, &request{kind: opIngest, ev: ev})
+	return err
+}
+
+func (e *Engine) call(ctx context.Context, r *request) (response, error) {
+	select {
+	case <-e.running:
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	}
+	r.reply = make(chan response, 1)
+	r.start = time.Now()
+	select {
+	case e.reqs <- r:
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	}
+	select {
+	case resp := <-r.reply:
+		return resp, resp.err
+	case <-ctx.Done():
+		return response{}, ctx.Err()
+	}
+}
+
+// sequence owns the machine: it takes operations in batches, applies them inside one store
+// transaction, and answers only after the commit.
+func (e *Engine) sequence(ctx context.Context) {
+	batch := make([]*request, 0, e.cfg.BatchSize)
+	resps := make([]response, 0, e.cfg.BatchSize)
+	for {
+		batch = batch[:0]
+		select {
+		case r := <-e.reqs:
+			batch = append(batch, r)
+		case <-ctx.Done():
+			e.failPending()
+			return
+		}
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case r := <-e.reqs:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		now := e.now()
+		var decisions []Decision
+		e.mu.Lock()
+		err := e.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
+			resps = resps[:0]
+			for _, r := range batch {
+				var resp response
+				switch r.kind {
+				case opIngest:
+					agent, err := e.m.Ingest(ctx, tx, r.ev, now)
+					if err != nil {
+						return err
+					}
+					resp.agent = agent
+				case opPlan:
+					resp.writes, resp.wake = e.m.Plan(r.agent, now)
+				case opOutcome:
+					resp.wake = e.m.Outcome(r.w, r.err, now)
+				case opAccounts:
+					e.m.SetAccounts(r.system, r.accounts)
+				}
+				resps = append(resps, resp)
+			}
+			var err error
+			decisions, err = e.m.Flush(ctx, tx)
+			return err
+		})
+		if err != nil {
+			if derr := e.m.Discard(context.WithoutCancel(ctx), e.cfg.Store); derr != nil {
+				e.log.Error("reloading state after a failed commit", "err", derr)
+			}
+		}
+		e.mu.Unlock()
+		for i, r := range batch {
+			if err != nil {
+				r.reply <- response{err: fmt.Errorf("committing: %w", err)}
+				continue
+			}
+			if e.latency != nil && r.kind == opIngest {
+				e.latency.Observe(time.Since(r.start).Seconds())
+			}
+			if r.kind == opIngest && resps[i].agent != "" {
+				e.queue.Add(resps[i].agent)
+			}
+			r.reply <- resps[i]
+		}
+		e.publish(decisions)
+	}
+}
+
+func (e *Engine) failPending() {
+	for {
+		select {
+		case r := <-e.reqs:
+			r.reply <- response{err: ErrStopped}
+		default:
+			return
+		}
+	}
+}
+
+// work reconciles agents from the queue: plan the writes due, make them, record the answers.
+func (e *Engine) work(ctx context.Context) {
+	for {
+		agent, shutdown := e.queue.Get()
+		if shutdown {
+			return
+		}
+		e.reconcile(context.WithoutCancel(ctx), agent)
+		e.queue.Done(agent)
+	}
+}
+
+func (e *Engine) reconcile(ctx context.Context, agent string) {
+	plan, err := e.call(ctx, &request{kind: opPlan, agent: agent})
+	if err != nil {
+		e.log.Warn("planning failed; retrying", "agent", agent, "err", err)
+		e.queue.AddRateLimited(agent)
+		return
+	}
+	e.queue.Forget(agent)
+	wake := plan.wake
+	for _, w := range plan.writes {
+		werr := e.send(ctx, w)
+		out, err := e.call(ctx, &request{kind: opOutcome, w: w, err: werr})
+		if err != nil {
+			e.log.Error("recording a write outcome failed", "agent", agent, "system", w.System, "err", err)
+			e.queue.AddRateLimited(agent)
+			continue
+		}
+		if !out.wake.IsZero() && (wake.IsZero() || out.wake.Before(wake)) {
+			wake = out.wake
+		}
+	}
+	if !wake.IsZero() {
+		e.queue.AddAfter(agent, wake.Sub(e.now()))
+	}
+}
+
+func (e *Engine) send(ctx context.Context, w Write) error {
+	c := e.cfg.Connectors[w.System]
+	if c == nil {
+		return &connector.DeferredError{Reason: "no connector for " + w.System}
+	}
+	ctx, cancel := context.WithTimeout(ctx, e.cfg.WriteTimeout)
+	defer cancel()
+	return c.SetStatus(ctx, w.Account, w.StatusID)
+}
+
+// Agents returns every known agent.
+func (e *Engine) Agents(ctx context.Context) ([]AgentView, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.m.Views(), nil
+}
+
+// Agent returns one agent by email.
+func (e *Engine) Agent(ctx context.Context, email string) (AgentView, bool, error) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	v, ok := e.m.View(normalizeEmail(email))
+	return v, ok, nil
+}
+
+// Explain returns up to limit steps of an agent's decision chain, oldest first.
+func (e *Engine) Explain(ctx context.Context, email string, limit int) ([]Step, error) {
+	recs, err := e.cfg.Store.Audit(ctx, normalizeEmail(email), limit)
+	if err != nil {
+		return nil, err
+	}
+	return DecodeSteps(recs)
+}
+
+// Ready returns nil once state is restored and account directories are loaded.
+func (e *Engine) Ready() error {
+	if e.ready.Load() {
+		return nil
+	}
+	return errors.New(e.notReady.Load().(string))
+}
+
+// Stats exposes the machine's counters.
+func (e *Engine) Stats() *Stats { return &e.m.Stats }
+
+// Subscribe returns a channel of decisions as they are committed. A subscriber that does not
+// keep up misses decisions rather than slowing the engine. The function cancels.
+func (e *Engine) Subscribe(buffer int) (<-chan Decision, func()) {
+	e.subsMu.Lock()
+	defer e.subsMu.Unlock()
+	id := e.nextSub
+	e.nextSub++
+	ch := make(chan Decision, max(buffer, 1))
+	e.subs[id] = ch
+	return ch, func() {
+		e.subsMu.Lock()
+		defer e.subsMu.Unlock()
+		if c, ok := e.subs[id]; ok {
+			delete(e.subs, id)
+			close(c)
+		}
+	}
+}
+
+func (e *Engine) publish(ds []Decision) {
+	if len(ds) == 0 {
+		return
+	}
+	e.subsMu.Lock()
+	defer e.subsMu.Unlock()
+	for _, ch := range e.subs {
+		for _, d := range ds {
+			select {
+			case ch <- d:
+			default:
+			}
+		}
+	}
+}
+
+func (e *Engine) closeSubs() {
+	e.subsMu.Lock()
+	defer e.subsMu.Unlock()
+	for id, ch := range e.subs {
+		delete(e.subs, id)
+		close(ch)
+	}
+}

@@ -1,0 +1,222 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+
+	"github.com/omnipresence/omnipresence/internal/store"
+)
+
+// Flush writes every agent changed since the last flush and the decision records made since,
+// inside tx. It returns the decisions, for the live stream, once the caller has committed.
+func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
+	if len(m.dirty) > 0 {
+		keys := make([]string, 0, len(m.dirty))
+		for k := range m.dirty {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			st := m.agents[k]
+			if st == nil {
+				continue
+			}
+			b, err := json.Marshal(st)
+			if err != nil {
+				return nil, fmt.Errorf("encoding agent %s: %w", k, err)
+			}
+			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: b, UpdatedAt: st.UpdatedAt}); err != nil {
+				return nil, err
+			}
+		}
+		clear(m.dirty)
+	}
+	if len(m.records) == 0 {
+		return nil, nil
+	}
+	recs := make([]store.AuditRecord, len(m.records))
+	out := make([]Decision, len(m.records))
+	for i, r := range m.records {
+		b, err := json.Marshal(r.step)
+		if err != nil {
+			return nil, fmt.Errorf("encoding audit record: %w", err)
+		}
+		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: r.step.Kind, EventSeq: r.eventSeq, Body: b}
+		out[i] = Decision{Agent: r.agent, Step: r.step}
+	}
+	m.records = m.records[:0]
+	if err := tx.AppendAudit(ctx, recs); err != nil {
+		return nil, err
+	}
+	for i := range recs {
+		out[i].Seq = recs[i].Seq
+	}
+	return out, nil
+}
+
+// Discard drops changes recorded since the last Flush after a failed transaction, by reloading
+// the affected agents from what the store committed.
+func (m *Machine) Discard(ctx context.Context, s store.Store) error {
+	m.records = m.records[:0]
+	for k := range m.dirty {
+		a, ok, err := s.Agent(ctx, k)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			delete(m.agents, k)
+			continue
+		}
+		st, err := decodeAgent(a)
+		if err != nil {
+			return err
+		}
+		m.agents[k] = st
+	}
+	clear(m.dirty)
+	return nil
+}
+
+// Restore loads every committed agent after a start. A write that was in flight when the
+// process stopped may or may not have landed: it becomes a pending write (so its echo is still
+// recognised) and is planned again, which is harmless when it had landed. Restore returns the
+// agents that need a reconcile.
+func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) {
+	agents, err := s.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var todo []string
+	for _, a := range agents {
+		st, err := decodeAgent(a)
+		if err != nil {
+			return nil, err
+		}
+		needs := false
+		for _, ss := range st.Systems {
+			if ss.InFlight != nil {
+				if !ss.InFlight.Echoed {
+					ss.Pending = append(ss.Pending, pendingWrite{StatusID: ss.InFlight.StatusID, SentAt: ss.InFlight.SentAt})
+				}
+				if ss.InFlight.ID > m.nextWrite {
+					m.nextWrite = ss.InFlight.ID
+				}
+				ss.InFlight = nil
+			}
+			if ss.needsWrite() {
+				needs = true
+			}
+		}
+		m.agents[a.Key] = st
+		if needs {
+			todo = append(todo, a.Key)
+		}
+	}
+	return todo, nil
+}
+
+func decodeAgent(a store.Agent) (*agentState, error) {
+	st := &agentState{}
+	if err := json.Unmarshal(a.State, st); err != nil {
+		return nil, fmt.Errorf("decoding agent %s: %w", a.Key, err)
+	}
+	if st.Systems == nil {
+		st.Systems = map[string]*systemState{}
+	}
+	return st, nil
+}
+
+// Unsynced returns the agents with a write still to make, sorted.
+func (m *Machine) Unsynced() []string {
+	var out []string
+	for k, st := range m.agents {
+		for _, ss := range st.Systems {
+			if ss.needsWrite() {
+				out = append(out, k)
+				break
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// View returns one agent as the API shows it.
+func (m *Machine) View(email string) (AgentView, bool) {
+	st := m.agents[email]
+	if st == nil {
+		return AgentView{}, false
+	}
+	return m.view(st), true
+}
+
+// Views returns every known agent, sorted by email.
+func (m *Machine) Views() []AgentView {
+	out := make([]AgentView, 0, len(m.agents))
+	for _, st := range m.agents {
+		out = append(out, m.view(st))
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Email < out[j].Email })
+	return out
+}
+
+func (m *Machine) view(st *agentState) AgentView {
+	v := AgentView{Email: st.Email, Systems: map[string]SystemView{}, UpdatedAt: st.UpdatedAt}
+	if p := m.cfg.PolicyFor(st.Email); p != nil {
+		v.Policy = p.Name
+	}
+	for name, ss := range st.Systems {
+		sv := SystemView{Observed: m.statusByID(name, ss.Observed).Name, ObservedID: ss.Observed,
+			Deferred: ss.Deferred, InSync: !ss.needsWrite()}
+		if acct, ok := m.account(name, st.Email); ok {
+			sv.Account = acct
+		}
+		desired := ss.Target
+		if desired == "" {
+			desired = ss.Observed
+		}
+		sv.Desired, sv.DesiredID = m.statusByID(name, desired).Name, desired
+		if ss.InFlight != nil {
+			sv.Pending = ss.InFlight.Status
+		}
+		if ss.Failed != "" && ss.FailedFor == ss.Target {
+			sv.Failed = ss.Failed
+		}
+		v.Systems[name] = sv
+	}
+	for _, inst := range st.Activities {
+		av := ActivityView{Name: inst.Name, Key: inst.Key, Since: inst.Since}
+		for sys := range inst.Statuses {
+			av.Systems = append(av.Systems, sys)
+		}
+		sort.Strings(av.Systems)
+		v.Activities = append(v.Activities, av)
+	}
+	return v
+}
+
+// Observed returns the status name a system shows for an agent, as the engine believes.
+func (m *Machine) Observed(email, system string) string {
+	if st := m.agents[email]; st != nil {
+		if ss := st.Systems[system]; ss != nil {
+			return m.statusByID(system, ss.Observed).Name
+		}
+	}
+	return ""
+}
+
+// DecodeSteps turns stored audit records into explain steps, oldest first.
+func DecodeSteps(recs []store.AuditRecord) ([]Step, error) {
+	out := make([]Step, 0, len(recs))
+	for i := len(recs) - 1; i >= 0; i-- {
+		var s Step
+		if err := json.Unmarshal(recs[i].Body, &s); err != nil {
+			return nil, fmt.Errorf("decoding audit record %d: %w", recs[i].Seq, err)
+		}
+		s.Seq = recs[i].Seq
+		out = append(out, s)
+	}
+	return out, nil
+}
