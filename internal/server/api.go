@@ -1,0 +1,146 @@
+package server
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/engine"
+)
+
+// Explain limits: the default number of steps and the most a client may ask for.
+const (
+	defaultExplainLimit = 100
+	maxExplainLimit     = 1000
+)
+
+// agentList is the body of GET /api/v1/agents.
+type agentList struct {
+	Agents []engine.AgentView `json:"agents"`
+}
+
+func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
+	agents, err := s.opts.Engine.Agents(r.Context())
+	if err != nil {
+		s.engineError(w, r, err)
+		return
+	}
+	if agents == nil {
+		agents = []engine.AgentView{}
+	}
+	slices.SortFunc(agents, func(a, b engine.AgentView) int { return strings.Compare(a.Email, b.Email) })
+	writeJSON(w, http.StatusOK, agentList{Agents: agents})
+}
+
+func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
+	email := r.PathValue("email")
+	view, ok, err := s.opts.Engine.Agent(r.Context(), email)
+	if err != nil {
+		s.engineError(w, r, err)
+		return
+	}
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "unknown agent", map[string]string{"email": email})
+		return
+	}
+	writeJSON(w, http.StatusOK, view)
+}
+
+// explainResponse is the JSON body of GET /api/v1/agents/{email}/explain.
+type explainResponse struct {
+	Email string        `json:"email"`
+	Steps []engine.Step `json:"steps"`
+}
+
+func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
+	email := r.PathValue("email")
+	q := r.URL.Query()
+	limit := defaultExplainLimit
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxExplainLimit {
+			writeJSONError(w, http.StatusBadRequest, "invalid limit",
+				fmt.Sprintf("limit must be an integer from 1 to %d, got %q", maxExplainLimit, v))
+			return
+		}
+		limit = n
+	}
+	format := q.Get("format")
+	if format != "" && format != "json" && format != "text" {
+		writeJSONError(w, http.StatusBadRequest, "invalid format",
+			fmt.Sprintf("format must be json or text, got %q", format))
+		return
+	}
+	_, ok, err := s.opts.Engine.Agent(r.Context(), email)
+	if err != nil {
+		s.engineError(w, r, err)
+		return
+	}
+	if !ok {
+		writeJSONError(w, http.StatusNotFound, "unknown agent", map[string]string{"email": email})
+		return
+	}
+	steps, err := s.opts.Engine.Explain(r.Context(), email, limit)
+	if err != nil {
+		s.engineError(w, r, err)
+		return
+	}
+	if steps == nil {
+		steps = []engine.Step{}
+	}
+	if format == "text" {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		writeExplainText(w, email, steps)
+		return
+	}
+	writeJSON(w, http.StatusOK, explainResponse{Email: email, Steps: steps})
+}
+
+// writeExplainText renders steps one per line, oldest first, details indented below:
+//
+//	2026-03-02T09:00:00Z  #41 event     sf status_changed AvailableforVoice
+//	    rule away-on-break: status is not Break
+func writeExplainText(w io.Writer, email string, steps []engine.Step) {
+	fmt.Fprintf(w, "%s: %d step(s), oldest first\n", email, len(steps))
+	for _, st := range steps {
+		fmt.Fprintf(w, "%s  #%d %-9s %s", st.At.UTC().Format(time.RFC3339), st.Seq, st.Kind, oneLine(st.Summary))
+		var tags []string
+		if st.System != "" {
+			tags = append(tags, "system="+st.System)
+		}
+		if st.Status != "" {
+			tags = append(tags, "status="+st.Status)
+		}
+		if st.Rule != "" {
+			tags = append(tags, "rule="+st.Rule)
+		}
+		if st.EventSeq != 0 {
+			tags = append(tags, "event=#"+strconv.FormatInt(st.EventSeq, 10))
+		}
+		if st.Cause != "" {
+			tags = append(tags, "cause="+oneLine(st.Cause))
+		}
+		if len(tags) > 0 {
+			fmt.Fprintf(w, "  [%s]", strings.Join(tags, " "))
+		}
+		io.WriteString(w, "\n")
+		for _, d := range st.Details {
+			fmt.Fprintf(w, "    %s\n", oneLine(d))
+		}
+	}
+}
+
+// oneLine keeps a value on its line so the text stays one step per line.
+func oneLine(s string) string {
+	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Write(s.openapi)
+}

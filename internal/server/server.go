@@ -1,0 +1,341 @@
+// Package server is the HTTP surface of `omnipresence serve`: the JSON API under /api/v1, the
+// HMAC-signed webhook ingress, the live decision stream (Server-Sent Events), the admin UI,
+// /metrics, /healthz and /readyz. It reaches the engine only through the Engine interface.
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/omnipresence/omnipresence/internal/engine"
+	"github.com/omnipresence/omnipresence/internal/presence"
+)
+
+// Engine is what the server needs from the engine.
+type Engine interface {
+	// Agents returns every known agent.
+	Agents(ctx context.Context) ([]engine.AgentView, error)
+	// Agent returns one agent by email; ok is false when it is unknown.
+	Agent(ctx context.Context, email string) (view engine.AgentView, ok bool, err error)
+	// Explain returns the agent's last limit decision steps, oldest first.
+	Explain(ctx context.Context, email string, limit int) ([]engine.Step, error)
+	// Subscribe streams live decisions into a channel of the given buffer until cancel is called.
+	Subscribe(buffer int) (decisions <-chan engine.Decision, cancel func())
+	// Ingest stores one event and returns once it is durable.
+	Ingest(ctx context.Context, ev presence.Event) error
+	// Ready returns nil when the engine can serve, otherwise the reason it cannot.
+	Ready() error
+}
+
+// DefaultMaxBodyBytes limits request bodies when Options.MaxBodyBytes is 0.
+const DefaultMaxBodyBytes = 1 << 20
+
+// Options configure a Server.
+type Options struct {
+	// Engine serves the data; required.
+	Engine Engine
+	// Registry is served at /metrics; nil serves an empty registry.
+	Registry *prometheus.Registry
+	// AdminToken, when set, is required as "Authorization: Bearer <token>" on /api/v1 (except
+	// the webhook). When empty, only loopback clients are served.
+	AdminToken string
+	// WebhookSecret keys the HMAC-SHA256 webhook signatures; empty disables the webhook.
+	WebhookSecret string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Version is shown by the UI and the OpenAPI document.
+	Version string
+	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+}
+
+// Server serves the HTTP API. Create it with New.
+type Server struct {
+	opts      Options
+	log       *slog.Logger
+	mux       *http.ServeMux
+	handler   http.Handler
+	openapi   []byte
+	heartbeat time.Duration
+
+	// streamsDone is closed when the server shuts down, ending the event streams, which would
+	// otherwise keep their connections busy forever.
+	streamsDone chan struct{}
+	closeOnce   sync.Once
+}
+
+// New returns a Server for opts. It panics if opts.Engine is nil, a programming error.
+func New(opts Options) *Server {
+	if opts.Engine == nil {
+		panic("server: Options.Engine is nil")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	s := &Server{
+		opts:        opts,
+		log:         opts.Logger,
+		mux:         http.NewServeMux(),
+		heartbeat:   15 * time.Second,
+		streamsDone: make(chan struct{}),
+	}
+	s.openapi = openAPIDocument(opts.Version)
+	s.routes()
+	s.handler = securityHeaders(http.HandlerFunc(s.dispatch))
+	return s
+}
+
+// route is one entry of the route table; the OpenAPI test checks the document against it.
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+	auth    bool
+}
+
+func (s *Server) routeTable() []route {
+	metrics := promhttp.HandlerFor(s.opts.Registry, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelError)})
+	return []route{
+		{"GET /healthz", s.healthz, false},
+		{"GET /readyz", s.readyz, false},
+		{"GET /metrics", metrics.ServeHTTP, false},
+		{"GET /api/v1/openapi.json", s.openAPI, false},
+		{"GET /api/v1/agents", s.listAgents, true},
+		{"GET /api/v1/agents/{email}", s.getAgent, true},
+		{"GET /api/v1/agents/{email}/explain", s.explain, true},
+		{"GET /api/v1/events", s.events, true},
+		{"POST /api/v1/webhooks/events", s.webhook, false},
+		{"GET /{$}", s.uiIndex, false},
+		{"GET /ui/{file}", s.uiAsset, false},
+	}
+}
+
+func (s *Server) routes() {
+	for _, r := range s.routeTable() {
+		h := r.handler
+		if r.auth {
+			h = s.requireAuth(h)
+		}
+		s.mux.HandleFunc(r.pattern, h)
+	}
+}
+
+// Handler returns the server's root handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Serve serves on ln until ctx ends, then shuts down gracefully: it ends the event streams,
+// stops accepting connections and waits up to 10 s for requests in flight.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	srv.RegisterOnShutdown(s.closeStreams)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		s.closeStreams()
+		return err
+	case <-ctx.Done():
+	}
+	shutCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(shutCtx)
+	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return serr
+	}
+	if err != nil {
+		srv.Close()
+		return fmt.Errorf("server: shutdown: %w", err)
+	}
+	return nil
+}
+
+// closeStreams ends every event stream, now and for streams opened later.
+func (s *Server) closeStreams() {
+	s.closeOnce.Do(func() { close(s.streamsDone) })
+}
+
+// dispatch routes the request, turning the mux's own 404 and 405 answers into JSON errors.
+func (s *Server) dispatch(w http.ResponseWriter, r *http.Request) {
+	if _, pattern := s.mux.Handler(r); pattern == "" {
+		s.mux.ServeHTTP(&jsonErrorWriter{ResponseWriter: w}, r)
+		return
+	}
+	s.mux.ServeHTTP(w, r)
+}
+
+// jsonErrorWriter replaces the plain-text body of the mux's 404 and 405 answers with a JSON
+// error and passes anything else (such as redirects) through.
+type jsonErrorWriter struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (j *jsonErrorWriter) WriteHeader(code int) {
+	if code != http.StatusNotFound && code != http.StatusMethodNotAllowed {
+		j.ResponseWriter.WriteHeader(code)
+		return
+	}
+	j.replaced = true
+	msg := "not found"
+	var detail any
+	if code == http.StatusMethodNotAllowed {
+		msg = "method not allowed"
+		detail = map[string]string{"allow": j.Header().Get("Allow")}
+	}
+	j.Header().Del("Content-Length")
+	writeJSONError(j.ResponseWriter, code, msg, detail)
+}
+
+func (j *jsonErrorWriter) Write(b []byte) (int, error) {
+	if j.replaced {
+		return len(b), nil
+	}
+	return j.ResponseWriter.Write(b)
+}
+
+// contentSecurityPolicy allows the UI's own script, style and API calls and nothing else.
+const contentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; " +
+	"connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+func securityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		next.ServeHTTP(w, r)
+	})
+}
+
+// errorBody is the JSON shape of every API error.
+type errorBody struct {
+	Error  string `json:"error"`
+	Detail any    `json:"detail,omitempty"`
+}
+
+func writeJSONError(w http.ResponseWriter, code int, msg string, detail any) {
+	writeJSON(w, code, errorBody{Error: msg, Detail: detail})
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		code = http.StatusInternalServerError
+		b = []byte(`{"error":"encoding the response failed"}`)
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	w.Write(append(b, '\n'))
+}
+
+// engineError answers a failed engine call with 500 and logs it.
+func (s *Server) engineError(w http.ResponseWriter, r *http.Request, err error) {
+	s.log.ErrorContext(r.Context(), "engine call failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	writeJSONError(w, http.StatusInternalServerError, "engine error", err.Error())
+}
+
+// requireAuth enforces the /api/v1 rule: with an admin token, a matching bearer token; without
+// one, a loopback client addressing the server by a loopback name (which also defeats DNS
+// rebinding from a browser on the same machine).
+func (s *Server) requireAuth(next http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.opts.AdminToken != "" {
+			got, ok := bearerToken(r)
+			if !ok || subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.AdminToken)) != 1 {
+				w.Header().Set("WWW-Authenticate", `Bearer realm="omnipresence"`)
+				writeJSONError(w, http.StatusUnauthorized, "unauthorized",
+					"send the admin token as 'Authorization: Bearer <token>'")
+				return
+			}
+			next(w, r)
+			return
+		}
+		if !isLoopbackAddr(r.RemoteAddr) {
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized",
+				"no admin token is configured, so only loopback clients are served; "+
+					"set an admin token in the server settings to allow remote access")
+			return
+		}
+		if !isLoopbackHost(r.Host) {
+			writeJSONError(w, http.StatusUnauthorized, "unauthorized",
+				fmt.Sprintf("no admin token is configured, so the server must be addressed as localhost "+
+					"or a loopback IP, not %q; set an admin token to allow other names", r.Host))
+			return
+		}
+		next(w, r)
+	}
+}
+
+func bearerToken(r *http.Request) (string, bool) {
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+func isLoopbackAddr(remote string) bool {
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	return ap.Addr().Unmap().IsLoopback()
+}
+
+func isLoopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	a, err := netip.ParseAddr(host)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	io.WriteString(w, "ok\n")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err := s.opts.Engine.Ready(); err != nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintf(w, "not ready: %v\n", err)
+		return
+	}
+	io.WriteString(w, "ok\n")
+}
