@@ -268,7 +268,11 @@ func (c *compiler) operand(n *yaml.Node, what string) (operand, bool) {
 		if isField {
 			c.errf(d, "operand %s does not exist for a %s system; workload operands exist only for salesforce systems", s, si.kind)
 		} else {
-			c.errf(d, "operand %s does not exist%s", s, hint(field, fields))
+			full := make([]string, len(fields))
+			for i, f := range fields {
+				full[i] = sys + "." + f
+			}
+			c.errf(d, "operand %s does not exist%s", s, hint(s, full))
 		}
 		return operand{}, false
 	}

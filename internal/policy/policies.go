@@ -156,7 +156,7 @@ func (c *compiler) appliesTo(p *Policy, n *yaml.Node, at *appliesAt) {
 			p.AppliesTo.Teams = append(p.AppliesTo.Teams, team)
 		}
 	}
-	if o.get("agents") == nil && o.get("teams") == nil {
+	if len(o.entries) == 0 {
 		c.errf(o.node, "%s names no teams and no agents; remove it to apply the policy to every agent", what)
 	}
 }
@@ -326,7 +326,7 @@ func (c *compiler) trigger(n *yaml.Node, what string) (Trigger, bool) {
 	n = deref(n)
 	sys, typ, found := strings.Cut(s, ".")
 	if !found {
-		c.errf(n, "%s %q must be <system>.<event type>, e.g. %s.status_changed", what, s, firstOr(c.cfg.SystemNames, "sf"))
+		c.errf(n, "%s: %q must be <system>.<event type>, e.g. %s.status_changed", what, s, firstOr(c.cfg.SystemNames, "sf"))
 		return Trigger{}, false
 	}
 	si, ok := c.lookupSystem(n, sys, what)
@@ -556,6 +556,10 @@ func (c *compiler) index() {
 	}
 	cfg.agentTeams = map[string][]string{}
 	reported := map[[2]*Policy]bool{}
+	rank := map[*Policy]int{}
+	for i, p := range cfg.Policies {
+		rank[p] = i
+	}
 	for _, a := range cfg.Agents {
 		key := strings.ToLower(a.Email)
 		cfg.agentTeams[key] = a.Teams
@@ -573,10 +577,14 @@ func (c *compiler) index() {
 				first, firstTeam = p, t
 				continue
 			}
-			if p == first || reported[[2]*Policy{first, p}] {
+			pair := [2]*Policy{first, p}
+			if rank[p] < rank[first] {
+				pair = [2]*Policy{p, first}
+			}
+			if p == first || reported[pair] {
 				continue
 			}
-			reported[[2]*Policy{first, p}] = true
+			reported[pair] = true
 			at := teamAt[t]
 			c.file = at.file
 			c.errf(at.teams[t], "policies %q (team %s) and %q (team %s) both apply to agent %s and neither wins; "+

@@ -171,7 +171,7 @@ func (l *loader) system(name string, kn, n *yaml.Node) *System {
 	}
 	sys := &System{Name: name, Settings: settings.Settings{}}
 	if e := o.get("kind"); e == nil {
-		l.errf(o.node, "system %s has no kind; add kind: %s", name, strings.Join(Kinds, " | "))
+		l.errf(kn, "system %s has no kind; add kind: %s", name, strings.Join(Kinds, " | "))
 		ok = false
 	} else if k, good := l.str(e.val, "kind of "+what); good {
 		if !contains(Kinds, k) {
@@ -258,6 +258,19 @@ func (l *loader) auth(system string, n *yaml.Node) settings.Settings {
 	fe := o.get("flow")
 	if fe == nil {
 		l.errf(o.node, "%s has no flow; add flow: %s", what, strings.Join(flows, " | "))
+		all := []string{"flow"}
+		for _, f := range flows {
+			for _, k := range authFlows[f] {
+				if !contains(all, k) {
+					all = append(all, k)
+				}
+			}
+		}
+		for _, e := range o.entries {
+			if !contains(all, e.key) {
+				l.errf(e.kn, "unknown key %q in %s%s", e.key, what, hint(e.key, all))
+			}
+		}
 		return nil
 	}
 	flow, ok := l.str(fe.val, "flow of "+what)
