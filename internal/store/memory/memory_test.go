@@ -3,7 +3,6 @@ package memory_test
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"testing"
 	"time"
 
@@ -85,53 +84,7 @@ func BenchmarkUpdateBatch(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			s := memory.New(tc.opts...)
 			defer s.Close()
-			benchBatches(b, s)
+			storetest.BenchUpdateBatch(b, s, 256)
 		})
 	}
-}
-
-func benchBatches(b *testing.B, s store.Store) {
-	const batch = 256
-	ctx := context.Background()
-	agents := make([]string, 1000)
-	for i := range agents {
-		agents[i] = fmt.Sprintf("agent%04d@example.com", i)
-	}
-	keys := make([]string, 0, batch)
-	body := []byte(`{"system":"genesys","status":"Available","category":"available","vendor_id":"6a3af858"}`)
-	state := []byte(`{"observed":{"genesys":"Available"},"desired":"Available","pending":[]}`)
-	now := time.Now()
-	evs := make([]store.Event, batch)
-	rec := make([]store.AuditRecord, 1)
-	n := 0
-	b.ReportAllocs()
-	b.ResetTimer()
-	for b.Loop() {
-		keys = keys[:0]
-		for i := 0; i < batch; i++ {
-			keys = append(keys, "genesys:"+strconv.Itoa(n+i))
-		}
-		err := s.Update(ctx, func(tx store.Tx) error {
-			for i := range evs {
-				agent := agents[(n+i)%len(agents)]
-				evs[i] = store.Event{DedupeKey: keys[i], Agent: agent, System: "genesys", Type: "status", At: now, Body: body}
-				if _, err := tx.InsertEvent(ctx, &evs[i]); err != nil {
-					return err
-				}
-				if err := tx.PutAgent(ctx, store.Agent{Key: agent, State: state, UpdatedAt: now}); err != nil {
-					return err
-				}
-				rec[0] = store.AuditRecord{Agent: agent, At: now, Kind: "event", EventSeq: evs[i].Seq, Body: body}
-				if err := tx.AppendAudit(ctx, rec); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			b.Fatal(err)
-		}
-		n += batch
-	}
-	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
 }

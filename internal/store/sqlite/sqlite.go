@@ -1,0 +1,565 @@
+// Package sqlite is the embedded store.Store: one SQLite file in WAL mode, written through a
+// single connection and read through a separate pool, using the pure-Go modernc.org/sqlite
+// driver so that the binary needs no cgo.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"net/url"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/omnipresence/omnipresence/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Option configures Open.
+type Option func(*config)
+
+type config struct {
+	syncFull    bool
+	busyTimeout time.Duration
+	readConns   int
+}
+
+// WithSynchronousFull makes every commit wait for fsync of the WAL (synchronous=FULL). The
+// default, NORMAL, survives a process crash but may lose the last commits on power loss.
+func WithSynchronousFull() Option { return func(c *config) { c.syncFull = true } }
+
+// WithBusyTimeout sets how long a connection waits for a lock held by another process before
+// failing with SQLITE_BUSY. The default is 10 seconds.
+func WithBusyTimeout(d time.Duration) Option { return func(c *config) { c.busyTimeout = d } }
+
+// WithReadConns sets the size of the read pool. The default is 4.
+func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
+
+// Store is a SQLite store.Store.
+type Store struct {
+	writer *sql.DB // one connection; every transaction on it is BEGIN IMMEDIATE
+	reader *sql.DB // query_only connections
+
+	ins struct {
+		event, eventSeq, agent, audit, checkpoint *sql.Stmt
+	}
+
+	gate gate
+	// wmu serializes Update (the one-connection writer pool would too, less visibly).
+	wmu sync.Mutex
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open opens (creating if needed) the database file at path and applies pending migrations.
+// path must name a file; SQLite's ":memory:" is not supported because the read pool would see a
+// different database.
+func Open(path string, opts ...Option) (*Store, error) {
+	cfg := config{busyTimeout: 10 * time.Second, readConns: 4}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite: invalid database path %q", path)
+	}
+	if cfg.readConns < 1 {
+		return nil, fmt.Errorf("sqlite: read pool size %d, want at least 1", cfg.readConns)
+	}
+	busy := strconv.FormatInt(cfg.busyTimeout.Milliseconds(), 10)
+	syncMode := "NORMAL"
+	if cfg.syncFull {
+		syncMode = "FULL"
+	}
+	wq := url.Values{"_pragma": {
+		"busy_timeout(" + busy + ")", "journal_mode(WAL)", "synchronous(" + syncMode + ")", "foreign_keys(1)",
+	}, "_txlock": {"immediate"}}
+	writer, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	writer.SetMaxOpenConns(1)
+	writer.SetMaxIdleConns(1)
+	writer.SetConnMaxLifetime(0)
+	writer.SetConnMaxIdleTime(0)
+	s := &Store{writer: writer}
+	if err := s.migrate(context.Background()); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	// Readers open after migrate has switched the file to WAL (a persistent setting).
+	rq := url.Values{"_pragma": {"busy_timeout(" + busy + ")", "query_only(1)"}}
+	s.reader, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	if err != nil {
+		writer.Close()
+		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
+	}
+	s.reader.SetMaxOpenConns(cfg.readConns)
+	s.reader.SetMaxIdleConns(cfg.readConns)
+	if err := s.prepare(); err != nil {
+		s.writer.Close()
+		s.reader.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the embedded migrations not yet recorded in schema_migrations, in file name
+// order, in one immediate transaction, so that two processes opening the same file at once
+// apply each migration exactly once.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("sqlite: list migrations: %w", err)
+	}
+	sort.Strings(names)
+	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin migration: %w", err)
+	}
+	defer tx.Rollback()
+	if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT    NOT NULL,
+		applied_at INTEGER NOT NULL
+	)`); err != nil {
+		return fmt.Errorf("sqlite: create schema_migrations: %w", err)
+	}
+	applied := map[int64]bool{}
+	rows, err := tx.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("sqlite: read schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v int64
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("sqlite: read schema_migrations: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("sqlite: read schema_migrations: %w", err)
+	}
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		num, _, ok := strings.Cut(base, "_")
+		version, err := strconv.ParseInt(num, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("sqlite: migration %s: name must start with a number and '_'", base)
+		}
+		if applied[version] {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("sqlite: read migration %s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+			return fmt.Errorf("sqlite: apply migration %s: %w", base, err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
+			version, base, time.Now().UnixNano()); err != nil {
+			return fmt.Errorf("sqlite: record migration %s: %w", base, err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit migrations: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) prepare() error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&s.ins.event, `INSERT INTO events (dedupe_key, agent, system, type, at, body) VALUES (?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dedupe_key) DO NOTHING`},
+		{&s.ins.eventSeq, `SELECT seq FROM events WHERE dedupe_key = ?`},
+		{&s.ins.agent, `INSERT INTO agents (key, state, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`},
+		{&s.ins.audit, `INSERT INTO audit (agent, at, kind, event_seq, body) VALUES (?, ?, ?, ?, ?)`},
+		{&s.ins.checkpoint, `INSERT INTO checkpoints (name, value) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET value = excluded.value`},
+	} {
+		st, err := s.writer.Prepare(p.sql)
+		if err != nil {
+			return fmt.Errorf("sqlite: prepare: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.gate.enter(); err != nil {
+		return err
+	}
+	defer s.gate.leave()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	sqlTx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("sqlite: begin: %w", err)
+	}
+	t := &tx{s: s, tx: sqlTx}
+	if err := fn(t); err != nil {
+		sqlTx.Rollback()
+		return err
+	}
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	return nil
+}
+
+// gate lets operations run until Close, which waits for the running ones. Unlike a held read
+// lock, it lets a read nested in an Update fail with ErrClosed instead of deadlocking Close.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *gate) enter() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return store.ErrClosed
+	}
+	g.wg.Add(1)
+	return nil
+}
+
+func (g *gate) leave() { g.wg.Done() }
+
+// close reports whether it was the first call, after every running operation has left.
+func (g *gate) close() bool {
+	g.mu.Lock()
+	first := !g.closed
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+	return first
+}
+
+// Agent implements store.Store.
+func (s *Store) Agent(ctx context.Context, key string) (store.Agent, bool, error) {
+	if err := s.gate.enter(); err != nil {
+		return store.Agent{}, false, err
+	}
+	defer s.gate.leave()
+	a := store.Agent{Key: key}
+	var at sql.NullInt64
+	err := s.reader.QueryRowContext(ctx, `SELECT state, updated_at FROM agents WHERE key = ?`, key).Scan(&a.State, &at)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Agent{}, false, nil
+	}
+	if err != nil {
+		return store.Agent{}, false, fmt.Errorf("sqlite: agent %q: %w", key, err)
+	}
+	a.UpdatedAt = fromNanos(at)
+	return a, true, nil
+}
+
+// Agents implements store.Store.
+func (s *Store) Agents(ctx context.Context) ([]store.Agent, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	rows, err := s.reader.QueryContext(ctx, `SELECT key, state, updated_at FROM agents ORDER BY key`)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: agents: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Agent
+	for rows.Next() {
+		var a store.Agent
+		var at sql.NullInt64
+		if err := rows.Scan(&a.Key, &a.State, &at); err != nil {
+			return nil, fmt.Errorf("sqlite: agents: %w", err)
+		}
+		a.UpdatedAt = fromNanos(at)
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: agents: %w", err)
+	}
+	return out, nil
+}
+
+// sqlLimit maps "limit <= 0 means all" to SQLite's LIMIT -1.
+func sqlLimit(limit int) int {
+	if limit <= 0 {
+		return -1
+	}
+	return limit
+}
+
+// Events implements store.Store. limit <= 0 means all.
+func (s *Store) Events(ctx context.Context, agent string, limit int) ([]store.Event, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	const cols = `SELECT seq, dedupe_key, agent, system, type, at, body FROM events`
+	var rows *sql.Rows
+	var err error
+	if agent == "" {
+		rows, err = s.reader.QueryContext(ctx, cols+` ORDER BY seq DESC LIMIT ?`, sqlLimit(limit))
+	} else {
+		rows, err = s.reader.QueryContext(ctx, cols+` WHERE agent = ? ORDER BY seq DESC LIMIT ?`, agent, sqlLimit(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Event
+	for rows.Next() {
+		var e store.Event
+		var at sql.NullInt64
+		if err := rows.Scan(&e.Seq, &e.DedupeKey, &e.Agent, &e.System, &e.Type, &at, &e.Body); err != nil {
+			return nil, fmt.Errorf("sqlite: events: %w", err)
+		}
+		e.At = fromNanos(at)
+		out = append(out, e)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: events: %w", err)
+	}
+	return out, nil
+}
+
+// Audit implements store.Store. limit <= 0 means all; agent "" means every agent.
+func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.AuditRecord, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	const cols = `SELECT seq, agent, at, kind, event_seq, body FROM audit`
+	var rows *sql.Rows
+	var err error
+	if agent == "" {
+		rows, err = s.reader.QueryContext(ctx, cols+` ORDER BY seq DESC LIMIT ?`, sqlLimit(limit))
+	} else {
+		rows, err = s.reader.QueryContext(ctx, cols+` WHERE agent = ? ORDER BY seq DESC LIMIT ?`, agent, sqlLimit(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: audit: %w", err)
+	}
+	defer rows.Close()
+	var out []store.AuditRecord
+	for rows.Next() {
+		var r store.AuditRecord
+		var at sql.NullInt64
+		if err := rows.Scan(&r.Seq, &r.Agent, &at, &r.Kind, &r.EventSeq, &r.Body); err != nil {
+			return nil, fmt.Errorf("sqlite: audit: %w", err)
+		}
+		r.At = fromNanos(at)
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: audit: %w", err)
+	}
+	return out, nil
+}
+
+// RecentDedupeKeys implements store.Store.
+func (s *Store) RecentDedupeKeys(ctx context.Context, n int) ([]string, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := s.reader.QueryContext(ctx, `SELECT dedupe_key FROM events ORDER BY seq DESC LIMIT ?`, n)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: recent dedupe keys: %w", err)
+	}
+	defer rows.Close()
+	out := make([]string, 0, n)
+	for rows.Next() {
+		var k string
+		if err := rows.Scan(&k); err != nil {
+			return nil, fmt.Errorf("sqlite: recent dedupe keys: %w", err)
+		}
+		out = append(out, k)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("sqlite: recent dedupe keys: %w", err)
+	}
+	return out, nil
+}
+
+// Checkpoint implements store.Store.
+func (s *Store) Checkpoint(ctx context.Context, name string) (string, error) {
+	if err := s.gate.enter(); err != nil {
+		return "", err
+	}
+	defer s.gate.leave()
+	var v string
+	err := s.reader.QueryRowContext(ctx, `SELECT value FROM checkpoints WHERE name = ?`, name).Scan(&v)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("sqlite: checkpoint %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetCheckpoint implements store.Store.
+func (s *Store) SetCheckpoint(ctx context.Context, name, value string) error {
+	return s.Update(ctx, func(tx store.Tx) error { return tx.SetCheckpoint(ctx, name, value) })
+}
+
+// Close implements store.Store. It waits for running operations to finish.
+func (s *Store) Close() error {
+	if !s.gate.close() {
+		return nil
+	}
+	var errs []error
+	for _, st := range []*sql.Stmt{s.ins.event, s.ins.eventSeq, s.ins.agent, s.ins.audit, s.ins.checkpoint} {
+		errs = append(errs, st.Close())
+	}
+	errs = append(errs, s.reader.Close(), s.writer.Close())
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("sqlite: close: %w", err)
+	}
+	return nil
+}
+
+// tx is one Update's transaction. Statements are bound to it lazily: most transactions use
+// only some of them.
+type tx struct {
+	s  *Store
+	tx *sql.Tx
+
+	event, eventSeq, agent, audit, checkpoint *sql.Stmt
+}
+
+func (t *tx) stmt(ctx context.Context, dst **sql.Stmt, prepared *sql.Stmt) *sql.Stmt {
+	if *dst == nil {
+		*dst = t.tx.StmtContext(ctx, prepared)
+	}
+	return *dst
+}
+
+// InsertEvent implements store.Tx.
+func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
+	if ev.DedupeKey == "" {
+		return false, errors.New("sqlite: event has an empty dedupe key")
+	}
+	at, err := toNanos(ev.At)
+	if err != nil {
+		return false, fmt.Errorf("sqlite: event %q: %w", ev.DedupeKey, err)
+	}
+	res, err := t.stmt(ctx, &t.event, t.s.ins.event).ExecContext(ctx,
+		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, nonNil(ev.Body))
+	if err != nil {
+		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
+	}
+	if n == 0 {
+		if err := t.stmt(ctx, &t.eventSeq, t.s.ins.eventSeq).QueryRowContext(ctx, ev.DedupeKey).Scan(&ev.Seq); err != nil {
+			return false, fmt.Errorf("sqlite: find duplicate event %q: %w", ev.DedupeKey, err)
+		}
+		return false, nil
+	}
+	if ev.Seq, err = res.LastInsertId(); err != nil {
+		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
+	}
+	return true, nil
+}
+
+// PutAgent implements store.Tx.
+func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
+	if a.Key == "" {
+		return errors.New("sqlite: agent has an empty key")
+	}
+	at, err := toNanos(a.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("sqlite: agent %q: %w", a.Key, err)
+	}
+	if _, err := t.stmt(ctx, &t.agent, t.s.ins.agent).ExecContext(ctx, a.Key, nonNil(a.State), at); err != nil {
+		return fmt.Errorf("sqlite: put agent %q: %w", a.Key, err)
+	}
+	return nil
+}
+
+// AppendAudit implements store.Tx.
+func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
+	st := t.stmt(ctx, &t.audit, t.s.ins.audit)
+	for i := range recs {
+		r := &recs[i]
+		at, err := toNanos(r.At)
+		if err != nil {
+			return fmt.Errorf("sqlite: audit record of %q: %w", r.Agent, err)
+		}
+		res, err := st.ExecContext(ctx, r.Agent, at, r.Kind, r.EventSeq, nonNil(r.Body))
+		if err != nil {
+			return fmt.Errorf("sqlite: append audit of %q: %w", r.Agent, err)
+		}
+		if r.Seq, err = res.LastInsertId(); err != nil {
+			return fmt.Errorf("sqlite: append audit of %q: %w", r.Agent, err)
+		}
+	}
+	return nil
+}
+
+// SetCheckpoint implements store.Tx.
+func (t *tx) SetCheckpoint(ctx context.Context, name, value string) error {
+	if _, err := t.stmt(ctx, &t.checkpoint, t.s.ins.checkpoint).ExecContext(ctx, name, value); err != nil {
+		return fmt.Errorf("sqlite: set checkpoint %q: %w", name, err)
+	}
+	return nil
+}
+
+// The times UnixNano can represent.
+var minTime, maxTime = time.Unix(0, math.MinInt64).UTC(), time.Unix(0, math.MaxInt64).UTC()
+
+// toNanos encodes t as nanoseconds since the Unix epoch; the zero time is NULL.
+func toNanos(t time.Time) (sql.NullInt64, error) {
+	if t.IsZero() {
+		return sql.NullInt64{}, nil
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return sql.NullInt64{}, fmt.Errorf("time %v outside the storable range %v to %v", t, minTime, maxTime)
+	}
+	return sql.NullInt64{Int64: t.UnixNano(), Valid: true}, nil
+}
+
+func fromNanos(n sql.NullInt64) time.Time {
+	if !n.Valid {
+		return time.Time{}
+	}
+	return time.Unix(0, n.Int64).UTC()
+}
+
+// nonNil keeps NOT NULL blob columns happy with empty bodies.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}

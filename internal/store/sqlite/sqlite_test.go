@@ -1,0 +1,163 @@
+package sqlite_test
+
+import (
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/omnipresence/omnipresence/internal/store"
+	"github.com/omnipresence/omnipresence/internal/store/sqlite"
+	"github.com/omnipresence/omnipresence/internal/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t testing.TB, opts ...sqlite.Option) *sqlite.Store {
+	t.Helper()
+	s, err := sqlite.Open(filepath.Join(t.TempDir(), "omni.db"), opts...)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+}
+
+func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "omni.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := store.Event{DedupeKey: "k1", Agent: "a@x", At: time.Unix(1, 2)}
+	if err := s.Update(ctx, func(tx store.Tx) error { _, err := tx.InsertEvent(ctx, &e); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		s, err := sqlite.Open(path)
+		if err != nil {
+			t.Fatalf("reopen %d: %v", i, err)
+		}
+		got, err := s.Events(ctx, "", 0)
+		if err != nil || len(got) != 1 || got[0].Seq != e.Seq {
+			t.Errorf("reopen %d: Events = %+v, %v, want the one event", i, got, err)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := migrationRows(t, path); n != 1 {
+		t.Errorf("schema_migrations has %d rows after three opens, want 1", n)
+	}
+}
+
+func TestConcurrentOpens(t *testing.T) {
+	// Separate Stores have separate connections, as two processes would.
+	path := filepath.Join(t.TempDir(), "omni.db")
+	const n = 4
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := sqlite.Open(path)
+			if err != nil {
+				errs <- err
+				return
+			}
+			errs <- s.Close()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	if n := migrationRows(t, path); n != 1 {
+		t.Errorf("schema_migrations has %d rows after concurrent opens, want 1", n)
+	}
+}
+
+func migrationRows(t *testing.T, path string) int {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=query_only(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestBadInput(t *testing.T) {
+	for _, path := range []string{"", ":memory:", "x.db?mode=ro"} {
+		if s, err := sqlite.Open(path); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded, want an error", path)
+		}
+	}
+	if _, err := sqlite.Open(filepath.Join(t.TempDir(), "x.db"), sqlite.WithReadConns(0)); err == nil {
+		t.Error("Open with no read connections succeeded, want an error")
+	}
+	s := open(t)
+	ctx := context.Background()
+	far := time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)
+	for name, fn := range map[string]func(store.Tx) error{
+		"event": func(tx store.Tx) error {
+			_, err := tx.InsertEvent(ctx, &store.Event{DedupeKey: "k", At: far})
+			return err
+		},
+		"agent": func(tx store.Tx) error { return tx.PutAgent(ctx, store.Agent{Key: "a", UpdatedAt: far}) },
+		"audit": func(tx store.Tx) error { return tx.AppendAudit(ctx, []store.AuditRecord{{At: far}}) },
+	} {
+		if err := s.Update(ctx, fn); err == nil || !strings.Contains(err.Error(), "storable range") {
+			t.Errorf("%s with a time in 2300: err = %v, want a range error", name, err)
+		}
+	}
+}
+
+func TestSynchronousFull(t *testing.T) {
+	s := open(t, sqlite.WithSynchronousFull(), sqlite.WithBusyTimeout(time.Second), sqlite.WithReadConns(1))
+	ctx := context.Background()
+	if err := s.SetCheckpoint(ctx, "n", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.Checkpoint(ctx, "n"); err != nil || got != "v" {
+		t.Errorf("Checkpoint = %q, %v", got, err)
+	}
+}
+
+// BenchmarkUpdateBatch commits batches of 256 events (each with an agent put and an audit
+// record) to a file in a temporary directory.
+func BenchmarkUpdateBatch(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		opts []sqlite.Option
+	}{
+		{"normal", nil},
+		{"full", []sqlite.Option{sqlite.WithSynchronousFull()}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			storetest.BenchUpdateBatch(b, open(b, tc.opts...), 256)
+		})
+	}
+}
