@@ -8,8 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/omnipresence/omnipresence/internal/sim/fault"
 )
 
 // latestVersion is the newest REST API version served; versions lists the ones accepted.
@@ -37,28 +35,17 @@ func (s *Server) routes() http.Handler {
 		s.ExpireTokens()
 		w.WriteHeader(http.StatusNoContent)
 	})
-	var h http.Handler = mux
-	if s.cfg.Faults != nil {
-		mux.Handle("/_sim/faults", s.cfg.Faults.ControlHandler())
-		h = s.cfg.Faults.Middleware(mux)
-	}
-	return h
+	mux.Handle("/_sim/faults", s.faults.ControlHandler())
+	return s.faults.Middleware(mux)
 }
 
-// NewFaults returns a fault injector that writes failures in Salesforce's error envelope and
-// whose token and socket hooks act on the server built with it; set it as Config.Faults.
-func NewFaults(expire, drop func()) *fault.Injector {
-	return fault.New(fault.Options{
-		WriteError: func(w http.ResponseWriter, _ *http.Request, status int, _ time.Duration) {
-			code := "SERVER_UNAVAILABLE"
-			if status == http.StatusTooManyRequests || status == http.StatusForbidden {
-				code = "REQUEST_LIMIT_EXCEEDED"
-			}
-			writeErrors(w, &apiError{Status: status, Code: code, Message: "injected fault"})
-		},
-		OnExpireTokens: expire,
-		OnDropSockets:  drop,
-	})
+// writeFault renders an injected failure in Salesforce's error envelope.
+func writeFault(w http.ResponseWriter, _ *http.Request, status int, _ time.Duration) {
+	code := "SERVER_UNAVAILABLE"
+	if status == http.StatusTooManyRequests || status == http.StatusForbidden {
+		code = "REQUEST_LIMIT_EXCEEDED"
+	}
+	writeErrors(w, &apiError{Status: status, Code: code, Message: "injected fault"})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -56,8 +56,10 @@ type Config struct {
 	Channels []string
 	// Seed is the org's content; nil loads DemoSeed.
 	Seed *Seed
-	// Faults, when set, applies fault injection to REST and OAuth.
-	Faults *fault.Injector
+	// Faults are the faults in force at start; /_sim/faults changes them at run time. They
+	// apply to REST and OAuth; drop_sockets also ends Pub/Sub streams and expire_tokens
+	// invalidates every session.
+	Faults fault.Settings
 	// Now is the clock (time.Now).
 	Now func() time.Time
 	// Logger receives the server's logs (discarded when nil).
@@ -78,6 +80,7 @@ type Server struct {
 	cursors   map[string][]*ordered
 	cursorSeq int
 	drop      chan struct{}
+	faults    *fault.Injector
 
 	handler http.Handler
 	httpSrv *http.Server
@@ -142,6 +145,11 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.jwtKey = k
 	}
+	s.faults = fault.New(fault.Options{Now: cfg.Now, WriteError: writeFault,
+		OnExpireTokens: s.ExpireTokens, OnDropSockets: s.DropSockets})
+	if err := s.faults.Apply(cfg.Faults); err != nil {
+		return nil, fmt.Errorf("faults: %w", err)
+	}
 	s.org = newOrg(cfg.Now, cfg.Retention)
 	s.org.load(seed, cfg.Username)
 	s.handler = s.routes()
@@ -150,6 +158,9 @@ func New(cfg Config) (*Server, error) {
 
 // Handler serves OAuth, REST and the /_sim/ control surface (not the gRPC Pub/Sub API).
 func (s *Server) Handler() http.Handler { return s.handler }
+
+// Faults is the fault injector in force, for tests that change faults directly.
+func (s *Server) Faults() *fault.Injector { return s.faults }
 
 // OrgID is the org's 18-character id (the Pub/Sub tenantid).
 func (s *Server) OrgID() string { return s.org.id }

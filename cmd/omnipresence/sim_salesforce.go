@@ -1,0 +1,81 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/omnipresence/omnipresence/internal/sim/fault"
+	"github.com/omnipresence/omnipresence/internal/sim/salesforce"
+)
+
+func init() {
+	var (
+		addr        string
+		seed        string
+		certFile    string
+		daily       int
+		sessionTime time.Duration
+		channels    []string
+		faults      fault.Settings
+	)
+	cmd := &cobra.Command{
+		Use:   "salesforce",
+		Short: "Run a local Salesforce org (OAuth, REST/SOQL, Omni-Channel presence, CDC over the Pub/Sub API)",
+		Long: "Serves the Salesforce OAuth and REST APIs and, on a second port announced as pubsub_url,\n" +
+			"the Pub/Sub API with UserServicePresence change events, until interrupted. POST\n" +
+			"/_sim/users/{user}/status {\"status\":\"<DeveloperName>|Offline\"} changes an agent's\n" +
+			"Omni-Channel status; /_sim/faults injects faults.",
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := faults.Validate(); err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			cfg := salesforce.Config{DailyAPIRequests: daily, SessionTimeout: sessionTime, Channels: channels,
+				Faults: faults, Logger: log}
+			if seed != "" {
+				s, err := salesforce.LoadSeed(seed)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				cfg.Seed = &s
+			}
+			if certFile != "" {
+				b, err := os.ReadFile(certFile)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				cfg.JWTCertificate = b
+			}
+			srv, err := salesforce.New(cfg)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if _, err := srv.Start(addr); err != nil {
+				return err
+			}
+			line, err := json.Marshal(srv.Info())
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), string(line))
+			<-cmd.Context().Done()
+			log.Info("salesforce simulator stopping")
+			return srv.Close()
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&addr, "addr", "127.0.0.1:0", "address to listen on (port 0 picks a free port)")
+	f.StringVar(&seed, "seed", "", "JSON seed file (channels, statuses, users); the demo org when empty")
+	f.StringVar(&certFile, "jwt-cert", "", "PEM certificate that JWT bearer assertions are checked against")
+	f.IntVar(&daily, "daily-api-requests", 15000, "daily REST API request allocation")
+	f.DurationVar(&sessionTime, "session-timeout", 2*time.Hour, "access token lifetime")
+	f.StringSliceVar(&channels, "channel", nil, "custom CDC channel (/data/Name__chn) carrying UserServicePresence events")
+	fault.BindFlags(f, &faults)
+	simCmd.AddCommand(cmd)
+}
