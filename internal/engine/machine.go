@@ -430,13 +430,8 @@ func (m *Machine) newer(at time.Time, from string, ss *systemState, pol *policy.
 	if at.Before(ss.CauseAt) {
 		return false
 	}
-	if pol != nil && pol.Master != "" {
-		if from == pol.Master {
-			return true
-		}
-		if ss.CauseSystem == pol.Master {
-			return false
-		}
+	if pol != nil && pol.Master != "" && from != pol.Master && ss.CauseSystem == pol.Master {
+		return false
 	}
 	return true
 }

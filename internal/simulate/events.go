@@ -80,7 +80,7 @@ func ParseEvents(name string, r io.Reader, cfg *policy.Config) ([]presence.Event
 	if len(errs) > 0 {
 		return nil, errs
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].At.Before(out[j].At) })
+	sortEvents(out)
 	return out, nil
 }
 
@@ -128,4 +128,9 @@ func typeList() string {
 		s[i] = string(t)
 	}
 	return strings.Join(s, ", ")
+}
+
+// sortEvents orders events by time, file order among equal times.
+func sortEvents(evs []presence.Event) {
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
 }

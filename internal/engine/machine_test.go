@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/store"
+	"github.com/omnipresence/omnipresence/internal/store/memory"
+)
+
+var t0 = time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+
+const ana = "ana@example.com"
+
+// rig drives a Machine by hand: events in any order, plans and outcomes when the test says.
+type rig struct {
+	t  *testing.T
+	m  *Machine
+	st store.Store
+}
+
+func newRig(t *testing.T, file string, opts Options) *rig {
+	t.Helper()
+	cfg, err := policy.Load(filepath.Join("testdata", file), policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rig{t: t, m: NewMachine(cfg, opts), st: memory.New()}
+}
+
+func (r *rig) do(fn func(tx store.Tx) error) {
+	r.t.Helper()
+	err := r.st.Update(context.Background(), func(tx store.Tx) error {
+		if err := fn(tx); err != nil {
+			return err
+		}
+		_, err := r.m.Flush(context.Background(), tx)
+		return err
+	})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) ingest(at time.Duration, system string, typ presence.EventType, status string, now time.Duration) {
+	r.t.Helper()
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0.Add(at), System: system, Agent: ana, Type: typ, Status: status}, t0.Add(now))
+		return err
+	})
+}
+
+func (r *rig) plan(now time.Duration) ([]Write, time.Time) {
+	r.t.Helper()
+	var ws []Write
+	var wake time.Time
+	r.do(func(store.Tx) error { ws, wake = r.m.Plan(ana, t0.Add(now)); return nil })
+	return ws, wake
+}
+
+func (r *rig) outcome(w Write, err error, now time.Duration) time.Time {
+	r.t.Helper()
+	var retry time.Time
+	r.do(func(store.Tx) error { retry = r.m.Outcome(w, err, t0.Add(now)); return nil })
+	return retry
+}
+
+func (r *rig) desired(system string) string {
+	v, _ := r.m.View(ana)
+	return v.Systems[system].Desired
+}
+
+func TestLateEventDoesNotOverrideNewerCause(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	r.ingest(10*time.Second, "sf", presence.StatusChanged, "Lunch", 10*time.Second)
+	// gc's Break happened at 5s but arrives after sf's newer Lunch.
+	r.ingest(5*time.Second, "gc", presence.StatusChanged, "Break", 11*time.Second)
+	if got := r.desired("sf"); got != "Lunch" {
+		t.Errorf("sf desired = %q, want Lunch: the older gc change must not override it", got)
+	}
+	if got := r.desired("gc"); got != "Meal" {
+		t.Errorf("gc desired = %q, want Meal (sf's newer Lunch mapped)", got)
+	}
+	if got := r.m.Stats.Superseded.Load(); got == 0 {
+		t.Error("the late intent should be counted as superseded")
+	}
+}
+
+func TestMasterWinsSameInstant(t *testing.T) {
+	for _, order := range []string{"sf first", "gc first"} {
+		t.Run(order, func(t *testing.T) {
+			r := newRig(t, "master.yaml", Options{})
+			sf := func() { r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0) }
+			gc := func() { r.ingest(0, "gc", presence.StatusChanged, "Break", 0) }
+			if order == "sf first" {
+				sf()
+				gc()
+			} else {
+				gc()
+				sf()
+			}
+			if got := r.desired("sf"); got != "Break" {
+				t.Errorf("sf desired = %q, want Break (gc is master)", got)
+			}
+			if got := r.desired("gc"); got != "Break" {
+				t.Errorf("gc desired = %q, want Break (gc is master)", got)
+			}
+		})
+	}
+}
+
+func TestRetriesBackOffHonourRetryAfterThenFail(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{RetryBudget: 3, BackoffBase: time.Second, BackoffMax: time.Minute})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	if len(ws) != 1 || ws[0].System != "gc" {
+		t.Fatalf("plan = %+v, want one gc write", ws)
+	}
+	retry := r.outcome(ws[0], &connector.RetryAfterError{After: 7 * time.Second, Err: errors.New("429")}, 0)
+	if want := t0.Add(7 * time.Second); !retry.Equal(want) {
+		t.Errorf("retry at %v, want %v (Retry-After)", retry, want)
+	}
+	if ws, wake := r.plan(3 * time.Second); len(ws) != 0 || !wake.Equal(t0.Add(7*time.Second)) {
+		t.Errorf("plan before Retry-After = %v, wake %v; want nothing until 7s", ws, wake)
+	}
+	ws, _ = r.plan(7 * time.Second)
+	if len(ws) != 1 || ws[0].Attempt != 2 {
+		t.Fatalf("plan after Retry-After = %+v, want attempt 2", ws)
+	}
+	retry = r.outcome(ws[0], errors.New("503"), 7*time.Second)
+	if d := retry.Sub(t0.Add(7 * time.Second)); d < 1600*time.Millisecond || d > 2400*time.Millisecond {
+		t.Errorf("backoff after attempt 2 = %v, want 2s ± 20%%", d)
+	}
+	ws, _ = r.plan(time.Minute)
+	r.outcome(ws[0], errors.New("503"), time.Minute)
+	if got := r.m.Stats.Failed.Load(); got != 1 {
+		t.Fatalf("failed = %d, want 1 after the retry budget", got)
+	}
+	v, _ := r.m.View(ana)
+	if v.Systems["gc"].Failed == "" {
+		t.Error("a failed write must be shown on the agent")
+	}
+	if ws, _ := r.plan(2 * time.Minute); len(ws) != 0 {
+		t.Errorf("a failed write must wait for the next change, got %+v", ws)
+	}
+	// The next change retries.
+	r.ingest(3*time.Minute, "sf", presence.StatusChanged, "Break", 3*time.Minute)
+	if ws, _ := r.plan(3 * time.Minute); len(ws) != 1 || ws[0].Status != "Break" {
+		t.Errorf("after a new change, plan = %+v, want gc Break", ws)
+	}
+}
+
+func TestRateLimitAppliedBeforeWriting(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{Limits: map[string]Limit{"gc": {PerSecond: 1, Burst: 1}}})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	r.outcome(ws[0], nil, 0)
+	r.ingest(100*time.Millisecond, "sf", presence.StatusChanged, "Break", 100*time.Millisecond)
+	ws, wake := r.plan(100 * time.Millisecond)
+	if len(ws) != 0 {
+		t.Fatalf("second write within the budget window went out: %+v", ws)
+	}
+	if want := t0.Add(time.Second); !wake.Equal(want) {
+		t.Errorf("wake = %v, want %v (1 write/s)", wake, want)
+	}
+	if ws, _ := r.plan(time.Second); len(ws) != 1 {
+		t.Errorf("at 1s the write should go out, got %+v", ws)
+	}
+}
+
+func TestUnknownAgentAndStatusAreCounted(t *testing.T) {
+	r := newRig(t, "accounts.yaml", Options{})
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0, System: "gc", Agent: "no-such-user", Type: presence.StatusChanged, Status: "Break"}, t0)
+		return err
+	})
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0, System: "gc", Agent: "u-ana", Type: presence.StatusChanged, Status: "Nap"}, t0)
+		return err
+	})
+	if got := r.m.Stats.UnknownAgent.Load(); got != 1 {
+		t.Errorf("unknown agents = %d, want 1", got)
+	}
+	if got := r.m.Stats.UnknownStatus.Load(); got != 1 {
+		t.Errorf("unknown statuses = %d, want 1", got)
+	}
+	recs, err := r.st.Audit(context.Background(), "no-such-user", 10)
+	if err != nil || len(recs) == 0 || recs[0].Kind != "unknown_agent" {
+		t.Errorf("unknown agent not recorded with a reason: %+v %v", recs, err)
+	}
+}
+
+func TestRestoreKeepsInFlightWriteAsPending(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	if ws, _ := r.plan(0); len(ws) != 1 {
+		t.Fatal("expected a write in flight")
+	}
+	// The process stops here; a new machine restores from the store.
+	m2 := NewMachine(r.m.cfg, Options{})
+	todo, err := m2.Restore(context.Background(), r.st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(todo) != 1 || todo[0] != ana {
+		t.Fatalf("restore todo = %v, want [%s]", todo, ana)
+	}
+	r.m = m2
+	ws, _ := r.plan(time.Second)
+	if len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("the unanswered write must be planned again, got %+v", ws)
+	}
+	// The echo of the write made before the stop is still recognised.
+	r.ingest(2*time.Second, "gc", presence.StatusChanged, "Meal", 2*time.Second)
+	if r.m.Stats.Echoes.Load() != 1 {
+		t.Error("the echo of the pre-restart write was not recognised")
+	}
+}
