@@ -35,6 +35,13 @@ func closest(word string, candidates []string) string {
 			return c
 		}
 	}
+	if len([]rune(word)) >= 3 {
+		for _, c := range candidates {
+			if strings.HasPrefix(strings.ToLower(c), strings.ToLower(word)) {
+				return c
+			}
+		}
+	}
 	best, bestD := "", -1
 	limit := max(2, len([]rune(word))/3)
 	for _, c := range candidates {
