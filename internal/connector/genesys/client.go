@@ -1,0 +1,365 @@
+// Package genesys connects Genesys Cloud: a small typed client of the Platform API (OAuth client
+// credentials, presence definitions, users, presence writes) and a notifications WebSocket
+// watcher. It registers the connector kind "genesys".
+package genesys
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+)
+
+// Options configure a Client. APIURL, ClientID and ClientSecret are required.
+type Options struct {
+	// System is the configured system name events carry ("gc").
+	System string
+	// APIURL is the Platform API base ("https://api.mypurecloud.com").
+	APIURL string
+	// LoginURL serves /oauth/token; it defaults to APIURL.
+	LoginURL     string
+	ClientID     string
+	ClientSecret string
+	// HTTPClient makes every call; http.DefaultClient when nil.
+	HTTPClient *http.Client
+	// Logger never receives secrets.
+	Logger *slog.Logger
+	// WireSecond is how long a second of inin-ratelimit-reset and Retry-After lasts: one
+	// second against Genesys; a simulator with a shrunken rate window shrinks it too.
+	WireSecond time.Duration
+	// BulkSize is the number of presences one bulk call carries (50).
+	BulkSize int
+	// TopicsPerChannel caps the topics of one notification channel (1,000).
+	TopicsPerChannel int
+	// PingInterval is how often the socket is pinged; a ping unanswered by the next one means
+	// the socket is dead (30 s).
+	PingInterval time.Duration
+	// EchoWindow is how long a write of ours waits for its presence event (30 s).
+	EchoWindow time.Duration
+	// MinBackoff and MaxBackoff bound the reconnect backoff (1 s, 1 min).
+	MinBackoff, MaxBackoff time.Duration
+}
+
+// Client is a Genesys Cloud connector.
+type Client struct {
+	o    Options
+	http *http.Client
+	log  *slog.Logger
+
+	authMu  sync.Mutex
+	token   string
+	expires time.Time
+
+	limMu        sync.Mutex
+	lim          *rate.Limiter
+	allowed      int
+	blockedUntil time.Time
+
+	echoMu sync.Mutex
+	echoes map[string]echo
+
+	state watchState
+}
+
+type echo struct {
+	statusID string
+	at       time.Time
+}
+
+// defaultAllowed is Genesys's default budget per client-credentials token and minute.
+const defaultAllowed = 300
+
+// New returns a client; it does not call Genesys until used.
+func New(o Options) (*Client, error) {
+	if o.APIURL == "" || o.ClientID == "" || o.ClientSecret == "" {
+		return nil, errors.New("genesys: api_url (or region), client_id and client_secret are required")
+	}
+	if _, err := url.ParseRequestURI(o.APIURL); err != nil {
+		return nil, fmt.Errorf("genesys: api_url: %w", err)
+	}
+	o.APIURL = strings.TrimRight(o.APIURL, "/")
+	if o.LoginURL == "" {
+		o.LoginURL = o.APIURL
+	}
+	o.LoginURL = strings.TrimRight(o.LoginURL, "/")
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.WireSecond <= 0 {
+		o.WireSecond = time.Second
+	}
+	if o.BulkSize <= 0 {
+		o.BulkSize = 50
+	}
+	if o.TopicsPerChannel <= 0 {
+		o.TopicsPerChannel = 1000
+	}
+	if o.PingInterval <= 0 {
+		o.PingInterval = 30 * time.Second
+	}
+	if o.EchoWindow <= 0 {
+		o.EchoWindow = 30 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = time.Second
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = time.Minute
+	}
+	c := &Client{o: o, http: o.HTTPClient, log: o.Logger, echoes: map[string]echo{}}
+	c.setAllowed(defaultAllowed)
+	return c, nil
+}
+
+// setAllowed sizes the token bucket from the budget Genesys reports: allowed requests per
+// minute, with a tenth of it as burst.
+func (c *Client) setAllowed(allowed int) {
+	c.limMu.Lock()
+	defer c.limMu.Unlock()
+	if allowed <= 0 || allowed == c.allowed {
+		return
+	}
+	c.allowed = allowed
+	every := rate.Every(60 * c.o.WireSecond / time.Duration(allowed))
+	burst := max(1, allowed/10)
+	if c.lim == nil {
+		c.lim = rate.NewLimiter(every, burst)
+		return
+	}
+	c.lim.SetLimit(every)
+	c.lim.SetBurst(burst)
+}
+
+// WriteLimit is the sustained request rate and burst the token's budget allows.
+func (c *Client) WriteLimit() (float64, int) {
+	c.limMu.Lock()
+	defer c.limMu.Unlock()
+	return float64(c.allowed) / 60 / c.o.WireSecond.Seconds(), max(1, c.allowed/10)
+}
+
+// block holds every request until t (a 429's Retry-After or an exhausted window).
+func (c *Client) block(t time.Time) {
+	c.limMu.Lock()
+	if t.After(c.blockedUntil) {
+		c.blockedUntil = t
+	}
+	c.limMu.Unlock()
+}
+
+// wait takes a request slot.
+func (c *Client) wait(ctx context.Context) error {
+	for {
+		c.limMu.Lock()
+		until, lim := c.blockedUntil, c.lim
+		c.limMu.Unlock()
+		d := time.Until(until)
+		if d <= 0 {
+			return lim.Wait(ctx)
+		}
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// accessToken returns a cached token, fetching one when none is valid.
+func (c *Client) accessToken(ctx context.Context) (string, error) {
+	c.authMu.Lock()
+	defer c.authMu.Unlock()
+	if c.token != "" && time.Now().Before(c.expires) {
+		return c.token, nil
+	}
+	form := url.Values{"grant_type": {"client_credentials"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.o.LoginURL+"/oauth/token", strings.NewReader(form.Encode()))
+	if err != nil {
+		return "", err
+	}
+	req.SetBasicAuth(c.o.ClientID, c.o.ClientSecret)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return "", fmt.Errorf("genesys: token: %w", err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		var e struct {
+			Error       string `json:"error"`
+			Description string `json:"error_description"`
+		}
+		_ = json.Unmarshal(body, &e)
+		err := fmt.Errorf("genesys: token: HTTP %d %s %s", resp.StatusCode, e.Error, e.Description)
+		if resp.StatusCode >= 400 && resp.StatusCode < 500 && resp.StatusCode != http.StatusTooManyRequests {
+			return "", &connector.PermanentError{Err: err}
+		}
+		return "", err
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+		ExpiresIn   int    `json:"expires_in"`
+	}
+	if err := json.Unmarshal(body, &tok); err != nil || tok.AccessToken == "" {
+		return "", fmt.Errorf("genesys: token: malformed response")
+	}
+	// Renew a little before expiry: a minute, or a tenth of short lifetimes.
+	ttl := time.Duration(tok.ExpiresIn) * time.Second
+	c.token, c.expires = tok.AccessToken, time.Now().Add(ttl-min(time.Minute, ttl/10))
+	return c.token, nil
+}
+
+func (c *Client) dropToken(tok string) {
+	c.authMu.Lock()
+	if c.token == tok {
+		c.token = ""
+	}
+	c.authMu.Unlock()
+}
+
+// APIError is a Genesys error response.
+type APIError struct {
+	Status    int    `json:"status"`
+	Code      string `json:"code"`
+	Message   string `json:"message"`
+	ContextID string `json:"contextId"`
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("genesys: HTTP %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// do calls the API: it waits for the rate limiter, authenticates (again after a 401), reads the
+// inin-ratelimit headers and maps errors: 429 to connector.RetryAfterError, other 4xx to
+// connector.PermanentError, 5xx and network failures to plain errors.
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body []byte
+	if in != nil {
+		var err error
+		if body, err = json.Marshal(in); err != nil {
+			return err
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		if err := c.wait(ctx); err != nil {
+			return err
+		}
+		tok, err := c.accessToken(ctx)
+		if err != nil {
+			return err
+		}
+		req, err := http.NewRequestWithContext(ctx, method, c.o.APIURL+path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		if in != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		resp, err := c.http.Do(req)
+		if err != nil {
+			return fmt.Errorf("genesys: %s %s: %w", method, path, err)
+		}
+		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+		resp.Body.Close()
+		if err != nil {
+			return fmt.Errorf("genesys: %s %s: %w", method, path, err)
+		}
+		c.observeLimits(resp.Header)
+		if resp.StatusCode == http.StatusUnauthorized && attempt == 0 {
+			c.dropToken(tok)
+			continue
+		}
+		if resp.StatusCode >= 300 {
+			return c.mapError(resp, data)
+		}
+		if out == nil || len(data) == 0 {
+			return nil
+		}
+		if err := json.Unmarshal(data, out); err != nil {
+			return fmt.Errorf("genesys: %s %s: decoding response: %w", method, path, err)
+		}
+		return nil
+	}
+}
+
+// observeLimits adopts the budget Genesys reports and pauses when the window is spent.
+func (c *Client) observeLimits(h http.Header) {
+	allowed, err1 := strconv.Atoi(h.Get("inin-ratelimit-allowed"))
+	if err1 == nil {
+		c.setAllowed(allowed)
+	}
+	count, err2 := strconv.Atoi(h.Get("inin-ratelimit-count"))
+	reset, err3 := strconv.Atoi(h.Get("inin-ratelimit-reset"))
+	if err1 == nil && err2 == nil && err3 == nil && count >= allowed {
+		c.block(time.Now().Add(time.Duration(reset) * c.o.WireSecond))
+	}
+}
+
+func (c *Client) mapError(resp *http.Response, data []byte) error {
+	e := &APIError{Status: resp.StatusCode}
+	_ = json.Unmarshal(data, e)
+	e.Status = resp.StatusCode
+	switch {
+	case resp.StatusCode == http.StatusTooManyRequests:
+		secs, err := strconv.Atoi(resp.Header.Get("Retry-After"))
+		if err != nil || secs < 1 {
+			secs = 1
+		}
+		after := time.Duration(secs) * c.o.WireSecond
+		c.block(time.Now().Add(after))
+		return &connector.RetryAfterError{After: after, Err: e}
+	case resp.StatusCode >= 500:
+		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
+			return &connector.RetryAfterError{After: time.Duration(ra) * c.o.WireSecond, Err: e}
+		}
+		return e
+	default:
+		return &connector.PermanentError{Err: e}
+	}
+}
+
+// doRetry is do for reads the connector makes on its own: it honours Retry-After and retries
+// server errors a few times before giving up.
+func (c *Client) doRetry(ctx context.Context, method, path string, in, out any) error {
+	backoff := c.o.MinBackoff
+	var err error
+	for range 8 {
+		err = c.do(ctx, method, path, in, out)
+		if err == nil || connector.IsPermanent(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := backoff
+		if ra, ok := connector.RetryAfter(err); ok {
+			wait = ra
+		} else {
+			backoff = min(backoff*2, c.o.MaxBackoff)
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return err
+}

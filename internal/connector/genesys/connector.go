@@ -1,0 +1,304 @@
+package genesys
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/settings"
+)
+
+func init() { connector.Register("genesys", Factory) }
+
+// Factory opens a Genesys connector from connection settings: region (mypurecloud.com, …) or
+// api_url (+ login_url, which defaults to api_url), client_id and client_secret.
+func Factory(_ context.Context, name string, s settings.Settings, deps connector.Deps) (connector.Connector, error) {
+	o, err := OptionsFrom(s)
+	if err != nil {
+		return nil, err
+	}
+	o.System, o.HTTPClient, o.Logger = name, deps.HTTPClient, deps.Logger
+	return New(o)
+}
+
+// OptionsFrom reads the connection settings of a genesys system.
+func OptionsFrom(s settings.Settings) (Options, error) {
+	var o Options
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"api_url", &o.APIURL}, {"login_url", &o.LoginURL}, {"client_id", &o.ClientID}, {"client_secret", &o.ClientSecret}} {
+		v, err := s.String(f.key)
+		if err != nil {
+			return Options{}, fmt.Errorf("genesys: %w", err)
+		}
+		*f.dst = strings.TrimSpace(v)
+	}
+	region, err := s.String("region")
+	if err != nil {
+		return Options{}, fmt.Errorf("genesys: %w", err)
+	}
+	if region = strings.TrimSpace(region); region != "" && o.APIURL == "" {
+		if strings.ContainsAny(region, "/: ") {
+			return Options{}, fmt.Errorf("genesys: region must be a host suffix such as mypurecloud.com, got %q", region)
+		}
+		o.APIURL = "https://api." + region
+		if o.LoginURL == "" {
+			o.LoginURL = "https://login." + region
+		}
+	}
+	switch {
+	case o.APIURL == "":
+		return Options{}, errors.New("genesys: region or api_url is required")
+	case o.ClientID == "":
+		return Options{}, errors.New("genesys: client_id is required")
+	case o.ClientSecret == "":
+		return Options{}, errors.New("genesys: client_secret is required")
+	}
+	return o, nil
+}
+
+// wire shapes ----------------------------------------------------------------------------
+
+type presenceDefinition struct {
+	ID             string            `json:"id"`
+	Name           string            `json:"name"`
+	LanguageLabels map[string]string `json:"languageLabels"`
+	SystemPresence string            `json:"systemPresence"`
+	Deactivated    bool              `json:"deactivated"`
+}
+
+type userPresence struct {
+	UserID             string `json:"userId"`
+	PresenceDefinition struct {
+		ID             string `json:"id"`
+		SystemPresence string `json:"systemPresence"`
+	} `json:"presenceDefinition"`
+	ModifiedDate string `json:"modifiedDate"`
+}
+
+// systemPresenceKey normalises the three spellings ("On Queue", "OnQueue", "ON_QUEUE") to the
+// events' one, "ON_QUEUE".
+func systemPresenceKey(s string) string {
+	k := strings.ToUpper(strings.NewReplacer(" ", "_").Replace(strings.TrimSpace(s)))
+	if k == "ONQUEUE" {
+		return "ON_QUEUE"
+	}
+	return k
+}
+
+var categories = map[string]presence.Category{
+	"AVAILABLE": presence.CategoryAvailable, "ON_QUEUE": presence.CategoryOnQueue, "BUSY": presence.CategoryBusy,
+	"AWAY": presence.CategoryAway, "BREAK": presence.CategoryBreak, "MEAL": presence.CategoryMeal,
+	"MEETING": presence.CategoryMeeting, "TRAINING": presence.CategoryTraining, "OFFLINE": presence.CategoryOffline,
+	"IDLE": presence.CategorySystem,
+}
+
+var restSpellings = map[string]string{
+	"AVAILABLE": "Available", "ON_QUEUE": "On Queue", "BUSY": "Busy", "AWAY": "Away", "BREAK": "Break",
+	"MEAL": "Meal", "MEETING": "Meeting", "TRAINING": "Training", "OFFLINE": "Offline", "IDLE": "Idle",
+}
+
+// Catalog lists the active presence definitions. Name is the label; SystemPresence is the REST
+// spelling of the system presence behind it (secondary presences resolve to theirs); Idle and
+// Offline are entered by Genesys only, so they are not settable.
+func (c *Client) Catalog(ctx context.Context) ([]presence.Status, error) {
+	var resp struct {
+		Entities []presenceDefinition `json:"entities"`
+	}
+	if err := c.doRetry(ctx, "GET", "/api/v2/presence/definitions", nil, &resp); err != nil {
+		return nil, err
+	}
+	out := make([]presence.Status, 0, len(resp.Entities))
+	for _, d := range resp.Entities {
+		if d.Deactivated {
+			continue
+		}
+		key := systemPresenceKey(d.SystemPresence)
+		label := d.LanguageLabels["en_US"]
+		if label == "" {
+			label = d.Name
+		}
+		if label == "" {
+			label = restSpellings[key]
+		}
+		cat, ok := categories[key]
+		if !ok {
+			cat = presence.CategorySystem
+		}
+		sp := restSpellings[key]
+		if sp == "" {
+			sp = d.SystemPresence
+		}
+		out = append(out, presence.Status{ID: d.ID, Name: label, Label: label, Category: cat,
+			Settable: key != "IDLE" && key != "OFFLINE" && ok, SystemPresence: sp})
+	}
+	return out, nil
+}
+
+// Accounts lists the org's users that have an email.
+func (c *Client) Accounts(ctx context.Context) ([]presence.Account, error) {
+	var out []presence.Account
+	for page := 1; ; page++ {
+		var resp struct {
+			Entities []struct {
+				ID    string `json:"id"`
+				Name  string `json:"name"`
+				Email string `json:"email"`
+			} `json:"entities"`
+			PageCount int `json:"pageCount"`
+		}
+		if err := c.doRetry(ctx, "GET", fmt.Sprintf("/api/v2/users?pageSize=500&pageNumber=%d", page), nil, &resp); err != nil {
+			return nil, err
+		}
+		for _, u := range resp.Entities {
+			if u.Email != "" {
+				out = append(out, presence.Account{ID: u.ID, Email: u.Email, Name: u.Name})
+			}
+		}
+		if page >= resp.PageCount || len(resp.Entities) == 0 {
+			return out, nil
+		}
+	}
+}
+
+type presenceWrite struct {
+	ID                 string      `json:"id,omitempty"`
+	PresenceDefinition idReference `json:"presenceDefinition"`
+	Primary            bool        `json:"primary"`
+}
+
+type idReference struct {
+	ID string `json:"id"`
+}
+
+// SetStatus sets account's presence to the definition statusID.
+func (c *Client) SetStatus(ctx context.Context, account, statusID string) error {
+	c.expectEcho(account, statusID)
+	err := c.do(ctx, "PATCH", "/api/v2/users/"+url.PathEscape(account)+"/presences/purecloud",
+		presenceWrite{PresenceDefinition: idReference{ID: statusID}, Primary: true}, nil)
+	if err != nil {
+		c.forgetEcho(account, statusID)
+	}
+	return err
+}
+
+// SetStatuses writes many presences with PUT /api/v2/users/presences/bulk, BulkSize at a time.
+// A batch Genesys refuses as a whole is retried write by write so that one bad write does not
+// fail the others.
+func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite) ([]error, error) {
+	errs := make([]error, len(writes))
+	for lo := 0; lo < len(writes); lo += c.o.BulkSize {
+		batch := writes[lo:min(lo+c.o.BulkSize, len(writes))]
+		body := make([]presenceWrite, len(batch))
+		for i, w := range batch {
+			body[i] = presenceWrite{ID: w.Account, PresenceDefinition: idReference{ID: w.StatusID}, Primary: true}
+			c.expectEcho(w.Account, w.StatusID)
+		}
+		err := c.do(ctx, "PUT", "/api/v2/users/presences/bulk", body, nil)
+		switch {
+		case err == nil:
+		case connector.IsPermanent(err) && len(batch) > 1:
+			for i, w := range batch {
+				errs[lo+i] = c.SetStatus(ctx, w.Account, w.StatusID)
+			}
+		default:
+			for i, w := range batch {
+				c.forgetEcho(w.Account, w.StatusID)
+				errs[lo+i] = err
+			}
+			if ctx.Err() != nil {
+				return errs, ctx.Err()
+			}
+		}
+	}
+	return errs, nil
+}
+
+// CurrentStatuses reads presences in bulk, 50 users a call; all users when accounts is empty.
+func (c *Client) CurrentStatuses(ctx context.Context, accounts []string) (map[string]string, error) {
+	ups, err := c.currentPresences(ctx, accounts)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]string, len(ups))
+	for _, p := range ups {
+		out[p.UserID] = p.PresenceDefinition.ID
+	}
+	return out, nil
+}
+
+func (c *Client) currentPresences(ctx context.Context, accounts []string) ([]userPresence, error) {
+	if len(accounts) == 0 {
+		all, err := c.Accounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range all {
+			accounts = append(accounts, a.ID)
+		}
+	}
+	var out []userPresence
+	const chunk = 50
+	for lo := 0; lo < len(accounts); lo += chunk {
+		q := url.Values{}
+		for _, id := range accounts[lo:min(lo+chunk, len(accounts))] {
+			q.Add("id", id)
+		}
+		var resp []userPresence
+		if err := c.doRetry(ctx, "GET", "/api/v2/users/presences/purecloud/bulk?"+q.Encode(), nil, &resp); err != nil {
+			return nil, err
+		}
+		out = append(out, resp...)
+	}
+	return out, nil
+}
+
+// Healthy checks that a token can be had and the API answers.
+func (c *Client) Healthy(ctx context.Context) error {
+	return c.do(ctx, "GET", "/api/v2/systempresences", nil, nil)
+}
+
+// expectEcho records a write of ours so its presence event can be recognised.
+func (c *Client) expectEcho(account, statusID string) {
+	c.echoMu.Lock()
+	c.echoes[account] = echo{statusID: statusID, at: time.Now()}
+	c.echoMu.Unlock()
+}
+
+func (c *Client) forgetEcho(account, statusID string) {
+	c.echoMu.Lock()
+	if e, ok := c.echoes[account]; ok && e.statusID == statusID {
+		delete(c.echoes, account)
+	}
+	c.echoMu.Unlock()
+}
+
+// isEcho reports (once) whether a presence change of account to statusID is our own write.
+func (c *Client) isEcho(account, statusID string) bool {
+	c.echoMu.Lock()
+	defer c.echoMu.Unlock()
+	e, ok := c.echoes[account]
+	if !ok || time.Since(e.at) > c.o.EchoWindow {
+		delete(c.echoes, account)
+		return false
+	}
+	if e.statusID != statusID {
+		return false
+	}
+	delete(c.echoes, account)
+	return true
+}
+
+var (
+	_ connector.Connector     = (*Client)(nil)
+	_ connector.BulkSetter    = (*Client)(nil)
+	_ connector.CurrentReader = (*Client)(nil)
+	_ connector.Healther      = (*Client)(nil)
+	_ connector.Limiter       = (*Client)(nil)
+)
