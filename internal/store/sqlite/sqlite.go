@@ -83,6 +83,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	wq := url.Values{"_pragma": {
 		"busy_timeout(" + busy + ")", "journal_mode(WAL)", "synchronous(" + syncMode + ")", "foreign_keys(1)",
+		"cache_size(-32768)", // 32 MiB of page cache keeps the dedupe and agent indexes hot
 	}, "_txlock": {"immediate"}}
 	writer, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
 	if err != nil {
