@@ -1,0 +1,326 @@
+// Package salesforce connects omnipresence to Salesforce Omni-Channel. It reads the presence
+// status catalog, the users and the agents' current presence over the REST API (SOQL), and
+// observes every change through Change Data Capture of UserServicePresence over the Pub/Sub
+// API, checkpointing the replay id so a restart resumes where it stopped. No supported
+// Salesforce API sets an agent's Omni-Channel status from a server: SetStatus hands the write to
+// the browser bridge (see Bridge) and reports it as deferred while none is attached.
+package salesforce
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+	"golang.org/x/oauth2/jwt"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/settings"
+)
+
+// Kind is the connector kind in policy files.
+const Kind = "salesforce"
+
+// Defaults of the connection settings.
+const (
+	DefaultLoginURL   = "https://login.salesforce.com"
+	DefaultAPIVersion = "62.0"
+	DefaultPubSubURL  = "api.pubsub.salesforce.com:7443"
+	DefaultChannel    = "/data/UserServicePresenceChangeEvent"
+)
+
+// OfflineID is the status id Salesforce reserves for Offline (logged out of Omni-Channel).
+const OfflineID = "0"
+
+func init() { connector.Register(Kind, Open) }
+
+// Bridge delivers a status write to an agent's Omni-Channel session in their browser, where the
+// Omni toolkit applies it. It returns nil once the session accepted the write and a
+// *connector.DeferredError while the agent has no connected session, so the engine keeps the
+// write until one connects.
+type Bridge interface {
+	Send(ctx context.Context, userID, statusID string) error
+}
+
+// Connector is a connected Salesforce org.
+type Connector struct {
+	name       string
+	loginURL   string
+	apiVersion string
+	pubsubURL  string
+	channel    string
+	http       *http.Client
+	log        *slog.Logger
+	cps        connector.Checkpoints
+	auth       *authenticator
+
+	mu     sync.Mutex
+	bridge Bridge
+	// users caches UserServicePresence record id → user id from events seen.
+	users map[string]string
+}
+
+var _ connector.CurrentReader = (*Connector)(nil)
+var _ connector.Healther = (*Connector)(nil)
+
+// Open is the connector.Factory of kind salesforce. Settings: login_url, api_version, pubsub_url,
+// channel and auth {flow: client_credentials, client_id, client_secret} or
+// {flow: jwt, client_id, username, private_key_file}.
+func Open(ctx context.Context, name string, s settings.Settings, deps connector.Deps) (connector.Connector, error) {
+	return New(ctx, name, s, deps)
+}
+
+// New opens the connector; it does not contact Salesforce.
+func New(_ context.Context, name string, s settings.Settings, deps connector.Deps) (*Connector, error) {
+	c := &Connector{name: name, http: deps.HTTPClient, log: deps.Logger, cps: deps.Checkpoints, users: map[string]string{}}
+	if c.http == nil {
+		c.http = &http.Client{Timeout: 30 * time.Second}
+	}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	var err error
+	if c.loginURL, err = s.StringOr("login_url", DefaultLoginURL); err != nil {
+		return nil, err
+	}
+	c.loginURL = strings.TrimRight(c.loginURL, "/")
+	if u, err := url.Parse(c.loginURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("login_url %q must be an http(s) URL", c.loginURL)
+	}
+	if c.apiVersion, err = s.StringOr("api_version", DefaultAPIVersion); err != nil {
+		return nil, err
+	}
+	c.apiVersion = strings.TrimPrefix(c.apiVersion, "v")
+	if c.pubsubURL, err = s.StringOr("pubsub_url", DefaultPubSubURL); err != nil {
+		return nil, err
+	}
+	if c.channel, err = s.StringOr("channel", DefaultChannel); err != nil {
+		return nil, err
+	}
+	if !strings.HasPrefix(c.channel, "/data/") {
+		return nil, fmt.Errorf("channel %q must be a change event channel (/data/…)", c.channel)
+	}
+	a := s.Sub("auth")
+	if a == nil {
+		return nil, errors.New("auth: missing; use {flow: client_credentials, …} or {flow: jwt, …}")
+	}
+	fetch, err := tokenFetcher(c.loginURL, a, c.http)
+	if err != nil {
+		return nil, fmt.Errorf("auth: %w", err)
+	}
+	c.auth = &authenticator{fetch: fetch}
+	return c, nil
+}
+
+// tokenFetcher builds the function that obtains a new access token for the configured flow.
+func tokenFetcher(loginURL string, a settings.Settings, hc *http.Client) (func(context.Context) (*oauth2.Token, error), error) {
+	flow, err := a.String("flow")
+	if err != nil {
+		return nil, err
+	}
+	clientID, err := a.String("client_id")
+	if err != nil {
+		return nil, err
+	}
+	if clientID == "" {
+		return nil, errors.New("client_id is required")
+	}
+	tokenURL := loginURL + "/services/oauth2/token"
+	withClient := func(ctx context.Context) context.Context { return context.WithValue(ctx, oauth2.HTTPClient, hc) }
+	switch flow {
+	case "client_credentials":
+		secret, err := a.String("client_secret")
+		if err != nil {
+			return nil, err
+		}
+		if secret == "" {
+			return nil, errors.New("client_secret is required for the client_credentials flow")
+		}
+		cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL,
+			AuthStyle: oauth2.AuthStyleInParams}
+		return func(ctx context.Context) (*oauth2.Token, error) { return cfg.Token(withClient(ctx)) }, nil
+	case "jwt":
+		user, err := a.String("username")
+		if err != nil {
+			return nil, err
+		}
+		keyFile, err := a.String("private_key_file")
+		if err != nil {
+			return nil, err
+		}
+		if user == "" || keyFile == "" {
+			return nil, errors.New("username and private_key_file are required for the jwt flow")
+		}
+		key, err := os.ReadFile(keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("private_key_file: %w", err)
+		}
+		if err := checkKey(key); err != nil {
+			return nil, fmt.Errorf("private_key_file %s: %w", keyFile, err)
+		}
+		cfg := &jwt.Config{Email: clientID, Subject: user, PrivateKey: key, TokenURL: tokenURL,
+			Audience: loginURL, Expires: 3 * time.Minute}
+		return func(ctx context.Context) (*oauth2.Token, error) { return cfg.TokenSource(withClient(ctx)).Token() }, nil
+	case "":
+		return nil, errors.New("flow is required (client_credentials or jwt)")
+	}
+	return nil, fmt.Errorf("flow %q is not supported (client_credentials or jwt)", flow)
+}
+
+// AttachBridge makes b carry SetStatus writes; nil detaches it.
+func (c *Connector) AttachBridge(b Bridge) {
+	c.mu.Lock()
+	c.bridge = b
+	c.mu.Unlock()
+}
+
+// SetStatus hands the write to the attached bridge. Without one the write is deferred: the
+// engine keeps it and retries when a bridge connects.
+func (c *Connector) SetStatus(ctx context.Context, account, statusID string) error {
+	c.mu.Lock()
+	b := c.bridge
+	c.mu.Unlock()
+	if b == nil {
+		return &connector.DeferredError{Reason: "no Omni-Channel bridge connected"}
+	}
+	return b.Send(ctx, account, statusID)
+}
+
+// Healthy checks that the org answers an authenticated call.
+func (c *Connector) Healthy(ctx context.Context) error {
+	var out map[string]any
+	return c.get(ctx, "/services/data/v"+c.apiVersion+"/limits", nil, &out)
+}
+
+// Catalog returns the org's presence statuses plus the reserved Offline ("0"). A status with
+// service channels is Online (available); one without is Away/Busy, categorized by its name.
+func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
+	type statusRow struct {
+		ID            string `json:"Id"`
+		DeveloperName string `json:"DeveloperName"`
+		MasterLabel   string `json:"MasterLabel"`
+	}
+	var rows []statusRow
+	err := queryAll(ctx, c, "SELECT Id, DeveloperName, MasterLabel FROM ServicePresenceStatus WHERE IsDeleted = false ORDER BY DeveloperName", &rows)
+	if err != nil {
+		return nil, err
+	}
+	type channelRow struct {
+		StatusID       string `json:"ServicePresenceStatusId"`
+		ServiceChannel *struct {
+			DeveloperName string `json:"DeveloperName"`
+		} `json:"ServiceChannel"`
+	}
+	var chans []channelRow
+	if err := queryAll(ctx, c, "SELECT ServicePresenceStatusId, ServiceChannel.DeveloperName FROM ServiceChannelStatus", &chans); err != nil {
+		return nil, err
+	}
+	online := map[string]bool{}
+	for _, ch := range chans {
+		online[canonicalID(ch.StatusID)] = true
+	}
+	out := make([]presence.Status, 0, len(rows)+1)
+	for _, r := range rows {
+		id := canonicalID(r.ID)
+		out = append(out, presence.Status{ID: id, Name: r.DeveloperName, Label: r.MasterLabel,
+			Category: categorize(r.DeveloperName, online[id]), Settable: true})
+	}
+	out = append(out, presence.Status{ID: OfflineID, Name: presence.OfflineName, Label: presence.OfflineName,
+		Category: presence.CategoryOffline, Settable: true})
+	return out, nil
+}
+
+// categorize guesses a status's category: Online statuses are available; Away/Busy statuses
+// are named for what they are, else away.
+func categorize(name string, hasChannels bool) presence.Category {
+	if hasChannels {
+		return presence.CategoryAvailable
+	}
+	n := strings.ToLower(name)
+	for _, k := range []struct {
+		word string
+		cat  presence.Category
+	}{{"lunch", presence.CategoryMeal}, {"meal", presence.CategoryMeal}, {"break", presence.CategoryBreak},
+		{"training", presence.CategoryTraining}, {"meeting", presence.CategoryMeeting}, {"busy", presence.CategoryBusy}} {
+		if strings.Contains(n, k.word) {
+			return k.cat
+		}
+	}
+	return presence.CategoryAway
+}
+
+// Accounts returns the org's active users.
+func (c *Connector) Accounts(ctx context.Context) ([]presence.Account, error) {
+	var rows []struct {
+		ID    string `json:"Id"`
+		Email string `json:"Email"`
+		Name  string `json:"Name"`
+	}
+	if err := queryAll(ctx, c, "SELECT Id, Email, Name FROM User WHERE IsActive = true ORDER BY Id", &rows); err != nil {
+		return nil, err
+	}
+	out := make([]presence.Account, 0, len(rows))
+	for _, r := range rows {
+		out = append(out, presence.Account{ID: canonicalID(r.ID), Email: strings.ToLower(r.Email), Name: r.Name})
+	}
+	return out, nil
+}
+
+// CurrentStatuses returns user id → current ServicePresenceStatus id, "0" for users who are
+// not logged in to Omni-Channel. With no accounts it covers every active user. Keys are the
+// ids as given (15 or 18 characters).
+func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map[string]string, error) {
+	if len(accounts) == 0 {
+		all, err := c.Accounts(ctx)
+		if err != nil {
+			return nil, err
+		}
+		for _, a := range all {
+			accounts = append(accounts, a.ID)
+		}
+	}
+	asked := map[string]string{} // canonical → as given
+	var ids []string
+	for _, a := range accounts {
+		id := canonicalID(a)
+		if !validID(id) {
+			return nil, &connector.PermanentError{Err: fmt.Errorf("%q is not a Salesforce user id", a)}
+		}
+		if _, dup := asked[id]; !dup {
+			ids = append(ids, id)
+		}
+		asked[id] = a
+	}
+	out := map[string]string{}
+	for _, a := range accounts {
+		out[a] = OfflineID
+	}
+	const chunk = 200
+	for i := 0; i < len(ids); i += chunk {
+		part := ids[i:min(i+chunk, len(ids))]
+		var rows []struct {
+			UserID   string `json:"UserId"`
+			StatusID string `json:"ServicePresenceStatusId"`
+		}
+		q := "SELECT UserId, ServicePresenceStatusId, StatusStartDate FROM UserServicePresence WHERE IsCurrentState = true AND UserId IN ('" +
+			strings.Join(part, "','") + "')"
+		if err := queryAll(ctx, c, q, &rows); err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			if given, ok := asked[canonicalID(r.UserID)]; ok {
+				out[given] = canonicalID(r.StatusID)
+			}
+		}
+	}
+	return out, nil
+}

@@ -1,0 +1,351 @@
+package salesforce
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"fmt"
+	"math/big"
+	"strings"
+	"time"
+
+	"github.com/hamba/avro/v2"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/pubsubapi"
+)
+
+// batch is how many events the subscription asks for at a time (the API allows 100).
+const batch = 100
+
+// changeEvent is the part of a UserServicePresenceChangeEvent the connector reads; the Avro
+// decoder fills it by field name from the schema GetSchema returns.
+type changeEvent struct {
+	Header struct {
+		EntityName      string   `avro:"entityName"`
+		RecordIDs       []string `avro:"recordIds"`
+		ChangeType      string   `avro:"changeType"`
+		TransactionKey  string   `avro:"transactionKey"`
+		CommitTimestamp int64    `avro:"commitTimestamp"`
+		ChangedFields   []string `avro:"changedFields"`
+	} `avro:"ChangeEventHeader"`
+	UserID                  *string `avro:"UserId"`
+	ServicePresenceStatusID *string `avro:"ServicePresenceStatusId"`
+	IsCurrentState          *bool   `avro:"IsCurrentState"`
+	StatusStartDate         *int64  `avro:"StatusStartDate"`
+	StatusEndDate           *int64  `avro:"StatusEndDate"`
+	IsAway                  *bool   `avro:"IsAway"`
+	ConfiguredCapacity      *int32  `avro:"ConfiguredCapacity"`
+}
+
+// checkpointName is where the replay id of the channel is stored.
+func (c *Connector) checkpointName() string {
+	return "salesforce/" + c.name + "/replay" + c.channel
+}
+
+// dial connects to the Pub/Sub API: pubsub_url "http://host:port" is plaintext (the
+// simulator), "https://host:port" or "host:port" uses TLS.
+func (c *Connector) dial() (*grpc.ClientConn, error) {
+	target := c.pubsubURL
+	creds := credentials.NewTLS(&tls.Config{MinVersion: tls.VersionTLS12})
+	if t, ok := strings.CutPrefix(target, "http://"); ok {
+		target, creds = t, insecure.NewCredentials()
+	} else {
+		target = strings.TrimPrefix(target, "https://")
+	}
+	return grpc.NewClient(target, grpc.WithTransportCredentials(creds))
+}
+
+// Watch subscribes to the change event channel and emits status_changed and logout events
+// until ctx ends. It resumes after the stored replay id (or starts at the tip when there is
+// none) and stores each event's replay id once emit returned nil.
+func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
+	conn, err := c.dial()
+	if err != nil {
+		return fmt.Errorf("salesforce pub/sub: %w", err)
+	}
+	defer conn.Close()
+	client := pubsubapi.NewPubSubClient(conn)
+	reauthed := false
+	for {
+		progressed, err := c.subscribe(ctx, client, emit, false)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if status.Code(err) == codes.Unauthenticated && (!reauthed || progressed) {
+			reauthed = true
+			continue
+		}
+		return err
+	}
+}
+
+// subscribe runs one Subscribe stream; progressed tells whether it delivered anything. Without
+// a stored replay id it starts at the tip, or at the oldest retained event when earliest.
+func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient, emit connector.Emit, earliest bool) (progressed bool, err error) {
+	tok, inst, org, err := c.auth.session(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		if status.Code(err) == codes.Unauthenticated {
+			c.auth.invalidate(tok)
+		}
+	}()
+	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx,
+		metadata.Pairs("accesstoken", tok, "instanceurl", inst, "tenantid", org)))
+	defer cancel()
+	topic, err := client.GetTopic(ctx, &pubsubapi.TopicRequest{TopicName: c.channel})
+	if err != nil {
+		return false, fmt.Errorf("salesforce pub/sub: topic %s: %w", c.channel, err)
+	}
+	if !topic.GetCanSubscribe() {
+		return false, &connector.PermanentError{Err: fmt.Errorf("salesforce pub/sub: no subscribe access to %s", c.channel)}
+	}
+	schemas := map[string]avro.Schema{}
+	first := &pubsubapi.FetchRequest{TopicName: c.channel, ReplayPreset: pubsubapi.ReplayPreset_LATEST, NumRequested: batch}
+	stored, err := c.cps.Checkpoint(ctx, c.checkpointName())
+	if err != nil {
+		return false, fmt.Errorf("salesforce: reading the replay checkpoint: %w", err)
+	}
+	if earliest {
+		first.ReplayPreset = pubsubapi.ReplayPreset_EARLIEST
+	}
+	if stored != "" {
+		rid, err := base64.StdEncoding.DecodeString(stored)
+		if err != nil {
+			return false, &connector.PermanentError{Err: fmt.Errorf("salesforce: stored replay id %q is not base64", stored)}
+		}
+		first.ReplayPreset, first.ReplayId = pubsubapi.ReplayPreset_CUSTOM, rid
+	}
+	stream, err := client.Subscribe(ctx)
+	if err != nil {
+		return false, fmt.Errorf("salesforce pub/sub: subscribe: %w", err)
+	}
+	if err := stream.Send(first); err != nil {
+		return false, fmt.Errorf("salesforce pub/sub: subscribe: %w", err)
+	}
+	c.log.Info("subscribed to change events", "channel", c.channel, "resume", stored != "")
+	outstanding := int32(batch)
+	last := stored
+	for {
+		resp, err := stream.Recv()
+		if err != nil {
+			if status.Code(err) == codes.InvalidArgument && strings.Contains(strings.ToLower(status.Convert(err).Message()), "replay") && stored != "" {
+				// The stored position fell out of the 72-hour retention: start over at the oldest
+				// retained event rather than lose what is still there.
+				c.log.Warn("stored replay id no longer valid; resubscribing from the earliest retained event")
+				if err := c.cps.SetCheckpoint(ctx, c.checkpointName(), ""); err != nil {
+					return progressed, err
+				}
+				return c.subscribe(ctx, client, emit, true)
+			}
+			return progressed, fmt.Errorf("salesforce pub/sub: %w", err)
+		}
+		events := resp.GetEvents()
+		decoded := make([]*changeEvent, len(events))
+		for i, ce := range events {
+			ev, err := c.decode(ctx, client, schemas, ce.GetEvent())
+			if err != nil {
+				return progressed, err
+			}
+			decoded[i] = ev
+		}
+		for i, ce := range events {
+			out, err := c.translate(ctx, decoded[i], decoded[i+1:], ce)
+			if err != nil {
+				return progressed, err
+			}
+			for _, ev := range out {
+				if err := emit(ctx, ev); err != nil {
+					return progressed, err
+				}
+			}
+			rid := base64.StdEncoding.EncodeToString(ce.GetReplayId())
+			if err := c.cps.SetCheckpoint(ctx, c.checkpointName(), rid); err != nil {
+				return progressed, fmt.Errorf("salesforce: storing the replay id: %w", err)
+			}
+			last = rid
+			progressed = true
+		}
+		if len(events) == 0 && len(resp.GetLatestReplayId()) > 0 {
+			if rid := base64.StdEncoding.EncodeToString(resp.GetLatestReplayId()); rid != last {
+				if err := c.cps.SetCheckpoint(ctx, c.checkpointName(), rid); err != nil {
+					return progressed, fmt.Errorf("salesforce: storing the replay id: %w", err)
+				}
+				last = rid
+			}
+		}
+		outstanding -= int32(len(events))
+		if outstanding <= batch/2 {
+			if err := stream.Send(&pubsubapi.FetchRequest{NumRequested: batch - outstanding}); err != nil {
+				return progressed, fmt.Errorf("salesforce pub/sub: %w", err)
+			}
+			outstanding = batch
+		}
+	}
+}
+
+// decode reads an event's Avro payload with its schema, fetching schemas on first sight.
+func (c *Connector) decode(ctx context.Context, client pubsubapi.PubSubClient, schemas map[string]avro.Schema, ev *pubsubapi.ProducerEvent) (*changeEvent, error) {
+	s, ok := schemas[ev.GetSchemaId()]
+	if !ok {
+		info, err := client.GetSchema(ctx, &pubsubapi.SchemaRequest{SchemaId: ev.GetSchemaId()})
+		if err != nil {
+			return nil, fmt.Errorf("salesforce pub/sub: schema %s: %w", ev.GetSchemaId(), err)
+		}
+		if s, err = avro.Parse(info.GetSchemaJson()); err != nil {
+			return nil, &connector.PermanentError{Err: fmt.Errorf("salesforce pub/sub: schema %s: %w", ev.GetSchemaId(), err)}
+		}
+		schemas[ev.GetSchemaId()] = s
+	}
+	var out changeEvent
+	if err := avro.Unmarshal(s, ev.GetPayload(), &out); err != nil {
+		return nil, &connector.PermanentError{Err: fmt.Errorf("salesforce pub/sub: event %s: %w", ev.GetId(), err)}
+	}
+	if rs, ok := s.(*avro.RecordSchema); ok {
+		out.Header.ChangedFields = bitmapFields(rs, out.Header.ChangedFields)
+	}
+	return &out, nil
+}
+
+// bitmapFields expands the hex bitmaps of changedFields into field names (bit i = the
+// schema's i-th field); entries that are already names pass through.
+func bitmapFields(s *avro.RecordSchema, entries []string) []string {
+	var out []string
+	fields := s.Fields()
+	for _, e := range entries {
+		hex, ok := strings.CutPrefix(e, "0x")
+		if !ok {
+			out = append(out, e)
+			continue
+		}
+		bits, ok := new(big.Int).SetString(hex, 16)
+		if !ok {
+			continue
+		}
+		for i := range fields {
+			if bits.Bit(i) == 1 {
+				out = append(out, fields[i].Name())
+			}
+		}
+	}
+	return out
+}
+
+// translate turns one change event into engine events. A new period (CREATE, current) is a
+// status change. A period that ends (UPDATE with IsCurrentState false) is a logout unless the
+// same transaction opens the user's next period, or the user already has a current one.
+func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*changeEvent, ce *pubsubapi.ConsumerEvent) ([]presence.Event, error) {
+	if ev.Header.EntityName != "UserServicePresence" || len(ev.Header.RecordIDs) == 0 {
+		return nil, nil
+	}
+	rec := canonicalID(ev.Header.RecordIDs[0])
+	id := ce.GetEvent().GetId()
+	if id == "" {
+		id = base64.StdEncoding.EncodeToString(ce.GetReplayId())
+	}
+	data := map[string]any{"changeType": ev.Header.ChangeType, "recordId": rec, "transactionKey": ev.Header.TransactionKey}
+	if ev.IsAway != nil {
+		data["isAway"] = *ev.IsAway
+	}
+	if ev.ConfiguredCapacity != nil {
+		data["configuredCapacity"] = int(*ev.ConfiguredCapacity)
+	}
+	switch ev.Header.ChangeType {
+	case "CREATE", "GAP_CREATE":
+		if ev.UserID == nil || ev.ServicePresenceStatusID == nil || (ev.IsCurrentState != nil && !*ev.IsCurrentState) {
+			return nil, nil
+		}
+		user := canonicalID(*ev.UserID)
+		c.remember(rec, user)
+		at := time.UnixMilli(ev.Header.CommitTimestamp)
+		if ev.StatusStartDate != nil {
+			at = time.UnixMilli(*ev.StatusStartDate)
+		}
+		return []presence.Event{{ID: id, System: c.name, Agent: user, Type: presence.StatusChanged,
+			Status: canonicalID(*ev.ServicePresenceStatusID), At: at.UTC(), Data: data}}, nil
+	case "UPDATE", "GAP_UPDATE":
+		if ev.IsCurrentState == nil || *ev.IsCurrentState || !contains(ev.Header.ChangedFields, "IsCurrentState") {
+			return nil, nil
+		}
+		user, err := c.userOf(ctx, rec)
+		if err != nil || user == "" {
+			return nil, err
+		}
+		for _, next := range rest {
+			if next.Header.TransactionKey == ev.Header.TransactionKey && next.Header.ChangeType == "CREATE" &&
+				next.UserID != nil && canonicalID(*next.UserID) == user {
+				return nil, nil
+			}
+		}
+		cur, err := c.CurrentStatuses(ctx, []string{user})
+		if err != nil {
+			return nil, err
+		}
+		if cur[user] != OfflineID {
+			return nil, nil
+		}
+		at := time.UnixMilli(ev.Header.CommitTimestamp)
+		if ev.StatusEndDate != nil {
+			at = time.UnixMilli(*ev.StatusEndDate)
+		}
+		return []presence.Event{{ID: id, System: c.name, Agent: user, Type: presence.Logout,
+			Status: OfflineID, At: at.UTC(), Data: data}}, nil
+	}
+	return nil, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// maxRemembered bounds the record → user cache.
+const maxRemembered = 50000
+
+func (c *Connector) remember(rec, user string) {
+	c.mu.Lock()
+	if len(c.users) >= maxRemembered {
+		c.users = map[string]string{}
+	}
+	c.users[rec] = user
+	c.mu.Unlock()
+}
+
+// userOf returns the user of a UserServicePresence record, from the cache or by query.
+func (c *Connector) userOf(ctx context.Context, rec string) (string, error) {
+	c.mu.Lock()
+	u, ok := c.users[rec]
+	c.mu.Unlock()
+	if ok {
+		return u, nil
+	}
+	if !validID(rec) {
+		return "", nil
+	}
+	var rows []struct {
+		UserID string `json:"UserId"`
+	}
+	if err := queryAll(ctx, c, "SELECT UserId FROM UserServicePresence WHERE Id = '"+rec+"'", &rows); err != nil {
+		return "", err
+	}
+	if len(rows) == 0 {
+		return "", nil
+	}
+	u = canonicalID(rows[0].UserID)
+	c.remember(rec, u)
+	return u, nil
+}
+
