@@ -117,7 +117,7 @@ func (t *celTest) eval(x *evalCtx) (bool, string) {
 }
 
 // celCondition compiles a CEL test, reporting problems at their place in the expression.
-func (c *compiler) celCondition(n *yaml.Node, label string) (condition, string, bool) {
+func (c *compiler) celCondition(n *yaml.Node, label string) (*condition, string, bool) {
 	src := n.Value
 	ast, iss := c.env.cel.Compile(src)
 	if iss != nil && iss.Err() != nil {
@@ -153,7 +153,7 @@ func (c *compiler) celCondition(n *yaml.Node, label string) (condition, string, 
 		c.errf(n, "when of %s: CEL: %v", label, err)
 		return nil, "", false
 	}
-	return &celTest{src: src, prg: prg}, src, true
+	return &condition{cel: &celTest{src: src, prg: prg}}, src, true
 }
 
 // sizeEstimator bounds the size of every string, list and map at celSizeLimit.
@@ -169,15 +169,15 @@ func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstN
 
 // activation builds the CEL variables for the event, once per evaluation.
 func (x *evalCtx) activation() map[string]any {
-	if x.act != nil {
-		return x.act
+	if x.cel != nil {
+		return x.cel.act
 	}
 	act := make(map[string]any, len(x.env.names)+1)
-	act["event"] = &eventVars{Type: string(x.ev.Type), System: x.ev.System, Status: x.ev.Status, Data: x.ev.Data}
+	act["event"] = &eventVars{Type: string(x.in.Event.Type), System: x.in.Event.System, Status: x.in.Event.Status, Data: x.in.Event.Data}
 	for _, name := range x.env.names {
 		si := x.env.systems[name]
 		st := stateVars{NewState: x.in.Current[name].Name, OldState: x.in.Current[name].Name}
-		if name == x.ev.System {
+		if name == x.in.Event.System {
 			st = stateVars{NewState: x.newS.Name, OldState: x.in.Old.Name}
 		}
 		if si.kind != KindSalesforce {
@@ -185,7 +185,7 @@ func (x *evalCtx) activation() map[string]any {
 			continue
 		}
 		v := &salesforceVars{NewState: st.NewState, OldState: st.OldState}
-		if name == x.ev.System {
+		if name == x.in.Event.System {
 			w := x.workload()
 			v.Channel = w.channel
 			v.PreviousWorkload, v.NewWorkload, v.ConfiguredCapacity = int64(w.previous), int64(w.next), int64(w.capacity)
@@ -196,6 +196,6 @@ func (x *evalCtx) activation() map[string]any {
 	if act["event"].(*eventVars).Data == nil {
 		act["event"].(*eventVars).Data = map[string]any{}
 	}
-	x.act = act
+	x.cel = &celVars{act: act}
 	return act
 }

@@ -10,10 +10,19 @@ import (
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
-// condition is a compiled rule test: a structured comparison or a CEL program. It reports
-// whether the test holds and a line that explains the outcome.
-type condition interface {
-	eval(x *evalCtx) (bool, string)
+// condition is a compiled rule test: a structured comparison or a CEL program. A concrete
+// type (not an interface) keeps the evaluation context on the stack.
+type condition struct {
+	cmp *compare
+	cel *celTest
+}
+
+// eval reports whether the test holds and a line that explains the outcome.
+func (c *condition) eval(x *evalCtx) (bool, string) {
+	if c.cmp != nil {
+		return c.cmp.eval(x)
+	}
+	return c.cel.eval(x)
 }
 
 // target is one "system: status" of a set, in file order.
@@ -101,7 +110,7 @@ func (o *operand) value(x *evalCtx) value {
 	case literal:
 		return o.lit
 	case newState, oldState:
-		if o.system == x.ev.System {
+		if o.system == x.in.Event.System {
 			if o.kind == newState {
 				return textValue(x.newS.Name)
 			}
@@ -109,7 +118,7 @@ func (o *operand) value(x *evalCtx) value {
 		}
 		return textValue(x.in.Current[o.system].Name)
 	}
-	if o.system != x.ev.System {
+	if o.system != x.in.Event.System {
 		if o.kind == channel {
 			return value{text: true}
 		}
@@ -180,7 +189,7 @@ func (o *operand) describe(v value) string {
 }
 
 // when compiles a rule's test: a structured {a, op, b} mapping or a CEL string.
-func (c *compiler) when(n *yaml.Node, label string) (condition, string, bool) {
+func (c *compiler) when(n *yaml.Node, label string) (*condition, string, bool) {
 	d := deref(n)
 	if d != nil && d.Kind == yaml.ScalarNode && d.Tag != "!!null" {
 		return c.celCondition(d, label)
@@ -221,7 +230,7 @@ func (c *compiler) when(n *yaml.Node, label string) (condition, string, bool) {
 	if !okA || !okB {
 		return nil, "", false
 	}
-	return t, t.a.written + " " + t.op + " " + t.b.written, true
+	return &condition{cmp: t}, t.a.written + " " + t.op + " " + t.b.written, true
 }
 
 // stateLiteral checks a literal compared with a state operand names a status of that

@@ -26,14 +26,20 @@ func (c *Config) PolicyFor(email string) *Policy {
 
 // evalCtx is the state of one evaluation.
 type evalCtx struct {
-	in  *Input
-	ev  *presence.Event
+	// in is a copy so the context stays on the stack.
+	in  Input
 	env *evalEnv
 	// newS is the event system's status after the event (Offline for a logout).
 	newS   presence.Status
 	wl     workload
 	wlDone bool
-	act    map[string]any
+	// cel holds the CEL variables once a CEL test needs them.
+	cel *celVars
+}
+
+// celVars is kept behind a pointer so that building it does not move the evaluation onto the heap.
+type celVars struct {
+	act map[string]any
 }
 
 // workload is the Salesforce workload an event carries.
@@ -53,7 +59,7 @@ func (w *workload) pct(v float64) float64 {
 func (x *evalCtx) workload() *workload {
 	if !x.wlDone {
 		x.wlDone = true
-		d := x.ev.Data
+		d := x.in.Event.Data
 		x.wl.previous, x.wl.next = number(d["previousWorkload"]), number(d["newWorkload"])
 		x.wl.capacity = number(d["configuredCapacity"])
 		x.wl.channel, _ = d["channel"].(string)
@@ -70,7 +76,7 @@ func (p *Policy) Evaluate(in Input) Evaluation {
 		e.Unmapped = true
 		return e
 	}
-	x := evalCtx{in: &in, ev: &in.Event, env: p.env, newS: in.New}
+	x := evalCtx{in: in, env: p.env, newS: in.New}
 	sys := in.Event.System
 	if in.Event.Type == presence.Logout {
 		x.newS = presence.Status{Name: presence.OfflineName, Label: presence.OfflineName, Category: presence.CategoryOffline, Settable: true}
@@ -78,7 +84,9 @@ func (p *Policy) Evaluate(in Input) Evaluation {
 			x.newS = si.offline
 		}
 	}
-	e.Steps = make([]Step, 0, len(p.Maps)+len(p.Rules)+len(p.Activities))
+	if n := p.steps[sys]; n > 0 {
+		e.Steps = make([]Step, 0, n)
+	}
 	if in.Event.ChangesStatus() {
 		for _, m := range p.Maps {
 			if m.From != sys {

@@ -95,7 +95,26 @@ func (c *compiler) policy(n *yaml.Node) *Policy {
 		p.Extension = c.extension(p, v)
 	}
 	c.applies = append(c.applies, at)
+	p.steps = stepCounts(p)
 	return p
+}
+
+// stepCounts sizes the explanation of an event of each system once, at load.
+func stepCounts(p *Policy) map[string]int {
+	n := map[string]int{}
+	for _, m := range p.Maps {
+		n[m.From]++
+	}
+	for _, r := range p.Rules {
+		n[r.On.System]++
+	}
+	for _, a := range p.Activities {
+		n[a.Start.System]++
+		if a.End.System != a.Start.System {
+			n[a.End.System]++
+		}
+	}
+	return n
 }
 
 func (c *compiler) appliesTo(p *Policy, n *yaml.Node, at *appliesAt) {

@@ -99,6 +99,8 @@ type Policy struct {
 	Extension *Extension
 	// env is what evaluation knows about the configured systems.
 	env *evalEnv
+	// steps is, per event system, how many steps an evaluation can explain at most.
+	steps map[string]int
 }
 
 // Map is one per-direction state map.
@@ -179,7 +181,7 @@ type Rule struct {
 	Set map[string]presence.Status
 	// When is the test as written ("" when the rule has none and always matches).
 	When string
-	cond condition
+	cond *condition
 	// set is Set in file order.
 	set []target
 	// notOn and always are the precomputed explanations of a rule whose trigger does not
