@@ -30,11 +30,24 @@ type hub struct {
 	mu       sync.Mutex
 	channels map[string]*channel
 	timers   map[*time.Timer]bool
+	seq      uint64
 	wg       sync.WaitGroup
+}
+
+// evictsBefore orders channels for eviction: unconnected first, then least recently used.
+func evictsBefore(a, b *channel) bool {
+	if (a.sock == nil) != (b.sock == nil) {
+		return a.sock == nil
+	}
+	if !a.lastUsed.Equal(b.lastUsed) {
+		return a.lastUsed.Before(b.lastUsed)
+	}
+	return a.seq < b.seq
 }
 
 type channel struct {
 	id       string
+	seq      uint64
 	lastUsed time.Time
 	expires  time.Time
 	topics   map[string]bool
@@ -79,13 +92,14 @@ func (h *hub) createChannel(w http.ResponseWriter, r *http.Request) {
 		// The 21st channel evicts the least recently used one, unconnected channels first.
 		var victim *channel
 		for _, c := range h.channels {
-			if victim == nil || (c.sock == nil) != (victim.sock == nil) && c.sock == nil ||
-				(c.sock == nil) == (victim.sock == nil) && c.lastUsed.Before(victim.lastUsed) {
+			if victim == nil || evictsBefore(c, victim) {
 				victim = c
 			}
 		}
 		h.removeLocked(victim)
 	}
+	h.seq++
+	ch.seq = h.seq
 	h.channels[ch.id] = ch
 	h.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"connectUri": connectURI(r, ch.id), "id": ch.id, "expires": isoTime(ch.expires)})
