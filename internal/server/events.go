@@ -7,10 +7,12 @@ import (
 	"time"
 )
 
-// Event stream tuning: the subscription buffer and how long one write may block on a slow
-// client before the stream is dropped.
+// Event stream tuning: the subscription buffer, the interval of heartbeat comments (which keep
+// proxies from closing an idle stream) and how long one write may block on a slow client before
+// the stream is dropped.
 const (
 	streamBuffer       = 256
+	streamHeartbeat    = 15 * time.Second
 	streamWriteTimeout = 10 * time.Second
 )
 
@@ -41,7 +43,7 @@ func (s *Server) events(w http.ResponseWriter, r *http.Request) {
 	if !write([]byte("retry: 3000\n: connected\n\n")) {
 		return
 	}
-	tick := time.NewTicker(s.heartbeat)
+	tick := time.NewTicker(streamHeartbeat)
 	defer tick.Stop()
 	for {
 		select {

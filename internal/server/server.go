@@ -65,12 +65,11 @@ type Options struct {
 
 // Server serves the HTTP API. Create it with New.
 type Server struct {
-	opts      Options
-	log       *slog.Logger
-	mux       *http.ServeMux
-	handler   http.Handler
-	openapi   []byte
-	heartbeat time.Duration
+	opts    Options
+	log     *slog.Logger
+	mux     *http.ServeMux
+	handler http.Handler
+	openapi []byte
 
 	// streamsDone is closed when the server shuts down, ending the event streams, which would
 	// otherwise keep their connections busy forever.
@@ -96,7 +95,6 @@ func New(opts Options) *Server {
 		opts:        opts,
 		log:         opts.Logger,
 		mux:         http.NewServeMux(),
-		heartbeat:   15 * time.Second,
 		streamsDone: make(chan struct{}),
 	}
 	s.openapi = openAPIDocument(opts.Version)
