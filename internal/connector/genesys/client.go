@@ -128,7 +128,9 @@ func New(o Options) (*Client, error) {
 }
 
 // setAllowed sizes the token bucket from the budget Genesys reports: allowed requests per
-// minute, with a tenth of it as burst.
+// minute, with the whole budget as burst. Genesys counts requests in fixed windows (its
+// inin-ratelimit-reset says when the window ends), so a full window may be spent at once; when
+// the count reaches the budget, observeLimits holds requests until the reset.
 func (c *Client) setAllowed(allowed int) {
 	c.limMu.Lock()
 	defer c.limMu.Unlock()
@@ -137,7 +139,7 @@ func (c *Client) setAllowed(allowed int) {
 	}
 	c.allowed = allowed
 	every := rate.Every(60 * c.o.WireSecond / time.Duration(allowed))
-	burst := max(1, allowed/10)
+	burst := allowed
 	if c.lim == nil {
 		c.lim = rate.NewLimiter(every, burst)
 		return
@@ -150,7 +152,7 @@ func (c *Client) setAllowed(allowed int) {
 func (c *Client) WriteLimit() (float64, int) {
 	c.limMu.Lock()
 	defer c.limMu.Unlock()
-	return float64(c.allowed) / 60 / c.o.WireSecond.Seconds(), max(1, c.allowed/10)
+	return float64(c.allowed) / 60 / c.o.WireSecond.Seconds(), c.allowed
 }
 
 // block holds every request until t (a 429's Retry-After or an exhausted window).

@@ -65,7 +65,7 @@ func (r *statusRecorder) Hijack() (c interface{ Close() error }, err error) {
 }
 
 type env struct {
-	t          *testing.T
+	t          testing.TB
 	sim        *sim.Server
 	url        string
 	client     *Client
@@ -90,7 +90,7 @@ func (c *clock) add(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newEnv(t *testing.T, cfg sim.Config, opts Options) *env {
+func newEnv(t testing.TB, cfg sim.Config, opts Options) *env {
 	t.Helper()
 	fc := &clock{t: time.Now()}
 	cfg.FaultOptions.Now = fc.now
@@ -366,7 +366,7 @@ func TestRateLimitRespectedUpFront(t *testing.T) {
 	if e.counts.throttled() != 0 {
 		t.Fatalf("%d requests got 429; the limiter must keep within inin-ratelimit-allowed", e.counts.throttled())
 	}
-	if per, burst := e.client.WriteLimit(); per != 5.0/60/wireSecond.Seconds() || burst != 1 {
+	if per, burst := e.client.WriteLimit(); per != 5.0/60/wireSecond.Seconds() || burst != 5 {
 		t.Fatalf("WriteLimit %v %d", per, burst)
 	}
 }
