@@ -1,0 +1,445 @@
+// Package postgres is the shared store.Store for production and scale-out: several replicas
+// use one PostgreSQL database through pgx. Updates are serialized within a process and are
+// ordinary transactions across processes.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/omnipresence/omnipresence/internal/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// migrationLock is the advisory lock key that serializes migrations of replicas starting at once.
+const migrationLock = 0x6f6d6e69 // "omni"
+
+// Store is a PostgreSQL store.Store.
+type Store struct {
+	pool *pgxpool.Pool
+	gate gate
+	wmu  sync.Mutex // serializes Update within this process
+}
+
+var _ store.Store = (*Store)(nil)
+
+// Open connects to the database at url (a postgres:// URL or key=value string, as pgx parses
+// it; a search_path parameter selects the schema) and applies pending migrations.
+func Open(ctx context.Context, url string) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: parse url: %w", err)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: connect: %w", err)
+	}
+	s := &Store{pool: pool}
+	if err := s.migrate(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+// migrate applies the embedded migrations not yet recorded in schema_migrations, in file name
+// order, in one transaction that first takes an advisory lock, so that replicas starting at once
+// apply each migration exactly once.
+func (s *Store) migrate(ctx context.Context) error {
+	names, err := fs.Glob(migrations, "migrations/*.sql")
+	if err != nil {
+		return fmt.Errorf("postgres: list migrations: %w", err)
+	}
+	sort.Strings(names)
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin migration: %w", err)
+	}
+	defer tx.Rollback(ctx)
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(migrationLock)); err != nil {
+		return fmt.Errorf("postgres: lock migrations: %w", err)
+	}
+	if _, err := tx.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    BIGINT PRIMARY KEY,
+		name       TEXT   NOT NULL,
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+	)`); err != nil {
+		return fmt.Errorf("postgres: create schema_migrations: %w", err)
+	}
+	rows, err := tx.Query(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("postgres: read schema_migrations: %w", err)
+	}
+	versions, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("postgres: read schema_migrations: %w", err)
+	}
+	applied := map[int64]bool{}
+	for _, v := range versions {
+		applied[v] = true
+	}
+	for _, name := range names {
+		base := strings.TrimPrefix(name, "migrations/")
+		num, _, ok := strings.Cut(base, "_")
+		version, err := strconv.ParseInt(num, 10, 64)
+		if !ok || err != nil {
+			return fmt.Errorf("postgres: migration %s: name must start with a number and '_'", base)
+		}
+		if applied[version] {
+			continue
+		}
+		body, err := migrations.ReadFile(name)
+		if err != nil {
+			return fmt.Errorf("postgres: read migration %s: %w", base, err)
+		}
+		if _, err := tx.Exec(ctx, string(body)); err != nil {
+			return fmt.Errorf("postgres: apply migration %s: %w", base, err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, base); err != nil {
+			return fmt.Errorf("postgres: record migration %s: %w", base, err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit migrations: %w", err)
+	}
+	return nil
+}
+
+// Update implements store.Store.
+func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.gate.enter(); err != nil {
+		return err
+	}
+	defer s.gate.leave()
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	pgTx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("postgres: begin: %w", err)
+	}
+	if err := fn(&tx{tx: pgTx}); err != nil {
+		// Rolling back must not depend on ctx, which may be what failed.
+		pgTx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := pgTx.Commit(ctx); err != nil {
+		return fmt.Errorf("postgres: commit: %w", err)
+	}
+	return nil
+}
+
+// Agent implements store.Store.
+func (s *Store) Agent(ctx context.Context, key string) (store.Agent, bool, error) {
+	if err := s.gate.enter(); err != nil {
+		return store.Agent{}, false, err
+	}
+	defer s.gate.leave()
+	a := store.Agent{Key: key}
+	var at *int64
+	err := s.pool.QueryRow(ctx, `SELECT state, updated_at_ns FROM agents WHERE key = $1`, key).Scan(&a.State, &at)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return store.Agent{}, false, nil
+	}
+	if err != nil {
+		return store.Agent{}, false, fmt.Errorf("postgres: agent %q: %w", key, err)
+	}
+	a.UpdatedAt = fromNanos(at)
+	return a, true, nil
+}
+
+// Agents implements store.Store.
+func (s *Store) Agents(ctx context.Context) ([]store.Agent, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	rows, err := s.pool.Query(ctx, `SELECT key, state, updated_at_ns FROM agents ORDER BY key COLLATE "C"`)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: agents: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Agent, error) {
+		var a store.Agent
+		var at *int64
+		err := r.Scan(&a.Key, &a.State, &at)
+		a.UpdatedAt = fromNanos(at)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: agents: %w", err)
+	}
+	return out, nil
+}
+
+// sqlLimit maps "limit <= 0 means all" to LIMIT NULL.
+func sqlLimit(limit int) *int64 {
+	if limit <= 0 {
+		return nil
+	}
+	n := int64(limit)
+	return &n
+}
+
+// Events implements store.Store. limit <= 0 means all.
+func (s *Store) Events(ctx context.Context, agent string, limit int) ([]store.Event, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	const cols = `SELECT seq, dedupe_key, agent, system, type, at_ns, body FROM events`
+	var rows pgx.Rows
+	var err error
+	if agent == "" {
+		rows, err = s.pool.Query(ctx, cols+` ORDER BY seq DESC LIMIT $1`, sqlLimit(limit))
+	} else {
+		rows, err = s.pool.Query(ctx, cols+` WHERE agent = $1 ORDER BY seq DESC LIMIT $2`, agent, sqlLimit(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.Event, error) {
+		var e store.Event
+		var at *int64
+		err := r.Scan(&e.Seq, &e.DedupeKey, &e.Agent, &e.System, &e.Type, &at, &e.Body)
+		e.At = fromNanos(at)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: events: %w", err)
+	}
+	return out, nil
+}
+
+// Audit implements store.Store. limit <= 0 means all; agent "" means every agent.
+func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.AuditRecord, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	const cols = `SELECT seq, agent, at_ns, kind, event_seq, body FROM audit`
+	var rows pgx.Rows
+	var err error
+	if agent == "" {
+		rows, err = s.pool.Query(ctx, cols+` ORDER BY seq DESC LIMIT $1`, sqlLimit(limit))
+	} else {
+		rows, err = s.pool.Query(ctx, cols+` WHERE agent = $1 ORDER BY seq DESC LIMIT $2`, agent, sqlLimit(limit))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AuditRecord, error) {
+		var a store.AuditRecord
+		var at *int64
+		err := r.Scan(&a.Seq, &a.Agent, &at, &a.Kind, &a.EventSeq, &a.Body)
+		a.At = fromNanos(at)
+		return a, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("postgres: audit: %w", err)
+	}
+	return out, nil
+}
+
+// RecentDedupeKeys implements store.Store.
+func (s *Store) RecentDedupeKeys(ctx context.Context, n int) ([]string, error) {
+	if err := s.gate.enter(); err != nil {
+		return nil, err
+	}
+	defer s.gate.leave()
+	if n <= 0 {
+		return nil, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT dedupe_key FROM events ORDER BY seq DESC LIMIT $1`, n)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: recent dedupe keys: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: recent dedupe keys: %w", err)
+	}
+	return out, nil
+}
+
+// Checkpoint implements store.Store.
+func (s *Store) Checkpoint(ctx context.Context, name string) (string, error) {
+	if err := s.gate.enter(); err != nil {
+		return "", err
+	}
+	defer s.gate.leave()
+	var v string
+	err := s.pool.QueryRow(ctx, `SELECT value FROM checkpoints WHERE name = $1`, name).Scan(&v)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("postgres: checkpoint %q: %w", name, err)
+	}
+	return v, nil
+}
+
+// SetCheckpoint implements store.Store.
+func (s *Store) SetCheckpoint(ctx context.Context, name, value string) error {
+	return s.Update(ctx, func(tx store.Tx) error { return tx.SetCheckpoint(ctx, name, value) })
+}
+
+// Close implements store.Store. It waits for running operations to finish.
+func (s *Store) Close() error {
+	if s.gate.close() {
+		s.pool.Close()
+	}
+	return nil
+}
+
+// tx is one Update's transaction.
+type tx struct {
+	tx pgx.Tx
+}
+
+// InsertEvent implements store.Tx.
+func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
+	if ev.DedupeKey == "" {
+		return false, errors.New("postgres: event has an empty dedupe key")
+	}
+	at, err := toNanos(ev.At)
+	if err != nil {
+		return false, fmt.Errorf("postgres: event %q: %w", ev.DedupeKey, err)
+	}
+	err = t.tx.QueryRow(ctx, `INSERT INTO events (dedupe_key, agent, system, type, at_ns, body)
+		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING RETURNING seq`,
+		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, nonNil(ev.Body)).Scan(&ev.Seq)
+	if err == nil {
+		return true, nil
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return false, fmt.Errorf("postgres: insert event %q: %w", ev.DedupeKey, err)
+	}
+	if err := t.tx.QueryRow(ctx, `SELECT seq FROM events WHERE dedupe_key = $1`, ev.DedupeKey).Scan(&ev.Seq); err != nil {
+		return false, fmt.Errorf("postgres: find duplicate event %q: %w", ev.DedupeKey, err)
+	}
+	return false, nil
+}
+
+// PutAgent implements store.Tx.
+func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
+	if a.Key == "" {
+		return errors.New("postgres: agent has an empty key")
+	}
+	at, err := toNanos(a.UpdatedAt)
+	if err != nil {
+		return fmt.Errorf("postgres: agent %q: %w", a.Key, err)
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO agents (key, state, updated_at_ns) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at_ns = excluded.updated_at_ns`,
+		a.Key, nonNil(a.State), at); err != nil {
+		return fmt.Errorf("postgres: put agent %q: %w", a.Key, err)
+	}
+	return nil
+}
+
+// AppendAudit implements store.Tx. The records go in one round trip.
+func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	var b pgx.Batch
+	for i := range recs {
+		r := &recs[i]
+		at, err := toNanos(r.At)
+		if err != nil {
+			return fmt.Errorf("postgres: audit record of %q: %w", r.Agent, err)
+		}
+		b.Queue(`INSERT INTO audit (agent, at_ns, kind, event_seq, body) VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
+			r.Agent, at, r.Kind, r.EventSeq, nonNil(r.Body)).QueryRow(func(row pgx.Row) error {
+			return row.Scan(&r.Seq)
+		})
+	}
+	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+		return fmt.Errorf("postgres: append audit: %w", err)
+	}
+	return nil
+}
+
+// SetCheckpoint implements store.Tx.
+func (t *tx) SetCheckpoint(ctx context.Context, name, value string) error {
+	if _, err := t.tx.Exec(ctx, `INSERT INTO checkpoints (name, value) VALUES ($1, $2)
+		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, name, value); err != nil {
+		return fmt.Errorf("postgres: set checkpoint %q: %w", name, err)
+	}
+	return nil
+}
+
+// The times UnixNano can represent.
+var minTime, maxTime = time.Unix(0, math.MinInt64).UTC(), time.Unix(0, math.MaxInt64).UTC()
+
+// toNanos encodes t as nanoseconds since the Unix epoch; the zero time is NULL.
+func toNanos(t time.Time) (*int64, error) {
+	if t.IsZero() {
+		return nil, nil
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return nil, fmt.Errorf("time %v outside the storable range %v to %v", t, minTime, maxTime)
+	}
+	n := t.UnixNano()
+	return &n, nil
+}
+
+func fromNanos(n *int64) time.Time {
+	if n == nil {
+		return time.Time{}
+	}
+	return time.Unix(0, *n).UTC()
+}
+
+// nonNil keeps NOT NULL bytea columns happy with empty bodies.
+func nonNil(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
+}
+
+// gate lets operations run until Close, which waits for the running ones. Unlike a held read
+// lock, it lets a read nested in an Update fail with ErrClosed instead of deadlocking Close.
+type gate struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+func (g *gate) enter() error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return store.ErrClosed
+	}
+	g.wg.Add(1)
+	return nil
+}
+
+func (g *gate) leave() { g.wg.Done() }
+
+// close reports whether it was the first call, after every running operation has left.
+func (g *gate) close() bool {
+	g.mu.Lock()
+	first := !g.closed
+	g.closed = true
+	g.mu.Unlock()
+	g.wg.Wait()
+	return first
+}
