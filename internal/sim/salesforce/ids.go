@@ -49,20 +49,36 @@ func to18(id15 string) string {
 }
 
 // canonicalID returns the 18-character form of a 15- or 18-character id and whether s looks
-// like an id at all.
+// like an id at all. An 18-character id is case-insensitive: its suffix restores the case of
+// the first 15 characters.
 func canonicalID(s string) (string, bool) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+	for i := 0; i < len(s); i++ {
+		if !strings.ContainsRune(base62, rune(s[i])) {
+			return "", false
+		}
+	}
 	switch len(s) {
 	case 15:
-		for i := 0; i < 15; i++ {
-			if !strings.ContainsRune(base62, rune(s[i])) {
-				return "", false
-			}
-		}
 		return to18(s), true
 	case 18:
-		if c, ok := canonicalID(s[:15]); ok && strings.EqualFold(c, s) {
-			return c, true
+		b := []byte(strings.ToLower(s[:15]))
+		for chunk := 0; chunk < 3; chunk++ {
+			flags := strings.IndexByte(alphabet, strings.ToUpper(s[15+chunk:16+chunk])[0])
+			if flags < 0 {
+				return "", false
+			}
+			for i := 0; i < 5; i++ {
+				if flags&(1<<i) != 0 {
+					c := b[chunk*5+i]
+					if c < 'a' || c > 'z' {
+						return "", false
+					}
+					b[chunk*5+i] = c - 'a' + 'A'
+				}
+			}
 		}
+		return to18(string(b)), true
 	}
 	return "", false
 }
