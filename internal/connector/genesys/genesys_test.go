@@ -528,3 +528,26 @@ func TestShardsAcrossChannels(t *testing.T) {
 		t.Fatalf("25 channels needed: %v", err)
 	}
 }
+
+func TestChannelRenewedBeforeExpiry(t *testing.T) {
+	// Channels live 300ms here; the watcher must replace each before it expires and lose nothing.
+	e := newEnv(t, sim.Config{ChannelTTL: 300 * time.Millisecond}, Options{})
+	w := e.watch()
+	e.barrier(w, id(50))
+	for e.counts.get("POST /api/v2/notifications/channels") < 3 {
+		select {
+		case ev := <-w.events:
+			t.Fatalf("unexpected event %+v", ev)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	if err := e.sim.SetPresence(id(8), "Away"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := w.next(t); ev.Agent != id(8) || ev.Status != sim.AwayID {
+		t.Fatalf("event %+v", ev)
+	}
+	if extra := e.barrier(w, id(50)); len(extra) != 0 {
+		t.Fatalf("duplicates across renewals: %+v", extra)
+	}
+}

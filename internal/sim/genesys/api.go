@@ -215,14 +215,21 @@ func (s *Server) userModel(u *user, expand []string) map[string]any {
 	return m
 }
 
-// expandOf reads expand=a&expand=b and expand=a,b.
-func expandOf(q url.Values) []string {
+// listParam reads a list query parameter sent either repeated (id=a&id=b) or comma-separated
+// (id=a,b), as the different SDKs do.
+func listParam(q url.Values, key string) []string {
 	var out []string
-	for _, v := range q["expand"] {
-		out = append(out, strings.Split(v, ",")...)
+	for _, v := range q[key] {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
 	}
 	return out
 }
+
+func expandOf(q url.Values) []string { return listParam(q, "expand") }
 
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
@@ -231,7 +238,7 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, err.Error())
 		return
 	}
-	ids := q["id"]
+	ids := listParam(q, "id")
 	expand := expandOf(q)
 	s.mu.Lock()
 	var all []any
@@ -420,7 +427,7 @@ func (s *Server) applyPresence(u *user, body mutablePresence) (int, string, stri
 }
 
 func (s *Server) bulkGetPresence(w http.ResponseWriter, r *http.Request) {
-	ids := r.URL.Query()["id"]
+	ids := listParam(r.URL.Query(), "id")
 	if len(ids) == 0 || len(ids) > maxBulkIDs {
 		s.badRequest(w, fmt.Sprintf("Between 1 and %d user ids are required", maxBulkIDs))
 		return

@@ -2,6 +2,19 @@
 // users, presence and routing status, the notifications API with its WebSocket, calls that
 // produce conversation events, Genesys's rate limits and injectable faults. It speaks the real
 // wire API so that Genesys's own SDKs work against it given only a base URL.
+//
+// Besides /oauth/token, /api/v2/… and the notification sockets at /channels/{id}, it serves
+// control endpoints under /_sim/ that stand in for people and telephony:
+//
+//	GET  /_sim/users                  users with their presence and routing status
+//	POST /_sim/presence               {"user":"ana@example.com","presence":"Busy"}
+//	POST /_sim/calls                  {"user":…,"acd":true,"queueId":…,"direction":"inbound"} → {"conversationId"}
+//	POST /_sim/calls/{id}/end         disconnects the call
+//	GET  /_sim/detail-events          the v2.detail.events.conversation.{id}.user.start/.end bodies
+//	POST /_sim/sockets/drop           drops every notification socket
+//	POST /_sim/sockets/closing        sends v2.system.socket_closing, closes after the grace period
+//	POST /_sim/tokens/expire          expires every access token
+//	GET/POST /_sim/faults             latency, error rate, 429 storms (see package fault)
 package genesys
 
 import (

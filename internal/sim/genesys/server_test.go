@@ -503,3 +503,14 @@ func TestSeedValidation(t *testing.T) {
 		})
 	}
 }
+
+func TestListParametersRepeatedOrCommaSeparated(t *testing.T) {
+	h := newHarness(t, Config{})
+	for _, q := range []string{"id=" + DemoUserID(1) + "&id=" + DemoUserID(2), "id=" + DemoUserID(1) + "," + DemoUserID(2)} {
+		var got []map[string]any
+		h.call("GET", "/api/v2/users/presences/purecloud/bulk?"+q, "", 200, &got)
+		if len(got) != 2 {
+			t.Fatalf("%s: %d presences", q, len(got))
+		}
+	}
+}
