@@ -85,19 +85,24 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	t := &s.tx
 	t.reset()
-	err := fn(t)
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err != nil {
-		for _, p := range t.events {
-			delete(s.dedupe, p.ev.DedupeKey)
+	committed := false
+	defer func() {
+		// Also runs when fn panics: forget the keys this transaction claimed.
+		if !committed {
+			for _, p := range t.events {
+				delete(s.dedupe, p.ev.DedupeKey)
+			}
 		}
 		t.reset()
+	}()
+	if err := fn(t); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.commit(t)
-	t.reset()
+	committed = true
 	return nil
 }
 

@@ -134,9 +134,13 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("postgres: begin: %w", err)
 	}
+	// Roll back on every way out but a commit, panics in fn included, without depending on
+	// ctx, which may be what failed. After a commit it is a no-op.
+	defer pgTx.Rollback(context.WithoutCancel(ctx))
 	if err := fn(&tx{tx: pgTx}); err != nil {
-		// Rolling back must not depend on ctx, which may be what failed.
-		pgTx.Rollback(context.WithoutCancel(ctx))
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := pgTx.Commit(ctx); err != nil {

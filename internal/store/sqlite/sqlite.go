@@ -70,8 +70,8 @@ func Open(path string, opts ...Option) (*Store, error) {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	if path == "" || path == ":memory:" || strings.ContainsAny(path, "?#") {
-		return nil, fmt.Errorf("sqlite: invalid database path %q", path)
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, fmt.Errorf("sqlite: invalid database path %q: want a file path", path)
 	}
 	if cfg.readConns < 1 {
 		return nil, fmt.Errorf("sqlite: read pool size %d, want at least 1", cfg.readConns)
@@ -85,7 +85,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 		"busy_timeout(" + busy + ")", "journal_mode(WAL)", "synchronous(" + syncMode + ")", "foreign_keys(1)",
 		"cache_size(-32768)", // 32 MiB of page cache keeps the dedupe and agent indexes hot
 	}, "_txlock": {"immediate"}}
-	writer, err := sql.Open("sqlite", "file:"+path+"?"+wq.Encode())
+	writer, err := sql.Open("sqlite", fileURI(path, wq))
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
 	}
@@ -100,7 +100,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	// Readers open after migrate has switched the file to WAL (a persistent setting).
 	rq := url.Values{"_pragma": {"busy_timeout(" + busy + ")", "query_only(1)"}}
-	s.reader, err = sql.Open("sqlite", "file:"+path+"?"+rq.Encode())
+	s.reader, err = sql.Open("sqlite", fileURI(path, rq))
 	if err != nil {
 		writer.Close()
 		return nil, fmt.Errorf("sqlite: open %s for reading: %w", path, err)
@@ -113,6 +113,12 @@ func Open(path string, opts ...Option) (*Store, error) {
 		return nil, err
 	}
 	return s, nil
+}
+
+// fileURI makes a SQLite URI filename of path, escaping what a URI would otherwise read as a
+// query, a fragment or an escape.
+func fileURI(path string, q url.Values) string {
+	return "file:" + strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23").Replace(path) + "?" + q.Encode()
 }
 
 // migrate applies the embedded migrations not yet recorded in schema_migrations, in file name
@@ -218,9 +224,13 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: begin: %w", err)
 	}
-	t := &tx{s: s, tx: sqlTx}
-	if err := fn(t); err != nil {
-		sqlTx.Rollback()
+	// Roll back on every way out but a commit, panics in fn included: the one writer
+	// connection must not stay inside a transaction.
+	defer sqlTx.Rollback()
+	if err := fn(&tx{s: s, tx: sqlTx}); err != nil {
+		return err
+	}
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if err := sqlTx.Commit(); err != nil {

@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -109,7 +110,7 @@ func migrationRows(t *testing.T, path string) int {
 }
 
 func TestBadInput(t *testing.T) {
-	for _, path := range []string{"", ":memory:", "x.db?mode=ro"} {
+	for _, path := range []string{"", ":memory:", "file:x.db"} {
 		if s, err := sqlite.Open(path); err == nil {
 			s.Close()
 			t.Errorf("Open(%q) succeeded, want an error", path)
@@ -132,6 +133,20 @@ func TestBadInput(t *testing.T) {
 		if err := s.Update(ctx, fn); err == nil || !strings.Contains(err.Error(), "storable range") {
 			t.Errorf("%s with a time in 2300: err = %v, want a range error", name, err)
 		}
+	}
+}
+
+func TestPathWithURICharacters(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "a ?b#c%41.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("database not at the given path: %v", err)
 	}
 }
 

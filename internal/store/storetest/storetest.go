@@ -31,11 +31,13 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"CloseThenErrClosed", testCloseThenErrClosed},
 		{"ConcurrentReadersDuringUpdate", testConcurrentReaders},
 		{"ContextCanceledBeforeUpdate", testContextCanceled},
+		{"ContextCanceledDuringUpdate", testContextCanceledDuring},
 		{"DedupeKeepsFirst", testDedupeKeepsFirst},
 		{"DedupeWithinOneTx", testDedupeWithinOneTx},
 		{"EmptyDedupeKeyRejected", testEmptyDedupeKey},
 		{"EventsNewestFirst", testEventsNewestFirst},
 		{"LargeBodies", testLargeBodies},
+		{"PanicRollsBack", testPanicRollsBack},
 		{"PutAgentReplaces", testPutAgentReplaces},
 		{"RecentDedupeKeys", testRecentDedupeKeys},
 		{"RollbackLeavesNothing", testRollbackLeavesNothing},
@@ -696,5 +698,53 @@ func testBodiesNotAliased(t *testing.T, s store.Store) {
 	}
 	if got := audit(t, s, "a@x", 1); string(got[0].Body) != `{"a":1}` {
 		t.Errorf("audit body = %s, want {\"a\":1}", got[0].Body)
+	}
+}
+
+func testContextCanceledDuring(t *testing.T, s store.Store) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	err := s.Update(ctx, func(tx store.Tx) error {
+		e := ev("k", "a@x", 1)
+		if _, err := tx.InsertEvent(ctx, &e); err != nil {
+			return err
+		}
+		cancel() // fn itself succeeds, but the caller gave up before the commit
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Update = %v, want context.Canceled", err)
+	}
+	if got := events(t, s, "", 0); len(got) != 0 {
+		t.Errorf("Events = %d, want 0", len(got))
+	}
+	insert(t, s, ev("k", "a@x", 1)) // the key is free and the store still writable
+}
+
+func testPanicRollsBack(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	func() {
+		defer func() {
+			if r := recover(); r != "boom" {
+				t.Fatalf("recovered %v, want the panic of fn", r)
+			}
+		}()
+		_ = s.Update(ctx, func(tx store.Tx) error {
+			e := ev("k", "a@x", 1)
+			if _, err := tx.InsertEvent(ctx, &e); err != nil {
+				return err
+			}
+			panic("boom")
+		})
+	}()
+	if got := events(t, s, "", 0); len(got) != 0 {
+		t.Errorf("Events after a panic = %d, want 0", len(got))
+	}
+	// The store is still writable and the key is free.
+	if got := insert(t, s, ev("k", "a@x", 1)); got[0].Seq <= 0 {
+		t.Errorf("Seq after a panic = %d", got[0].Seq)
+	}
+	if got := events(t, s, "", 0); len(got) != 1 {
+		t.Errorf("Events = %d, want 1", len(got))
 	}
 }
