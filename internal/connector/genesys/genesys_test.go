@@ -551,3 +551,19 @@ func TestChannelRenewedBeforeExpiry(t *testing.T) {
 		t.Fatalf("duplicates across renewals: %+v", extra)
 	}
 }
+
+func TestSilentSocketDetectedByPing(t *testing.T) {
+	e := newEnv(t, sim.Config{}, Options{PingInterval: 20 * time.Millisecond})
+	w := e.watch()
+	e.barrier(w, id(50))
+	e.sim.MuteSockets()
+	if err := e.sim.SetPresence(id(9), "Busy"); err != nil {
+		t.Fatal(err)
+	}
+	if ev := w.next(t); ev.Agent != id(9) || ev.Status != sim.BusyID {
+		t.Fatalf("event %+v", ev)
+	}
+	if n := e.counts.get("POST /api/v2/notifications/channels"); n < 2 {
+		t.Fatalf("%d channels created; the silent socket was not replaced", n)
+	}
+}

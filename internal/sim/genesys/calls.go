@@ -226,6 +226,10 @@ func (s *Server) controlRoutes(m *http.ServeMux) {
 		s.DropSockets()
 		w.WriteHeader(http.StatusNoContent)
 	})
+	m.HandleFunc("POST /_sim/sockets/mute", func(w http.ResponseWriter, _ *http.Request) {
+		s.MuteSockets()
+		w.WriteHeader(http.StatusNoContent)
+	})
 	m.HandleFunc("POST /_sim/sockets/closing", func(w http.ResponseWriter, _ *http.Request) {
 		s.SocketClosing()
 		w.WriteHeader(http.StatusNoContent)

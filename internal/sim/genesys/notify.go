@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -58,6 +59,8 @@ type socket struct {
 	conn   *websocket.Conn
 	out    chan []byte
 	cancel context.CancelFunc
+	// muted sockets stay open but deliver nothing, not even pongs: a half-open connection.
+	muted atomic.Bool
 }
 
 func newHub(s *Server) *hub {
@@ -346,6 +349,9 @@ func (h *hub) writeLoop(ctx context.Context, c *channel, sock *socket) {
 			return
 		case msg = <-sock.out:
 		case <-tick.C:
+			if sock.muted.Load() {
+				continue
+			}
 			h.mu.Lock()
 			expired := !h.s.cfg.Now().Before(c.expires)
 			if expired && h.channels[c.id] == c {
@@ -416,6 +422,9 @@ func mustJSON(v any) []byte {
 
 // send queues msg on sock; a socket whose queue is full is dropped, as a slow consumer.
 func (h *hub) send(sock *socket, msg []byte) {
+	if sock.muted.Load() {
+		return
+	}
 	select {
 	case sock.out <- msg:
 	default:
@@ -448,6 +457,17 @@ func (h *hub) dropAll() {
 			c.sock.cancel()
 			_ = c.sock.conn.CloseNow()
 			c.sock = nil
+		}
+	}
+}
+
+// muteAll makes every open socket silent without closing it.
+func (h *hub) muteAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.channels {
+		if c.sock != nil {
+			c.sock.muted.Store(true)
 		}
 	}
 }

@@ -12,6 +12,7 @@
 //	POST /_sim/calls/{id}/end         disconnects the call
 //	GET  /_sim/detail-events          the v2.detail.events.conversation.{id}.user.start/.end bodies
 //	POST /_sim/sockets/drop           drops every notification socket
+//	POST /_sim/sockets/mute           leaves every socket open but silent (half-open)
 //	POST /_sim/sockets/closing        sends v2.system.socket_closing, closes after the grace period
 //	POST /_sim/tokens/expire          expires every access token
 //	GET/POST /_sim/faults             latency, error rate, 429 storms (see package fault)
@@ -205,6 +206,10 @@ func (s *Server) ExpireTokens() {
 
 // DropSockets closes every notification WebSocket abruptly.
 func (s *Server) DropSockets() { s.hub.dropAll() }
+
+// MuteSockets leaves every notification WebSocket open but silent (no events, heartbeats or
+// pongs), as a half-open connection behaves.
+func (s *Server) MuteSockets() { s.hub.muteAll() }
 
 // SocketClosing sends v2.system.socket_closing on every socket and closes each after the grace
 // period unless the client closed it first.
