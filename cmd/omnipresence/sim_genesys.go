@@ -15,11 +15,13 @@ import (
 
 func init() {
 	var (
-		addr      string
-		seed      string
-		rateLimit int
-		tokenTTL  time.Duration
-		faults    fault.Settings
+		addr       string
+		seed       string
+		rateLimit  int
+		rateWindow time.Duration
+		heartbeat  time.Duration
+		tokenTTL   time.Duration
+		faults     fault.Settings
 	)
 	cmd := &cobra.Command{
 		Use:   "genesys",
@@ -33,7 +35,8 @@ func init() {
 			}
 			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
 			srv, err := genesys.New(genesys.Config{
-				SeedFile: seed, RateLimitPerMinute: rateLimit, TokenTTL: tokenTTL, Faults: faults, Logger: log,
+				SeedFile: seed, RateLimitPerMinute: rateLimit, RateWindow: rateWindow, HeartbeatInterval: heartbeat,
+				TokenTTL: tokenTTL, Faults: faults, Logger: log,
 			})
 			if err != nil {
 				return &exitError{code: 2, err: err}
@@ -54,7 +57,9 @@ func init() {
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:0", "address to listen on (port 0 picks a free port)")
 	f.StringVar(&seed, "seed", "", "JSON seed file (definitions, users); the demo org when empty")
-	f.IntVar(&rateLimit, "rate-limit", 300, "requests per minute per token")
+	f.IntVar(&rateLimit, "rate-limit", 300, "requests per rate window per token")
+	f.DurationVar(&rateWindow, "rate-window", time.Minute, "rate-limit window; shrinking it also shrinks the seconds of Retry-After")
+	f.DurationVar(&heartbeat, "heartbeat", 30*time.Second, "notification socket heartbeat interval")
 	f.DurationVar(&tokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (expires_in)")
 	fault.BindFlags(f, &faults)
 	simCmd.AddCommand(cmd)

@@ -59,6 +59,11 @@ func (c *Client) Watch(ctx context.Context, emit connector.Emit) error {
 		}
 		shards = append(shards, ids)
 	}
+	if len(shards) == 0 {
+		// Nobody to watch: wait rather than return, so the engine does not restart in a loop.
+		<-ctx.Done()
+		return nil
+	}
 	if len(shards) > maxChannels {
 		return &connector.PermanentError{Err: fmt.Errorf("genesys: %d users need %d notification channels; Genesys allows %d", len(accounts), len(shards), maxChannels)}
 	}

@@ -514,3 +514,24 @@ func TestListParametersRepeatedOrCommaSeparated(t *testing.T) {
 		}
 	}
 }
+
+func TestSeedFile(t *testing.T) {
+	h := newHarness(t, Config{SeedFile: "testdata/seed.json"})
+	users := h.srv.Users()
+	want := []User{
+		{ID: "5b0e7a52-0000-4000-8000-000000000001", Name: "Ana Alvarez", Email: "ana@example.com", PresenceID: OnQueueID, Presence: "On Queue", RoutingStatus: "IDLE"},
+		{ID: "5b0e7a52-0000-4000-8000-000000000002", Name: "Bo Becker", Email: "bo@example.com", PresenceID: "0c1d2e3f-0000-4000-8000-000000000001", Presence: "Lunch", RoutingStatus: "OFF_QUEUE"},
+		{ID: "5b0e7a52-0000-4000-8000-000000000003", Name: "Chloe Chen", Email: "chloe@example.com", PresenceID: OfflineID, Presence: "Offline", RoutingStatus: "OFF_QUEUE"},
+	}
+	if len(users) != len(want) {
+		t.Fatalf("%d users", len(users))
+	}
+	for i := range want {
+		if users[i] != want[i] {
+			t.Errorf("user %d: %+v, want %+v", i, users[i], want[i])
+		}
+	}
+	if _, err := New(Config{SeedFile: "testdata/missing.json"}); err == nil {
+		t.Fatal("a missing seed file must fail")
+	}
+}
