@@ -121,7 +121,10 @@ func (s *Store) commit(t *tx) {
 		p.e.audit = append(p.e.audit, p.rec.Seq)
 	}
 	for _, p := range t.agents {
+		// Readers only ever get copies of a state, so its buffer can be reused in place.
+		buf := append(p.e.state.State[:0], t.scratch[p.start:p.end]...)
 		p.e.state, p.e.hasState = p.a, true
+		p.e.state.State = buf
 	}
 	for _, c := range t.checkpoints {
 		s.checkpoints[c[0]] = c[1]
@@ -307,6 +310,9 @@ type tx struct {
 	checkpoints [][2]string
 	// created holds entries for agents the store does not know yet; commit publishes them.
 	created map[string]*entry
+	// scratch holds the agent states put in this transaction; commit copies each into its
+	// entry's buffer, so that steady-state puts allocate nothing.
+	scratch []byte
 	// lastKey and last cache the most recent entry lookup: the engine touches one agent's
 	// event, state and audit in a row.
 	lastKey string
@@ -323,9 +329,11 @@ type pendingAudit struct {
 	e   *entry
 }
 
+// pendingAgent is a PutAgent; its state is scratch[start:end] of the transaction.
 type pendingAgent struct {
-	a store.Agent
-	e *entry
+	a          store.Agent
+	e          *entry
+	start, end int
 }
 
 func (t *tx) reset() {
@@ -335,7 +343,15 @@ func (t *tx) reset() {
 	t.events, t.audit, t.agents, t.checkpoints = t.events[:0], t.audit[:0], t.agents[:0], t.checkpoints[:0]
 	clear(t.created)
 	t.lastKey, t.last = "", nil
+	if cap(t.scratch) > maxScratch {
+		t.scratch = nil
+	} else {
+		t.scratch = t.scratch[:0]
+	}
 }
+
+// maxScratch bounds the state buffer a transaction keeps for the next one.
+const maxScratch = 1 << 20
 
 // entry finds or creates the entry of key without publishing it.
 func (t *tx) entry(key string) *entry {
@@ -384,9 +400,11 @@ func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 	if a.Key == "" {
 		return errors.New("memory: agent has an empty key")
 	}
-	a.State = clone(a.State)
+	start := len(t.scratch)
+	t.scratch = append(t.scratch, a.State...)
+	a.State = nil
 	a.UpdatedAt = a.UpdatedAt.UTC()
-	t.agents = append(t.agents, pendingAgent{a: a, e: t.entry(a.Key)})
+	t.agents = append(t.agents, pendingAgent{a: a, e: t.entry(a.Key), start: start, end: len(t.scratch)})
 	return nil
 }
 

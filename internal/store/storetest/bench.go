@@ -19,6 +19,7 @@ func BenchUpdateBatch(b *testing.B, s store.Store, batch int) {
 		agents[i] = fmt.Sprintf("agent%04d@example.com", i)
 	}
 	keys := make([]string, 0, batch)
+	keyBuf := []byte("genesys:")
 	body := []byte(`{"system":"genesys","status":"Available","category":"available","vendor_id":"6a3af858"}`)
 	state := []byte(`{"observed":{"genesys":"Available"},"desired":"Available","pending":[]}`)
 	now := time.Now()
@@ -30,7 +31,8 @@ func BenchUpdateBatch(b *testing.B, s store.Store, batch int) {
 	for b.Loop() {
 		keys = keys[:0]
 		for i := 0; i < batch; i++ {
-			keys = append(keys, "genesys:"+strconv.Itoa(n+i))
+			keyBuf = strconv.AppendInt(keyBuf[:len("genesys:")], int64(n+i), 10)
+			keys = append(keys, string(keyBuf))
 		}
 		err := s.Update(ctx, func(tx store.Tx) error {
 			for i := range evs {
