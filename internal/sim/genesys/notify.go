@@ -120,10 +120,20 @@ func (h *hub) expireLocked(now time.Time) {
 func (h *hub) removeLocked(c *channel) {
 	delete(h.channels, c.id)
 	if c.sock != nil {
-		c.sock.cancel()
-		_ = c.sock.conn.Close(websocket.StatusNormalClosure, "channel removed")
+		h.closeSock(c.sock, websocket.StatusNormalClosure, "channel removed")
 		c.sock = nil
 	}
+}
+
+// closeSock closes sock with a close handshake in the background, so that a slow peer does not
+// hold the hub; closeAll waits for it.
+func (h *hub) closeSock(sock *socket, code websocket.StatusCode, reason string) {
+	h.wg.Add(1)
+	go func() {
+		defer h.wg.Done()
+		_ = sock.conn.Close(code, reason)
+		sock.cancel()
+	}()
 }
 
 func (h *hub) listChannels(w http.ResponseWriter, r *http.Request) {
@@ -313,8 +323,7 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	if old := c.sock; old != nil {
 		// One WebSocket per channel: the new connection disconnects the old one.
-		old.cancel()
-		_ = old.conn.Close(websocket.StatusNormalClosure, "replaced by a new connection")
+		h.closeSock(old, websocket.StatusNormalClosure, "replaced by a new connection")
 	}
 	c.sock, c.lastUsed = sock, h.s.cfg.Now()
 	h.wg.Add(1)
@@ -485,10 +494,11 @@ func (h *hub) closingAll(grace time.Duration) {
 		var t *time.Timer
 		t = time.AfterFunc(grace, func() {
 			h.mu.Lock()
-			delete(h.timers, t)
-			h.mu.Unlock()
-			sock.cancel()
-			_ = sock.conn.Close(websocket.StatusGoingAway, "maintenance")
+			defer h.mu.Unlock()
+			if h.timers[t] {
+				delete(h.timers, t)
+				h.closeSock(sock, websocket.StatusGoingAway, "maintenance")
+			}
 		})
 		h.timers[t] = true
 	}
