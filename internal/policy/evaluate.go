@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"fmt"
 	"strings"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -22,6 +23,28 @@ func (c *Config) PolicyFor(email string) *Policy {
 		}
 	}
 	return c.everyone
+}
+
+// Summary counts what a configuration holds, for "validate": "4 systems, 3 policies, 6 rules,
+// 1 activity, 3 agents".
+func (c *Config) Summary() string {
+	rules, activities := 0, 0
+	for _, p := range c.Policies {
+		rules += len(p.Rules)
+		activities += len(p.Activities)
+	}
+	return fmt.Sprintf("%s, %s, %s, %s, %s", plural(len(c.Systems), "system"), plural(len(c.Policies), "policy"),
+		plural(rules, "rule"), plural(activities, "activity"), plural(len(c.Agents), "agent"))
+}
+
+func plural(n int, word string) string {
+	if n == 1 {
+		return "1 " + word
+	}
+	if strings.HasSuffix(word, "y") {
+		return fmt.Sprintf("%d %sies", n, strings.TrimSuffix(word, "y"))
+	}
+	return fmt.Sprintf("%d %ss", n, word)
 }
 
 // evalCtx is the state of one evaluation.

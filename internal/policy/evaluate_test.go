@@ -52,6 +52,9 @@ func TestLoadFull(t *testing.T) {
 	if len(cfg.Agents) != 3 || !reflect.DeepEqual(cfg.Agents[1], Agent{Email: "bo@example.com", Teams: []string{"voice", "chat"}}) {
 		t.Errorf("Agents = %+v", cfg.Agents)
 	}
+	if got, want := cfg.Summary(), "4 systems, 3 policies, 6 rules, 1 activity, 3 agents"; got != want {
+		t.Errorf("Summary() = %q, want %q", got, want)
+	}
 	if len(cfg.Policies) != 3 {
 		t.Fatalf("%d policies", len(cfg.Policies))
 	}
