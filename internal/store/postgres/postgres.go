@@ -137,10 +137,14 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	// Roll back on every way out but a commit, panics in fn included, without depending on
 	// ctx, which may be what failed. After a commit it is a no-op.
 	defer pgTx.Rollback(context.WithoutCancel(ctx))
-	if err := fn(&tx{tx: pgTx}); err != nil {
+	t := &tx{tx: pgTx}
+	if err := fn(t); err != nil {
 		return err
 	}
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := t.flushAgents(ctx); err != nil {
 		return err
 	}
 	if err := pgTx.Commit(ctx); err != nil {
@@ -310,9 +314,17 @@ func (s *Store) Close() error {
 	return nil
 }
 
-// tx is one Update's transaction.
+// tx is one Update's transaction. Agent puts are collected, last one per key winning, and
+// written in one statement before the commit: nothing in a transaction reads them back, and it
+// saves a round trip per event.
 type tx struct {
-	tx pgx.Tx
+	tx     pgx.Tx
+	agents map[string]agentRow
+}
+
+type agentRow struct {
+	state []byte
+	at    *int64
 }
 
 // InsertEvent implements store.Tx.
@@ -348,10 +360,35 @@ func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 	if err != nil {
 		return fmt.Errorf("postgres: agent %q: %w", a.Key, err)
 	}
-	if _, err := t.tx.Exec(ctx, `INSERT INTO agents (key, state, updated_at_ns) VALUES ($1, $2, $3)
+	if t.agents == nil {
+		t.agents = make(map[string]agentRow)
+	}
+	// The caller may reuse its buffer before the commit.
+	t.agents[a.Key] = agentRow{state: append([]byte{}, a.State...), at: at}
+	return nil
+}
+
+// flushAgents writes the collected agent puts in key order, so that two replicas touching the
+// same agents lock them in the same order.
+func (t *tx) flushAgents(ctx context.Context) error {
+	if len(t.agents) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(t.agents))
+	for k := range t.agents {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	states := make([][]byte, len(keys))
+	ats := make([]*int64, len(keys))
+	for i, k := range keys {
+		states[i], ats[i] = t.agents[k].state, t.agents[k].at
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO agents (key, state, updated_at_ns)
+		SELECT * FROM unnest($1::text[], $2::bytea[], $3::bigint[])
 		ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at_ns = excluded.updated_at_ns`,
-		a.Key, nonNil(a.State), at); err != nil {
-		return fmt.Errorf("postgres: put agent %q: %w", a.Key, err)
+		keys, states, ats); err != nil {
+		return fmt.Errorf("postgres: put %d agents: %w", len(keys), err)
 	}
 	return nil
 }
