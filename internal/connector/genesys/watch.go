@@ -45,6 +45,10 @@ type watchState struct {
 // v2.system.socket_closing, before it expires, and (with backoff) when its socket drops or
 // stops answering pings; after every (re)connect a bulk read of current presence emits what
 // changed meanwhile.
+//
+// It subscribes .activity (presence and routing status in one topic) rather than .presence and
+// .routingStatus separately: two topics per user fit 500 users in a channel, so the 20 channels
+// an OAuth client may hold cover 10,000 users.
 func (c *Client) Watch(ctx context.Context, emit connector.Emit) error {
 	accounts, err := c.Accounts(ctx)
 	if err != nil {
