@@ -1,5 +1,19 @@
 // Package storetest is the conformance suite every store backend passes. A backend's test calls
 // Run with a function that opens a fresh, empty store for each subtest.
+//
+// Beyond the store package's doc comments, the suite pins these behaviours of every backend:
+//   - Events and Audit return everything when limit <= 0; agent "" means every agent for both.
+//   - RecentDedupeKeys returns nothing for n <= 0.
+//   - InsertEvent of a known key sets ev.Seq to the stored event's Seq and changes nothing.
+//   - InsertEvent with an empty DedupeKey and PutAgent with an empty Key are errors.
+//   - Times come back in UTC with nanoseconds intact; the zero time stays zero.
+//   - Bodies and states are copied in and out: neither side's later writes leak to the other.
+//   - Update rolls back when fn returns an error, panics (the panic goes on), or ctx ends
+//     before the commit (the error wraps ctx.Err()).
+//   - Every method returns an error wrapping store.ErrClosed after Close.
+//
+// fn must not call Update or SetCheckpoint on its own store: Updates are serialized, so that
+// would wait for itself.
 package storetest
 
 import (
