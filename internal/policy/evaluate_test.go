@@ -108,6 +108,9 @@ func TestLoadFolder(t *testing.T) {
 	if got, ok := def.Maps[0].Lookup(presence.Status{Name: "Offline"}); !ok || got != salesforceOffline {
 		t.Errorf("gc Offline -> %+v, %v", got, ok)
 	}
+	if got, _ := def.Maps[1].Lookup(presence.Status{ID: "Available", Name: "Available"}); got != (presence.Status{ID: "On Queue", Name: "On Queue", Label: "On Queue", Settable: true}) {
+		t.Errorf("sf Available -> %+v, want a status that names itself", got)
+	}
 	ana := cfg.Policies[1]
 	if ana.Debounce != 0 || len(ana.Maps) != 2 || ana.Maps[0].Len() != 2 || ana.Maps[1].Len() != 1 || ana.Maps[1].From != "sf" {
 		t.Errorf("ana = %+v (maps %+v)", ana, ana.Maps)

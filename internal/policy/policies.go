@@ -245,10 +245,8 @@ func (c *compiler) status(s *sysInfo, n *yaml.Node, text string, target bool) (p
 	} else if s.kind == KindSalesforce && (text == salesforceOffline.Name || text == salesforceOffline.ID) {
 		st = salesforceOffline
 	} else {
+		// Without a catalog a status names itself, as the engine names statuses it cannot resolve.
 		st = presence.Status{ID: text, Name: text, Label: text, Settable: true}
-		if target {
-			st.ID = ""
-		}
 	}
 	if !target {
 		return st, true
