@@ -3,6 +3,7 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,6 +93,56 @@ func TestConcurrentOpens(t *testing.T) {
 	}
 	if n := migrationRows(t, path); n != 1 {
 		t.Errorf("schema_migrations has %d rows after concurrent opens, want 1", n)
+	}
+}
+
+func TestTwoWritersShareAFile(t *testing.T) {
+	// Two Stores on one file stand for two processes: immediate transactions and the busy
+	// timeout must make them take turns instead of failing with SQLITE_BUSY.
+	path := filepath.Join(t.TempDir(), "omni.db")
+	ctx := context.Background()
+	const writers, per = 2, 50
+	stores := make([]*sqlite.Store, writers)
+	for i := range stores {
+		s, err := sqlite.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		stores[i] = s
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, writers)
+	for w, s := range stores {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < per; i++ {
+				e := store.Event{DedupeKey: fmt.Sprintf("w%d-%d", w, i), Agent: "a@x"}
+				err := s.Update(ctx, func(tx store.Tx) error {
+					if _, err := tx.InsertEvent(ctx, &e); err != nil {
+						return err
+					}
+					return tx.PutAgent(ctx, store.Agent{Key: "a@x", State: []byte(`{}`)})
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got, err := stores[0].Events(ctx, "", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != writers*per {
+		t.Errorf("Events = %d, want %d", len(got), writers*per)
 	}
 }
 
