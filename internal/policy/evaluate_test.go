@@ -552,3 +552,25 @@ func BenchmarkEvaluateCEL(b *testing.B) {
 		}
 	}
 }
+
+// TestEvaluateConcurrent evaluates one compiled policy from several goroutines (run with -race).
+func TestEvaluateConcurrent(t *testing.T) {
+	cfg := loadValid(t, "testdata/valid/full.yaml", Options{})
+	voice := cfg.Policies[0]
+	done := make(chan Evaluation)
+	for i := range 4 {
+		go func() {
+			var last Evaluation
+			for j := range 50 {
+				last = voice.Evaluate(Input{Event: presence.Event{System: "sf", Type: presence.WorkloadChanged,
+					Data: map[string]any{"newWorkload": float64(i*50 + j), "configuredCapacity": 100.0}}})
+			}
+			done <- last
+		}()
+	}
+	for range 4 {
+		if e := <-done; len(e.Intents) != 1 {
+			t.Errorf("intents = %v", e.Intents)
+		}
+	}
+}

@@ -160,13 +160,6 @@ func (l *loader) parseFile(file string) *yaml.Node {
 // yamlError turns a YAML syntax error into positioned diagnostics.
 func (l *loader) yamlError(err error) {
 	msg := err.Error()
-	var te *yaml.TypeError
-	if errors.As(err, &te) {
-		for _, e := range te.Errors {
-			l.yamlError(errors.New(e))
-		}
-		return
-	}
 	if m := yamlLine.FindStringSubmatch(msg); m != nil {
 		line, _ := strconv.Atoi(m[1])
 		l.errAt(line, 1, "invalid YAML: %s", m[2])
