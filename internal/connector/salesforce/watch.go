@@ -242,7 +242,9 @@ func bitmapFields(s *avro.RecordSchema, entries []string) []string {
 
 // translate turns one change event into engine events. A new period (CREATE, current) is a
 // status change. A period that ends (UPDATE with IsCurrentState false) is a logout unless the
-// same transaction opens the user's next period, or the user already has a current one.
+// user's next period began when it ended: seen in the same batch (same transaction, or starting
+// at the end time), or else found by a query on StatusStartDate. The query asks about that
+// instant, not about the present, so replayed history translates the same way as live events.
 func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*changeEvent, ce *pubsubapi.ConsumerEvent) ([]presence.Event, error) {
 	if ev.Header.EntityName != "UserServicePresence" || len(ev.Header.RecordIDs) == 0 {
 		return nil, nil
@@ -280,25 +282,23 @@ func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*chan
 		if err != nil || user == "" {
 			return nil, err
 		}
+		end := time.UnixMilli(ev.Header.CommitTimestamp)
+		if ev.StatusEndDate != nil {
+			end = time.UnixMilli(*ev.StatusEndDate)
+		}
 		for _, next := range rest {
-			if next.Header.TransactionKey == ev.Header.TransactionKey && next.Header.ChangeType == "CREATE" &&
-				next.UserID != nil && canonicalID(*next.UserID) == user {
+			if next.Header.ChangeType == "CREATE" && next.UserID != nil && canonicalID(*next.UserID) == user &&
+				(next.Header.TransactionKey == ev.Header.TransactionKey ||
+					(next.StatusStartDate != nil && startsAt(time.UnixMilli(*next.StatusStartDate), end))) {
 				return nil, nil
 			}
 		}
-		cur, err := c.CurrentStatuses(ctx, []string{user})
-		if err != nil {
+		next, err := c.periodStarted(ctx, user, rec, end)
+		if err != nil || next {
 			return nil, err
 		}
-		if cur[user] != OfflineID {
-			return nil, nil
-		}
-		at := time.UnixMilli(ev.Header.CommitTimestamp)
-		if ev.StatusEndDate != nil {
-			at = time.UnixMilli(*ev.StatusEndDate)
-		}
 		return []presence.Event{{ID: id, System: c.name, Agent: user, Type: presence.Logout,
-			Status: OfflineID, At: at.UTC(), Data: data}}, nil
+			Status: OfflineID, At: end.UTC(), Data: data}}, nil
 	}
 	return nil, nil
 }
@@ -310,6 +310,23 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// startsAt reports whether a period starting at start follows one ending at end without a
+// gap: Omni-Channel closes one period and opens the next at the same instant.
+func startsAt(start, end time.Time) bool { return start.Equal(end) }
+
+// periodStarted reports whether a period of user other than rec began at end.
+func (c *Connector) periodStarted(ctx context.Context, user, rec string, end time.Time) (bool, error) {
+	var rows []struct {
+		ID string `json:"Id"`
+	}
+	q := fmt.Sprintf("SELECT Id FROM UserServicePresence WHERE UserId = '%s' AND Id != '%s' AND StatusStartDate = %s LIMIT 1",
+		user, rec, end.UTC().Format("2006-01-02T15:04:05.000Z"))
+	if err := queryAll(ctx, c, q, &rows); err != nil {
+		return false, err
+	}
+	return len(rows) > 0, nil
 }
 
 // maxRemembered bounds the record → user cache.
@@ -348,4 +365,3 @@ func (c *Connector) userOf(ctx context.Context, rec string) (string, error) {
 	c.remember(rec, u)
 	return u, nil
 }
-

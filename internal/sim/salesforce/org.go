@@ -28,6 +28,8 @@ type org struct {
 	current map[string]string
 	bus     *bus
 	capac   int64
+	// lastChange is the time of the latest presence change.
+	lastChange time.Time
 }
 
 // ErrUnknownUser and ErrUnknownStatus are returned by the presence methods for bad input.
@@ -49,7 +51,7 @@ func (o *org) insert(obj string, r record) record {
 	def := objects[obj]
 	o.counter[obj]++
 	id := newID(def.Prefix, o.counter[obj])
-	now := o.now().UTC()
+	now := o.now().UTC().Truncate(time.Millisecond)
 	r["Id"] = id
 	r["IsDeleted"] = false
 	r["CreatedDate"], r["LastModifiedDate"], r["SystemModstamp"] = now, now, now
@@ -139,7 +141,13 @@ func (o *org) setStatus(userRef, statusRef, reason string) (Change, error) {
 			return Change{}, err
 		}
 	}
-	now := o.now().UTC()
+	// Date-times have millisecond precision, as in Salesforce; two changes never share a
+	// millisecond, so a period that ends and the next one always line up unambiguously.
+	now := o.now().UTC().Truncate(time.Millisecond)
+	if !now.After(o.lastChange) {
+		now = o.lastChange.Add(time.Millisecond)
+	}
+	o.lastChange = now
 	ch := Change{UserID: uid, From: Offline, To: Offline, Reason: reason, At: now}
 	curID, loggedIn := o.current[uid]
 	if loggedIn {
