@@ -5,6 +5,7 @@ import (
 	"reflect"
 
 	"cel.dev/cel-go/cel"
+	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
 	"cel.dev/cel-go/ext"
 	"go.yaml.in/yaml/v3"
@@ -138,6 +139,9 @@ func (c *compiler) celCondition(n *yaml.Node, label string) (*condition, string,
 			label, ast.OutputType(), src)
 		return nil, "", false
 	}
+	if !c.celStatuses(n, ast.NativeRep()) {
+		return nil, "", false
+	}
 	est, err := c.env.cel.EstimateCost(ast, sizeEstimator{})
 	if err != nil {
 		c.errf(n, "when of %s: CEL: cannot estimate its cost: %v", label, err)
@@ -198,4 +202,76 @@ func (x *evalCtx) activation() map[string]any {
 	}
 	x.cel = &celVars{act: act}
 	return act
+}
+
+// celStatuses checks the status names a CEL test compares a state with
+// (connect.new_state == 'Lunch', connect.old_state in ['Lunch', 'Break']) against the catalog.
+func (c *compiler) celStatuses(n *yaml.Node, tree *celast.AST) bool {
+	ok := true
+	check := func(state, lit celast.Expr) {
+		s, field := c.celState(state)
+		if s == nil || s.sys.Catalog == nil || lit.Kind() != celast.LiteralKind {
+			return
+		}
+		name, isString := lit.AsLiteral().Value().(string)
+		if !isString {
+			return
+		}
+		if st, found := s.sys.Catalog.ByName(name); found && st.Name == name {
+			return
+		}
+		var names []string
+		for _, x := range s.sys.Catalog.Statuses() {
+			names = append(names, x.Name)
+		}
+		msg := fmt.Sprintf("status %q is not in %s's catalog%s", name, s.name, didYouMean(name, names))
+		if st, byID := s.sys.Catalog.ByID(name); byID {
+			msg = fmt.Sprintf("%s.%s holds a status name, not an id: write %q instead of %q", s.name, field, st.Name, name)
+		}
+		line, col := n.Line, n.Column
+		if loc := tree.SourceInfo().GetStartLocation(lit.ID()); loc.Line() == 1 && n.Style&(yaml.LiteralStyle|yaml.FoldedStyle) == 0 {
+			col += loc.Column()
+			if n.Style != 0 {
+				col++
+			}
+		}
+		c.errAt(line, col, "%s", msg)
+		ok = false
+	}
+	celast.PostOrderVisit(tree.Expr(), celast.NewExprVisitor(func(e celast.Expr) {
+		if e.Kind() != celast.CallKind {
+			return
+		}
+		call := e.AsCall()
+		args := call.Args()
+		if len(args) != 2 {
+			return
+		}
+		switch call.FunctionName() {
+		case "_==_", "_!=_":
+			check(args[0], args[1])
+			check(args[1], args[0])
+		case "@in":
+			if args[1].Kind() == celast.ListKind {
+				for _, el := range args[1].AsList().Elements() {
+					check(args[0], el)
+				}
+			}
+		}
+	}))
+	return ok
+}
+
+// celState returns the system and field of a "<system>.new_state" or "<system>.old_state"
+// selection.
+func (c *compiler) celState(e celast.Expr) (*sysInfo, string) {
+	if e.Kind() != celast.SelectKind {
+		return nil, ""
+	}
+	sel := e.AsSelect()
+	f := sel.FieldName()
+	if (f != "new_state" && f != "old_state") || sel.Operand().Kind() != celast.IdentKind {
+		return nil, ""
+	}
+	return c.env.systems[sel.Operand().AsIdent()], f
 }
