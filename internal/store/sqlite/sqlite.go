@@ -57,8 +57,19 @@ type Store struct {
 
 	gate gate
 	// wmu serializes Update (the one-connection writer pool would too, less visibly).
-	wmu sync.Mutex
+	wmu     sync.Mutex
+	commits int // under wmu
+
+	// The writer never checkpoints the WAL itself; a background connection does, so that
+	// commits do not pay for copying pages into the database file.
+	ckpt       *sql.DB
+	kick       chan struct{}
+	stopCkpt   context.CancelFunc
+	ckptExited chan struct{}
 }
+
+// checkpointEvery is how many commits pass between two background WAL checkpoints.
+const checkpointEvery = 64
 
 var _ store.Store = (*Store)(nil)
 
@@ -83,7 +94,9 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	wq := url.Values{"_pragma": {
 		"busy_timeout(" + busy + ")", "journal_mode(WAL)", "synchronous(" + syncMode + ")", "foreign_keys(1)",
-		"cache_size(-32768)", // 32 MiB of page cache keeps the dedupe and agent indexes hot
+		"cache_size(-32768)",           // 32 MiB of page cache keeps the dedupe and agent indexes hot
+		"wal_autocheckpoint(0)",        // see Store.ckpt
+		"journal_size_limit(67108864)", // give back WAL space beyond 64 MiB after a checkpoint
 	}, "_txlock": {"immediate"}}
 	writer, err := sql.Open("sqlite", fileURI(path, wq))
 	if err != nil {
@@ -107,12 +120,40 @@ func Open(path string, opts ...Option) (*Store, error) {
 	}
 	s.reader.SetMaxOpenConns(cfg.readConns)
 	s.reader.SetMaxIdleConns(cfg.readConns)
+	s.ckpt, err = sql.Open("sqlite", fileURI(path, url.Values{"_pragma": {"busy_timeout(" + busy + ")"}}))
+	if err != nil {
+		writer.Close()
+		s.reader.Close()
+		return nil, fmt.Errorf("sqlite: open %s for checkpoints: %w", path, err)
+	}
+	s.ckpt.SetMaxOpenConns(1)
 	if err := s.prepare(); err != nil {
 		s.writer.Close()
 		s.reader.Close()
+		s.ckpt.Close()
 		return nil, err
 	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.kick, s.stopCkpt, s.ckptExited = make(chan struct{}, 1), cancel, make(chan struct{})
+	go s.checkpointer(ctx)
 	return s, nil
+}
+
+// checkpointer copies committed WAL frames into the database file whenever Update kicks it. A
+// PASSIVE checkpoint never blocks the writer or readers; whatever it could not copy is copied by
+// a later one, or by SQLite when the last connection closes.
+func (s *Store) checkpointer(ctx context.Context) {
+	defer close(s.ckptExited)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.kick:
+			// An error (busy, interrupted by Close) only delays the copy; the data is safe in
+			// the WAL either way.
+			_, _ = s.ckpt.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
+		}
+	}
 }
 
 // fileURI makes a SQLite URI filename of path, escaping what a URI would otherwise read as a
@@ -235,6 +276,12 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	}
 	if err := sqlTx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit: %w", err)
+	}
+	if s.commits++; s.commits%checkpointEvery == 0 {
+		select {
+		case s.kick <- struct{}{}:
+		default: // a checkpoint is already due
+		}
 	}
 	return nil
 }
@@ -450,7 +497,10 @@ func (s *Store) Close() error {
 	for _, st := range []*sql.Stmt{s.ins.event, s.ins.eventSeq, s.ins.agent, s.ins.audit, s.ins.checkpoint} {
 		errs = append(errs, st.Close())
 	}
-	errs = append(errs, s.reader.Close(), s.writer.Close())
+	s.stopCkpt()
+	<-s.ckptExited
+	// The writer goes last: closing the last connection checkpoints and removes the WAL.
+	errs = append(errs, s.ckpt.Close(), s.reader.Close(), s.writer.Close())
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("sqlite: close: %w", err)
 	}
