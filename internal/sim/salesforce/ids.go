@@ -64,7 +64,7 @@ func canonicalID(s string) (string, bool) {
 	case 18:
 		b := []byte(strings.ToLower(s[:15]))
 		for chunk := 0; chunk < 3; chunk++ {
-			flags := strings.IndexByte(alphabet, strings.ToUpper(s[15+chunk:16+chunk])[0])
+			flags := strings.IndexByte(alphabet, strings.ToUpper(s[15+chunk : 16+chunk])[0])
 			if flags < 0 {
 				return "", false
 			}
