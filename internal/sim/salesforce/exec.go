@@ -129,8 +129,7 @@ type queryResult struct {
 	records []*ordered
 }
 
-// query runs q. all includes deleted rows (queryAll); the simulator never deletes, so both see
-// the same rows.
+// query runs q. The simulator never deletes rows, so query and queryAll see the same rows.
 func (o *org) query(q *Query, version string) (*queryResult, *apiError) {
 	obj, ok := lookupObject(q.Object)
 	if !ok {

@@ -210,12 +210,12 @@ func (o *org) presence(userRef string) (string, error) {
 	return o.byID[o.byID[cur]["ServicePresenceStatusId"].(string)]["DeveloperName"].(string), nil
 }
 
-// snapshot returns copies of obj's rows, in insertion order; the caller holds mu.
+// rows returns obj's rows in insertion order; the caller holds mu.
 func (o *org) rows(obj string) []record {
 	return o.tables[obj]
 }
 
-// sortedStatusNames lists the DeveloperNames of the catalog.
+// statusNames lists the DeveloperNames of the catalog, sorted.
 func (o *org) statusNames() []string {
 	o.mu.Lock()
 	defer o.mu.Unlock()
