@@ -198,14 +198,17 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 		}
 		if ev.At.Before(ss.ObservedAt) {
 			m.Stats.Stale.Add(1)
-			echo := ss.takeEcho(status.ID)
+			echo := ss.takeEcho(status.ID, ev.At)
+			if echo {
+				m.Stats.Echoes.Add(1)
+			}
 			m.record(email, now, seq, Step{Kind: "stale", System: ev.System, Status: status.Name, Cause: cause,
 				Summary: fmt.Sprintf("%s at %s is older than what %s showed since %s; kept as history only",
 					status.Name, stamp(ev.At), ev.System, stamp(ss.ObservedAt)),
 				Details: echoDetail(echo)})
 			return ""
 		}
-		if ev.Origin == presence.OriginSelf || ss.takeEcho(status.ID) {
+		if ev.Origin == presence.OriginSelf || ss.takeEcho(status.ID, ev.At) {
 			m.Stats.Echoes.Add(1)
 			ss.Observed, ss.ObservedAt = status.ID, ev.At
 			if ss.Deferred != "" && ss.Observed == ss.DeferredFor {
@@ -213,6 +216,16 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 			}
 			m.record(email, now, seq, Step{Kind: "echo", System: ev.System, Status: status.Name, Cause: cause,
 				Summary: fmt.Sprintf("%s now shows %s: the echo of our write; not evaluated again", ev.System, status.Name)})
+			return email
+		}
+		// A vendor delivers a system's events in order, so the echo of every write it answered
+		// before this event happened has already come: stop waiting for it.
+		ss.retirePending(ev.At)
+		if status.ID == ss.Observed {
+			// Picking the status a system already shows changes nothing, so it decides nothing.
+			ss.ObservedAt = ev.At
+			m.record(email, now, seq, Step{Kind: "unchanged", System: ev.System, Status: status.Name, Cause: cause,
+				Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, status.Name)})
 			return email
 		}
 		oldStatus = m.statusByID(ev.System, ss.Observed)
@@ -534,7 +547,13 @@ func (m *Machine) Outcome(w Write, err error, now time.Time) time.Time {
 	switch d, deferred := connector.IsDeferred(err); {
 	case err == nil:
 		m.Stats.Writes.Add(1)
-		if !inf.Echoed {
+		// The vendor took the write. If its echo came and a change followed (a vendor reports a
+		// system's events in order), that change is what it shows and the write has nothing
+		// more to say. Otherwise it shows the write now, even over a change a person made while
+		// it was in flight (a corrective write follows), and the write's own event is still
+		// expected even if an event with its status was taken for the echo (that one may have
+		// been a person's): the entry lasts until a later change or the echo window.
+		if !inf.Echoed || !ss.ObservedAt.After(inf.EchoedAt) {
 			ss.Pending = append(ss.Pending, pendingWrite{StatusID: w.StatusID, SentAt: now})
 			ss.Observed = w.StatusID
 		}

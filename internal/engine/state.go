@@ -58,11 +58,14 @@ type Write struct {
 	Rule     string    `json:"rule,omitempty"`
 	Cause    string    `json:"cause,omitempty"`
 	CauseSeq int64     `json:"cause_seq,omitempty"`
-	// Echoed is set when the vendor's event for this write arrived before its answer.
-	Echoed bool `json:"echoed,omitempty"`
+	// Echoed is set when the vendor's event for this write arrived before its answer, at
+	// EchoedAt (vendor time).
+	Echoed   bool      `json:"echoed,omitempty"`
+	EchoedAt time.Time `json:"echoed_at"`
 }
 
-// pendingWrite is an accepted write whose echo has not arrived yet.
+// pendingWrite is an accepted write whose echo has not arrived yet; SentAt is when the vendor
+// answered it.
 type pendingWrite struct {
 	StatusID string    `json:"status_id"`
 	SentAt   time.Time `json:"sent_at"`
@@ -117,13 +120,9 @@ func (ss *systemState) expirePending(now time.Time, window time.Duration) {
 }
 
 // takeEcho reports whether status is the echo of a write of ours, consuming the match and
-// every older pending write.
-func (ss *systemState) takeEcho(statusID string) bool {
-	if ss.InFlight != nil && ss.InFlight.StatusID == statusID && !ss.InFlight.Echoed {
-		ss.InFlight.Echoed = true
-		ss.Pending = nil
-		return true
-	}
+// every older pending write. Answered writes come first: a vendor reports a system's events in
+// order, so an older write's echo precedes the echo of the write in flight.
+func (ss *systemState) takeEcho(statusID string, at time.Time) bool {
 	for i, p := range ss.Pending {
 		if p.StatusID == statusID {
 			ss.Pending = ss.Pending[i+1:]
@@ -133,10 +132,28 @@ func (ss *systemState) takeEcho(statusID string) bool {
 			return true
 		}
 	}
+	if ss.InFlight != nil && ss.InFlight.StatusID == statusID {
+		// Until the vendor answers, the write may still produce its event even if an earlier
+		// event with this status (perhaps a person's) was already taken for it.
+		ss.InFlight.Echoed = true
+		if at.After(ss.InFlight.EchoedAt) {
+			ss.InFlight.EchoedAt = at
+		}
+		ss.Pending = nil
+		return true
+	}
 	return false
 }
 
 // writesOutstanding reports whether a write of ours may still change what the system shows.
 func (ss *systemState) writesOutstanding() bool {
 	return (ss.InFlight != nil && !ss.InFlight.Echoed) || len(ss.Pending) > 0
+}
+
+// retirePending drops pending writes answered before a change the vendor reports at `at`.
+func (ss *systemState) retirePending(at time.Time) {
+	ss.Pending = slices.DeleteFunc(ss.Pending, func(p pendingWrite) bool { return !p.SentAt.After(at) })
+	if len(ss.Pending) == 0 {
+		ss.Pending = nil
+	}
 }

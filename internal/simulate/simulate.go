@@ -23,6 +23,14 @@ import (
 type Options struct {
 	// WriteLatency is how long a write takes to land and echo (default 50ms).
 	WriteLatency time.Duration
+	// AnswerLag and EchoLag delay the vendor's answer and its status event after the write
+	// lands (default 0: both at once); they let tests deliver either one first.
+	AnswerLag, EchoLag time.Duration
+	// SkipIndistinguishable drops a person's change to exactly the status a write of ours is
+	// setting while that write is unanswered. Without a vendor origin marker such a change
+	// cannot be told from the write's own event (the engine takes it for the echo), so
+	// properties that compare against the newest change quantify over runs without it.
+	SkipIndistinguishable bool
 	// Machine tunes the engine; the echo window defaults to ten times the write latency.
 	Machine engine.Options
 }
@@ -55,17 +63,28 @@ type Result struct {
 	// Raced counts writes of ours that were in flight while a person changed the same system
 	// (each may need one corrective write).
 	Raced int
+	// Skipped lists the events dropped by SkipIndistinguishable, per agent.
+	Skipped map[string][]time.Time
+	// Repeats lists events (agent and time) that reported the status their system already
+	// showed: not changes, so they decide nothing.
+	Repeats map[string][]time.Time
 	// Machine is the engine after the run, for tests and explain.
 	Machine *engine.Machine
 	// Store holds the run's events and audit trail.
 	Store store.Store
 }
 
+// EchoIDPrefix starts the vendor event id of every event a simulated system emits for one of
+// the engine's writes.
+const EchoIDPrefix = "sim-echo-"
+
 type itemKind int
 
 const (
 	kindEvent itemKind = iota
 	kindLanding
+	kindAnswer
+	kindEcho
 	kindReconcile
 )
 
@@ -75,7 +94,10 @@ type item struct {
 	kind  itemKind
 	ev    presence.Event
 	w     engine.Write
+	err   error
 	agent string
+	// delivered marks an echo already handed over ahead of a later event of its system.
+	delivered bool
 }
 
 type agenda []*item
@@ -107,9 +129,12 @@ type run struct {
 	planned map[string]time.Time // agent → time of its queued reconcile
 	// truth is what each simulated system shows: system → agent email → status id.
 	truth    map[string]map[string]string
-	inFlight map[string]map[string]bool // system → agent → a write of ours is on its way
+	inFlight map[string]map[string]string // system → agent → status id of our write, until answered
 	emails   map[string]map[string]string
-	res      *Result
+	// echoes holds the echoes on their way, per system and agent: a vendor delivers a
+	// system's events in order, so they go before any later event of that system.
+	echoes map[string]map[string][]*item
+	res    *Result
 }
 
 // Run simulates cfg on events (ordered by time).
@@ -126,13 +151,15 @@ func Run(ctx context.Context, cfg *policy.Config, events []presence.Event, opts 
 		st:       memory.New(),
 		planned:  map[string]time.Time{},
 		truth:    map[string]map[string]string{},
-		inFlight: map[string]map[string]bool{},
+		inFlight: map[string]map[string]string{},
 		emails:   map[string]map[string]string{},
-		res:      &Result{},
+		echoes:   map[string]map[string][]*item{},
+		res:      &Result{Skipped: map[string][]time.Time{}, Repeats: map[string][]time.Time{}},
 	}
 	for name, sys := range cfg.Systems {
 		r.truth[name] = map[string]string{}
-		r.inFlight[name] = map[string]bool{}
+		r.inFlight[name] = map[string]string{}
+		r.echoes[name] = map[string][]*item{}
 		ids := map[string]string{}
 		for _, a := range sys.Accounts {
 			ids[a.ID] = strings.ToLower(a.Email)
@@ -164,10 +191,24 @@ func (r *run) step(ctx context.Context, it *item) error {
 	now := it.at
 	switch it.kind {
 	case kindEvent:
-		r.observe(it.ev)
+		if err := r.deliverEchoesBefore(ctx, it.ev, now); err != nil {
+			return err
+		}
+		if !r.observe(it.ev) {
+			return nil
+		}
 		return r.ingest(ctx, it.ev, now)
 	case kindLanding:
-		return r.land(ctx, it.w, now)
+		r.land(it.w, now)
+		return nil
+	case kindAnswer:
+		return r.answer(ctx, it.w, it.err, now)
+	case kindEcho:
+		if it.delivered {
+			return nil
+		}
+		it.delivered = true
+		return r.ingest(ctx, it.ev, now)
 	case kindReconcile:
 		if t, ok := r.planned[it.agent]; ok && t.Equal(now) {
 			delete(r.planned, it.agent)
@@ -177,19 +218,31 @@ func (r *run) step(ctx context.Context, it *item) error {
 	return nil
 }
 
-// observe applies a person's change to the simulated system it happened on.
-func (r *run) observe(ev presence.Event) {
+// observe applies a person's change to the simulated system it happened on; it reports false
+// when the change is dropped (SkipIndistinguishable).
+func (r *run) observe(ev presence.Event) bool {
 	if !ev.ChangesStatus() {
-		return
+		return true
 	}
 	email, ok := r.email(ev.System, ev.Agent)
 	if !ok {
-		return
+		return true
 	}
-	if r.inFlight[ev.System][email] {
-		r.res.Raced++
+	id := r.statusOf(ev).ID
+	if w, ok := r.inFlight[ev.System][email]; ok {
+		if w == id && r.opts.SkipIndistinguishable {
+			r.res.Skipped[email] = append(r.res.Skipped[email], ev.At)
+			return false
+		}
+		if w != id {
+			r.res.Raced++
+		}
 	}
-	r.truth[ev.System][email] = r.statusOf(ev).ID
+	if r.truth[ev.System][email] == id {
+		r.res.Repeats[email] = append(r.res.Repeats[email], ev.At)
+	}
+	r.truth[ev.System][email] = id
+	return true
 }
 
 func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) error {
@@ -219,7 +272,7 @@ func (r *run) reconcile(ctx context.Context, agent string, now time.Time) error 
 	return r.st.Update(ctx, func(tx store.Tx) error {
 		writes, wake := r.m.Plan(agent, now)
 		for _, w := range writes {
-			r.inFlight[w.System][agent] = true
+			r.inFlight[w.System][agent] = w.StatusID
 			r.push(&item{at: now.Add(r.opts.WriteLatency), kind: kindLanding, w: w})
 		}
 		if !wake.IsZero() {
@@ -231,21 +284,56 @@ func (r *run) reconcile(ctx context.Context, agent string, now time.Time) error 
 }
 
 // land delivers a write to its simulated system: refused while a system state blocks writes,
-// otherwise applied, answered, and followed by the vendor's own status event.
-func (r *run) land(ctx context.Context, w engine.Write, now time.Time) error {
-	delete(r.inFlight[w.System], w.Agent)
+// otherwise applied; the vendor then answers and emits its own status event (the echo).
+func (r *run) land(w engine.Write, now time.Time) {
 	var werr error
 	if cur := r.truth[w.System][w.Agent]; cur != "" {
 		if s := r.status(w.System, cur); s.Category == presence.CategorySystem || !s.Settable {
 			werr = &connector.DeferredError{Reason: s.Name}
 		}
 	}
-	if werr == nil {
-		r.truth[w.System][w.Agent] = w.StatusID
-		r.res.Writes = append(r.res.Writes, WriteLine{At: now, Agent: w.Agent, System: w.System, Status: w.Status,
-			StatusID: w.StatusID, Rule: w.Rule, Cause: w.Cause})
+	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, w: w, err: werr})
+	if werr != nil {
+		return
 	}
-	err := r.st.Update(ctx, func(tx store.Tx) error {
+	r.truth[w.System][w.Agent] = w.StatusID
+	r.res.Writes = append(r.res.Writes, WriteLine{At: now, Agent: w.Agent, System: w.System, Status: w.Status,
+		StatusID: w.StatusID, Rule: w.Rule, Cause: w.Cause})
+	echo := presence.Event{ID: fmt.Sprintf("%s%d", EchoIDPrefix, w.ID), At: now, System: w.System, Agent: w.Account,
+		Type: presence.StatusChanged, Status: w.StatusID}
+	if r.cfg.Systems[w.System].Kind == "salesforce" && r.status(w.System, w.StatusID).Name == presence.OfflineName {
+		echo.Type, echo.Status = presence.Logout, ""
+	}
+	it := &item{at: now.Add(r.opts.EchoLag), kind: kindEcho, ev: echo}
+	r.push(it)
+	r.echoes[w.System][w.Agent] = append(r.echoes[w.System][w.Agent], it)
+}
+
+// deliverEchoesBefore hands over, ahead of ev, the echoes its system emitted before it.
+func (r *run) deliverEchoesBefore(ctx context.Context, ev presence.Event, now time.Time) error {
+	email, ok := r.email(ev.System, ev.Agent)
+	if !ok {
+		return nil
+	}
+	queue := r.echoes[ev.System][email]
+	for len(queue) > 0 && (queue[0].delivered || queue[0].ev.At.Before(ev.At)) {
+		it := queue[0]
+		queue = queue[1:]
+		if !it.delivered {
+			it.delivered = true
+			if err := r.ingest(ctx, it.ev, now); err != nil {
+				return err
+			}
+		}
+	}
+	r.echoes[ev.System][email] = queue
+	return nil
+}
+
+// answer hands the vendor's answer to the engine.
+func (r *run) answer(ctx context.Context, w engine.Write, werr error, now time.Time) error {
+	delete(r.inFlight[w.System], w.Agent)
+	return r.st.Update(ctx, func(tx store.Tx) error {
 		if retry := r.m.Outcome(w, werr, now); !retry.IsZero() {
 			r.schedule(w.Agent, retry)
 		}
@@ -253,14 +341,6 @@ func (r *run) land(ctx context.Context, w engine.Write, now time.Time) error {
 		_, err := r.m.Flush(ctx, tx)
 		return err
 	})
-	if err != nil || werr != nil {
-		return err
-	}
-	echo := presence.Event{At: now, System: w.System, Agent: w.Account, Type: presence.StatusChanged, Status: w.StatusID}
-	if r.cfg.Systems[w.System].Kind == "salesforce" && r.status(w.System, w.StatusID).Name == presence.OfflineName {
-		echo.Type, echo.Status = presence.Logout, ""
-	}
-	return r.ingest(ctx, echo, now)
 }
 
 func (r *run) email(system, agent string) (string, bool) {
