@@ -208,7 +208,6 @@ func stepSeqs(t *testing.T, res *Result) (echoes, causes map[int64]bool) {
 	return echoes, causes
 }
 
-
 // echoEventKinds returns, for every echo event the simulated systems emitted, the kinds of the
 // steps recorded for it.
 func echoEventKinds(t *testing.T, res *Result) map[int64][]string {
