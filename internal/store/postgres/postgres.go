@@ -1,6 +1,10 @@
 // Package postgres is the shared store.Store for production and scale-out: several replicas
 // use one PostgreSQL database through pgx. Updates are serialized within a process and are
 // ordinary transactions across processes.
+//
+// Seqs come from sequences. Within one process they follow commit order; when replicas commit
+// at the same time, a transaction holding a lower seq may become visible after one holding a
+// higher seq, so a reader that resumes "after seq N" may miss rows across replicas.
 package postgres
 
 import (
