@@ -14,7 +14,8 @@ import (
 // Option configures a Store.
 type Option func(*Store)
 
-// WithMaxEvents keeps at most n events, dropping the oldest (and their dedupe keys) first.
+// WithMaxEvents keeps at most n events, dropping the oldest first. The key of a dropped event
+// is still deduplicated for a while: it is forgotten at the latest after 2n newer events.
 // n <= 0 means unlimited, the default.
 func WithMaxEvents(n int) Option { return func(s *Store) { s.maxEvents = max(n, 0) } }
 
@@ -27,10 +28,10 @@ func WithMaxAudit(n int) Option { return func(s *Store) { s.maxAudit = max(n, 0)
 type Store struct {
 	maxEvents, maxAudit int
 
-	// wmu serializes Update. Only its holder touches tx and dedupe.
+	// wmu serializes Update. Only its holder touches tx, dedupe and arena.
 	wmu    sync.Mutex
 	tx     tx
-	dedupe map[string]int64 // dedupe key -> seq of every retained event
+	dedupe dedupe
 	arena  arena
 
 	// mu guards everything below; readers hold it shared.
@@ -55,7 +56,6 @@ type entry struct {
 // New returns an empty Store.
 func New(opts ...Option) *Store {
 	s := &Store{
-		dedupe:      make(map[string]int64),
 		events:      log[store.Event]{base: 1},
 		audit:       log[store.AuditRecord]{base: 1},
 		agents:      make(map[string]*entry),
@@ -64,6 +64,7 @@ func New(opts ...Option) *Store {
 	for _, o := range opts {
 		o(s)
 	}
+	s.dedupe = dedupe{cur: make(map[string]int64), limit: s.maxEvents}
 	s.tx.s = s
 	return s
 }
@@ -90,7 +91,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		// Also runs when fn panics: forget the keys this transaction claimed.
 		if !committed {
 			for _, p := range t.events {
-				delete(s.dedupe, p.ev.DedupeKey)
+				s.dedupe.forget(p.ev.DedupeKey)
 			}
 		}
 		t.reset()
@@ -102,6 +103,7 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 		return err
 	}
 	s.commit(t)
+	s.dedupe.rotate()
 	committed = true
 	return nil
 }
@@ -131,7 +133,6 @@ func (s *Store) commit(t *tx) {
 	}
 	if s.maxEvents > 0 {
 		s.events.trim(s.maxEvents, func(ev *store.Event) {
-			delete(s.dedupe, ev.DedupeKey)
 			e := s.agents[ev.Agent]
 			e.events = dropFirst(e.events)
 			s.forget(ev.Agent, e)
@@ -143,6 +144,33 @@ func (s *Store) commit(t *tx) {
 			e.audit = dropFirst(e.audit)
 			s.forget(r.Agent, e)
 		})
+	}
+}
+
+// dedupe maps the keys of recent events to their seqs. With a cap on events it keeps two
+// generations of keys and drops the older one whole once the newer one holds limit keys:
+// deleting keys one by one as events are dropped leaves a hash map full of tombstones that
+// slow every lookup. The two generations always cover the newest limit events.
+type dedupe struct {
+	cur, prev map[string]int64
+	limit     int // 0: one generation, never dropped
+}
+
+func (d *dedupe) get(key string) (int64, bool) {
+	if seq, ok := d.cur[key]; ok {
+		return seq, true
+	}
+	seq, ok := d.prev[key]
+	return seq, ok
+}
+
+// forget removes a key of a rolled-back transaction; such keys are all in cur, because rotate
+// runs only after a commit.
+func (d *dedupe) forget(key string) { delete(d.cur, key) }
+
+func (d *dedupe) rotate() {
+	if d.limit > 0 && len(d.cur) >= d.limit {
+		d.prev, d.cur = d.cur, make(map[string]int64, d.limit)
 	}
 }
 
@@ -296,7 +324,7 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	s.events, s.audit = log[store.Event]{}, log[store.AuditRecord]{}
-	s.agents, s.checkpoints, s.dedupe = nil, nil, nil
+	s.agents, s.checkpoints, s.dedupe = nil, nil, dedupe{}
 	s.arena = arena{}
 	return nil
 }
@@ -381,13 +409,13 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 		return false, errEmptyDedupeKey
 	}
 	s := t.s
-	if seq, ok := s.dedupe[ev.DedupeKey]; ok {
+	if seq, ok := s.dedupe.get(ev.DedupeKey); ok {
 		ev.Seq = seq
 		return false, nil
 	}
 	// Only commit, also under wmu, moves the log's end, so reading it here needs no lock.
 	ev.Seq = s.events.next() + int64(len(t.events))
-	s.dedupe[ev.DedupeKey] = ev.Seq
+	s.dedupe.cur[ev.DedupeKey] = ev.Seq
 	p := pendingEvent{ev: *ev, e: t.entry(ev.Agent)}
 	p.ev.Body = s.arena.copy(ev.Body)
 	p.ev.At = p.ev.At.UTC()

@@ -58,16 +58,31 @@ func TestRetentionDropsOldest(t *testing.T) {
 	if got, _ := s.Audit(ctx, "a0", 0); len(got) != 1 || got[0].Kind != "4" {
 		t.Errorf("Audit(a0) = %+v, want kind 4 only", got)
 	}
-	// A dropped event's key is forgotten: the same key is accepted again as new.
-	e := store.Event{DedupeKey: "k0", Agent: "a0"}
-	var inserted bool
-	_ = s.Update(ctx, func(tx store.Tx) error {
-		var err error
-		inserted, err = tx.InsertEvent(ctx, &e)
-		return err
-	})
-	if !inserted {
-		t.Error("key of a dropped event was still deduplicated")
+	// A dropped event's key is still known for a while, and forgotten after at most 2×3 newer
+	// events: then the same key is accepted again as new.
+	insertKey := func(key string) (int64, bool) {
+		e := store.Event{DedupeKey: key, Agent: "a0"}
+		var inserted bool
+		if err := s.Update(ctx, func(tx store.Tx) error {
+			var err error
+			inserted, err = tx.InsertEvent(ctx, &e)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return e.Seq, inserted
+	}
+	if seq, inserted := insertKey("k0"); inserted || seq != 1 {
+		t.Errorf("key of a just-dropped event: inserted %v, seq %d, want a duplicate of seq 1", inserted, seq)
+	}
+	for i := 5; i < 11; i++ {
+		insertKey(fmt.Sprint("k", i))
+	}
+	if _, inserted := insertKey("k0"); !inserted {
+		t.Error("key of an event dropped 6 events ago is still deduplicated")
+	}
+	if _, inserted := insertKey("k10"); inserted {
+		t.Error("key of a retained event was accepted again")
 	}
 }
 
