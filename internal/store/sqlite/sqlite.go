@@ -51,7 +51,7 @@ type Store struct {
 	writer *sql.DB // one connection; every transaction on it is BEGIN IMMEDIATE
 	reader *sql.DB // query_only connections
 
-	ins struct {
+	stmt struct {
 		event, eventSeq, agent, audit, checkpoint *sql.Stmt
 	}
 
@@ -233,13 +233,13 @@ func (s *Store) prepare() error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&s.ins.event, `INSERT INTO events (dedupe_key, agent, system, type, at, body) VALUES (?, ?, ?, ?, ?, ?)
+		{&s.stmt.event, `INSERT INTO events (dedupe_key, agent, system, type, at, body) VALUES (?, ?, ?, ?, ?, ?)
 			ON CONFLICT (dedupe_key) DO NOTHING`},
-		{&s.ins.eventSeq, `SELECT seq FROM events WHERE dedupe_key = ?`},
-		{&s.ins.agent, `INSERT INTO agents (key, state, updated_at) VALUES (?, ?, ?)
+		{&s.stmt.eventSeq, `SELECT seq FROM events WHERE dedupe_key = ?`},
+		{&s.stmt.agent, `INSERT INTO agents (key, state, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`},
-		{&s.ins.audit, `INSERT INTO audit (agent, at, kind, event_seq, body) VALUES (?, ?, ?, ?, ?)`},
-		{&s.ins.checkpoint, `INSERT INTO checkpoints (name, value) VALUES (?, ?)
+		{&s.stmt.audit, `INSERT INTO audit (agent, at, kind, event_seq, body) VALUES (?, ?, ?, ?, ?)`},
+		{&s.stmt.checkpoint, `INSERT INTO checkpoints (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`},
 	} {
 		st, err := s.writer.Prepare(p.sql)
@@ -495,7 +495,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.ins.event, s.ins.eventSeq, s.ins.agent, s.ins.audit, s.ins.checkpoint} {
+	for _, st := range []*sql.Stmt{s.stmt.event, s.stmt.eventSeq, s.stmt.agent, s.stmt.audit, s.stmt.checkpoint} {
 		errs = append(errs, st.Close())
 	}
 	s.stopCkpt()
@@ -533,7 +533,7 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("sqlite: event %q: %w", ev.DedupeKey, err)
 	}
-	res, err := t.stmt(ctx, &t.event, t.s.ins.event).ExecContext(ctx,
+	res, err := t.stmt(ctx, &t.event, t.s.stmt.event).ExecContext(ctx,
 		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, nonNil(ev.Body))
 	if err != nil {
 		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
@@ -543,7 +543,7 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
 	}
 	if n == 0 {
-		if err := t.stmt(ctx, &t.eventSeq, t.s.ins.eventSeq).QueryRowContext(ctx, ev.DedupeKey).Scan(&ev.Seq); err != nil {
+		if err := t.stmt(ctx, &t.eventSeq, t.s.stmt.eventSeq).QueryRowContext(ctx, ev.DedupeKey).Scan(&ev.Seq); err != nil {
 			return false, fmt.Errorf("sqlite: find duplicate event %q: %w", ev.DedupeKey, err)
 		}
 		return false, nil
@@ -563,7 +563,7 @@ func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: agent %q: %w", a.Key, err)
 	}
-	if _, err := t.stmt(ctx, &t.agent, t.s.ins.agent).ExecContext(ctx, a.Key, nonNil(a.State), at); err != nil {
+	if _, err := t.stmt(ctx, &t.agent, t.s.stmt.agent).ExecContext(ctx, a.Key, nonNil(a.State), at); err != nil {
 		return fmt.Errorf("sqlite: put agent %q: %w", a.Key, err)
 	}
 	return nil
@@ -571,7 +571,7 @@ func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 
 // AppendAudit implements store.Tx.
 func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
-	st := t.stmt(ctx, &t.audit, t.s.ins.audit)
+	st := t.stmt(ctx, &t.audit, t.s.stmt.audit)
 	for i := range recs {
 		r := &recs[i]
 		at, err := toNanos(r.At)
@@ -591,7 +591,7 @@ func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
 
 // SetCheckpoint implements store.Tx.
 func (t *tx) SetCheckpoint(ctx context.Context, name, value string) error {
-	if _, err := t.stmt(ctx, &t.checkpoint, t.s.ins.checkpoint).ExecContext(ctx, name, value); err != nil {
+	if _, err := t.stmt(ctx, &t.checkpoint, t.s.stmt.checkpoint).ExecContext(ctx, name, value); err != nil {
 		return fmt.Errorf("sqlite: set checkpoint %q: %w", name, err)
 	}
 	return nil
