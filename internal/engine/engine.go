@@ -65,6 +65,7 @@ const (
 	opPlan
 	opOutcome
 	opAccounts
+	opObserve
 )
 
 type request struct {
@@ -75,6 +76,7 @@ type request struct {
 	err      error
 	system   string
 	accounts []presence.Account
+	current  map[string]string
 	start    time.Time
 	reply    chan response
 }
@@ -82,6 +84,7 @@ type request struct {
 type response struct {
 	err    error
 	agent  string
+	agents []string
 	writes []Write
 	wake   time.Time
 }
@@ -176,6 +179,7 @@ func (e *Engine) Run(ctx context.Context) error {
 		<-seqDone
 		return err
 	}
+	e.resync(ctx)
 	e.ready.Store(true)
 	for name, c := range e.cfg.Connectors {
 		wg.Add(1)
@@ -222,6 +226,26 @@ func (e *Engine) loadAccounts(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// resync reads what every system that can tell shows now, so a restart catches up with
+// changes made while the service was down.
+func (e *Engine) resync(ctx context.Context) {
+	for _, name := range e.cfg.Policy.SystemNames {
+		cr, ok := e.cfg.Connectors[name].(connector.CurrentReader)
+		if !ok {
+			continue
+		}
+		e.notReady.Store("reading current statuses of " + name)
+		current, err := cr.CurrentStatuses(ctx, nil)
+		if err != nil {
+			e.log.Warn("reading current statuses failed; changes made while stopped are picked up as they recur", "system", name, "err", err)
+			continue
+		}
+		if _, err := e.call(ctx, &request{kind: opObserve, system: name, current: current}); err != nil {
+			e.log.Warn("recording current statuses failed", "system", name, "err", err)
+		}
+	}
 }
 
 // watch runs a connector's Watch, restarting it with backoff until ctx ends.
@@ -316,6 +340,21 @@ func (e *Engine) sequence(ctx context.Context) {
 					resp.wake = e.m.Outcome(r.w, r.err, now)
 				case opAccounts:
 					e.m.SetAccounts(r.system, r.accounts)
+				case opObserve:
+					for account, status := range r.current {
+						if !e.m.Observe(r.system, account, status, now) {
+							continue
+						}
+						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: status, At: now,
+							Data: map[string]any{"source": "resync"}}
+						agent, err := e.m.Ingest(ctx, tx, ev, now)
+						if err != nil {
+							return err
+						}
+						if agent != "" {
+							resp.agents = append(resp.agents, agent)
+						}
+					}
 				}
 				resps = append(resps, resp)
 			}
@@ -339,6 +378,9 @@ func (e *Engine) sequence(ctx context.Context) {
 			}
 			if r.kind == opIngest && resps[i].agent != "" {
 				e.queue.Add(resps[i].agent)
+			}
+			for _, a := range resps[i].agents {
+				e.queue.Add(a)
 			}
 			r.reply <- resps[i]
 		}

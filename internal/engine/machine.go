@@ -191,6 +191,9 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 	current := m.currentStatuses(st)
 	if ev.ChangesStatus() {
 		status, ok := m.resolveStatus(sys, ev)
+		if ev.Type != presence.Logout {
+			cause = ev.System + " " + string(ev.Type) + " " + status.Name
+		}
 		if !ok {
 			m.Stats.UnknownStatus.Add(1)
 			m.record(email, now, seq, Step{Kind: "unknown_status", System: ev.System, Status: status.Name, Cause: cause,
@@ -244,7 +247,7 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 				ss.Target = ""
 			}
 		} else {
-			m.manualChange(email, st, ss, ev, status, seq, pol, now)
+			m.manualChange(email, st, ss, ev, cause, status, seq, pol, now)
 		}
 	} else {
 		newStatus = current[ev.System]
@@ -285,20 +288,43 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 	return email
 }
 
+// Observe records what a system currently shows for an account, read at startup or after a
+// reconnect. A first sighting is a baseline and decides nothing; a status that differs from
+// what the engine last knew is a change it missed, and it returns true so the caller ingests it
+// as an event.
+func (m *Machine) Observe(system, account, statusID string, at time.Time) (missed bool) {
+	email, ok := m.resolveAgent(system, account)
+	if !ok || m.cfg.Systems[system] == nil {
+		return false
+	}
+	st := m.agent(email)
+	ss := st.system(system)
+	switch {
+	case ss.Observed == "":
+		ss.Observed, ss.ObservedAt = statusID, at
+		st.UpdatedAt = at
+		m.dirty[email] = true
+		return false
+	case ss.Observed == statusID || ss.writesOutstanding():
+		return false
+	}
+	return true
+}
+
 // manualChange handles a status the agent (or their vendor) chose on a system.
-func (m *Machine) manualChange(email string, st *agentState, ss *systemState, ev presence.Event,
+func (m *Machine) manualChange(email string, st *agentState, ss *systemState, ev presence.Event, cause string,
 	status presence.Status, seq int64, pol *policy.Policy, now time.Time) {
 	if !m.newer(ev.At, ev.System, ss, pol) {
-		m.record(email, now, seq, Step{Kind: "superseded", System: ev.System, Status: status.Name, Cause: ev.Describe(),
+		m.record(email, now, seq, Step{Kind: "superseded", System: ev.System, Status: status.Name, Cause: cause,
 			Summary: fmt.Sprintf("%s is older than the cause in force (%s at %s); %s goes back to %s",
 				status.Name, ss.CauseText, stamp(ss.CauseAt), ev.System, m.statusByID(ev.System, ss.Target).Name)})
 		m.Stats.Superseded.Add(1)
 		return
 	}
-	m.setTarget(ss, status.ID, ev.At, ev.System, "manual change", ev.Describe(), seq, now)
+	m.setTarget(ss, status.ID, ev.At, ev.System, "manual change", cause, seq, now)
 	if ss.Overlay != nil && !ss.Overlay.Released && m.overlaid(st, ev.System) {
 		ss.Overlay.Released = true
-		m.record(email, now, seq, Step{Kind: "activity_released", System: ev.System, Status: status.Name, Cause: ev.Describe(),
+		m.record(email, now, seq, Step{Kind: "activity_released", System: ev.System, Status: status.Name, Cause: cause,
 			Summary: fmt.Sprintf("changed by hand during an activity: %s stays when the activity ends", status.Name)})
 	}
 }
@@ -556,6 +582,10 @@ func (m *Machine) Outcome(w Write, err error, now time.Time) time.Time {
 		if !inf.Echoed || !ss.ObservedAt.After(inf.EchoedAt) {
 			ss.Pending = append(ss.Pending, pendingWrite{StatusID: w.StatusID, SentAt: now})
 			ss.Observed = w.StatusID
+		}
+		// An event the vendor dates before this write was sent describes the system before it.
+		if ss.ObservedAt.Before(w.SentAt) {
+			ss.ObservedAt = w.SentAt
 		}
 		ss.Attempts, ss.NextAttempt = 0, time.Time{}
 		ss.Deferred, ss.DeferredFor, ss.Failed, ss.FailedFor = "", "", "", ""

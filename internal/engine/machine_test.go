@@ -222,3 +222,26 @@ func TestRestoreKeepsInFlightWriteAsPending(t *testing.T) {
 		t.Error("the echo of the pre-restart write was not recognised")
 	}
 }
+
+func TestEventDatedBeforeAnAcceptedWriteIsHistory(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	r.ingest(0, "gc", presence.StatusChanged, "On Queue", 0)
+	r.ingest(time.Second, "sf", presence.StatusChanged, "Lunch", time.Second)
+	ws, _ := r.plan(time.Second)
+	if len(ws) != 1 || ws[0].System != "gc" {
+		t.Fatalf("plan = %+v, want gc Meal", ws)
+	}
+	r.outcome(ws[0], nil, 2*time.Second)
+	// A vendor event dated before the write went out (a routing change at call start, say)
+	// arrives after the answer: it describes gc before our write and must not undo it.
+	r.ingest(500*time.Millisecond, "gc", presence.StatusChanged, "On Queue", 3*time.Second)
+	if got := r.desired("sf"); got != "Lunch" {
+		t.Errorf("sf desired = %q, want Lunch", got)
+	}
+	if v, _ := r.m.View(ana); v.Systems["gc"].Observed != "Meal" {
+		t.Errorf("gc observed = %q, want Meal (the older event is history)", v.Systems["gc"].Observed)
+	}
+	if ws, _ := r.plan(3 * time.Second); len(ws) != 0 {
+		t.Errorf("nothing should be written, got %+v", ws)
+	}
+}

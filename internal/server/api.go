@@ -2,12 +2,10 @@ package server
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/omnipresence/omnipresence/internal/engine"
 )
@@ -95,49 +93,10 @@ func (s *Server) explain(w http.ResponseWriter, r *http.Request) {
 	if format == "text" {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		writeExplainText(w, email, steps)
+		engine.WriteExplain(w, email, steps)
 		return
 	}
 	writeJSON(w, http.StatusOK, explainResponse{Email: email, Steps: steps})
-}
-
-// writeExplainText renders steps one per line, oldest first, details indented below:
-//
-//	2026-03-02T09:00:00Z  #41 event     sf status_changed AvailableforVoice
-//	    rule away-on-break: status is not Break
-func writeExplainText(w io.Writer, email string, steps []engine.Step) {
-	fmt.Fprintf(w, "%s: %d step(s), oldest first\n", email, len(steps))
-	for _, st := range steps {
-		fmt.Fprintf(w, "%s  #%d %-9s %s", st.At.UTC().Format(time.RFC3339), st.Seq, st.Kind, oneLine(st.Summary))
-		var tags []string
-		if st.System != "" {
-			tags = append(tags, "system="+st.System)
-		}
-		if st.Status != "" {
-			tags = append(tags, "status="+st.Status)
-		}
-		if st.Rule != "" {
-			tags = append(tags, "rule="+st.Rule)
-		}
-		if st.EventSeq != 0 {
-			tags = append(tags, "event=#"+strconv.FormatInt(st.EventSeq, 10))
-		}
-		if st.Cause != "" {
-			tags = append(tags, "cause="+oneLine(st.Cause))
-		}
-		if len(tags) > 0 {
-			fmt.Fprintf(w, "  [%s]", strings.Join(tags, " "))
-		}
-		io.WriteString(w, "\n")
-		for _, d := range st.Details {
-			fmt.Fprintf(w, "    %s\n", oneLine(d))
-		}
-	}
-}
-
-// oneLine keeps a value on its line so the text stays one step per line.
-func oneLine(s string) string {
-	return strings.NewReplacer("\r\n", " ", "\n", " ", "\r", " ").Replace(s)
 }
 
 func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) {

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	_ "github.com/omnipresence/omnipresence/internal/connector/genesys"
+	_ "github.com/omnipresence/omnipresence/internal/connector/salesforce"
+	"github.com/omnipresence/omnipresence/internal/engine"
+	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/server"
+	"github.com/omnipresence/omnipresence/internal/store"
+	"github.com/omnipresence/omnipresence/internal/store/memory"
+	"github.com/omnipresence/omnipresence/internal/store/postgres"
+	"github.com/omnipresence/omnipresence/internal/store/sqlite"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+// serviceOptions configure one running service (serve, or demo around its simulators).
+type serviceOptions struct {
+	configPath    string
+	addr          string
+	storeURL      string
+	adminToken    string
+	webhookSecret string
+	logger        *slog.Logger
+	// started is called with the URL actually bound, once the service listens.
+	started func(url string) error
+}
+
+// openStore opens "sqlite:PATH", "postgres://…" (or "postgresql://…"), or "memory:".
+func openStore(ctx context.Context, url string) (store.Store, error) {
+	switch {
+	case strings.HasPrefix(url, "sqlite:"):
+		return sqlite.Open(strings.TrimPrefix(url, "sqlite:"))
+	case strings.HasPrefix(url, "postgres://"), strings.HasPrefix(url, "postgresql://"):
+		return postgres.Open(ctx, url)
+	case url == "memory:":
+		return memory.New(), nil
+	}
+	return nil, fmt.Errorf("--store %q: use sqlite:PATH, postgres://… or memory:", url)
+}
+
+// openConnectors opens one connector per system whose kind this build has, and loads the policy
+// with catalogs pulled from the vendors for systems without an inline one.
+func openConnectors(ctx context.Context, path string, st store.Store, log *slog.Logger) (*policy.Config, map[string]connector.Connector, error) {
+	conns := map[string]connector.Connector{}
+	var openErrs []error
+	open := func(sys *policy.System) connector.Connector {
+		if c, ok := conns[sys.Name]; ok {
+			return c
+		}
+		f, ok := connector.Lookup(sys.Kind)
+		if !ok {
+			log.Warn("this build has no connector for the kind; events for the system arrive only through the webhook and writes to it wait",
+				"system", sys.Name, "kind", sys.Kind)
+			return nil
+		}
+		c, err := f(ctx, sys.Name, sys.Settings, connector.Deps{
+			Logger:      log.With("system", sys.Name),
+			HTTPClient:  &http.Client{Timeout: 30 * time.Second},
+			Checkpoints: st,
+		})
+		if err != nil {
+			openErrs = append(openErrs, fmt.Errorf("system %s: %w", sys.Name, err))
+			return nil
+		}
+		conns[sys.Name] = c
+		return c
+	}
+	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
+		c := open(sys)
+		if c == nil {
+			return nil, nil
+		}
+		return c.Catalog(ctx)
+	}})
+	if err != nil {
+		return nil, nil, &exitError{code: 2, err: err}
+	}
+	for _, name := range cfg.SystemNames {
+		open(cfg.Systems[name])
+	}
+	if len(openErrs) > 0 {
+		return nil, nil, &exitError{code: 2, err: errors.Join(openErrs...)}
+	}
+	return cfg, conns, nil
+}
+
+// runService runs the engine and the HTTP API until ctx ends.
+func runService(ctx context.Context, o serviceOptions) error {
+	log := o.logger
+	st, err := openStore(ctx, o.storeURL)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer st.Close()
+	cfg, conns, err := openConnectors(ctx, o.configPath, st, log)
+	if err != nil {
+		return err
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	eng, err := engine.New(engine.Config{Policy: cfg, Store: st, Connectors: conns, Logger: log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	srv := server.New(server.Options{Engine: eng, Registry: reg, AdminToken: o.adminToken,
+		WebhookSecret: o.webhookSecret, Logger: log, Version: version})
+	ln, err := net.Listen("tcp", o.addr)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	url := "http://" + ln.Addr().String()
+	if err := o.started(url); err != nil {
+		ln.Close()
+		return err
+	}
+	log.Info("serving", "url", url, "systems", strings.Join(cfg.SystemNames, ","), "store", redactURL(o.storeURL))
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { return srv.Serve(gctx, ln) })
+	return g.Wait()
+}
+
+// printJSONLine writes v as one line of JSON.
+func printJSONLine(w io.Writer, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// secretFrom reads a secret from a file flag, else from an environment variable.
+func secretFrom(file, env string) (string, error) {
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return "", &exitError{code: 2, err: err}
+		}
+		return strings.TrimSpace(string(b)), nil
+	}
+	return os.Getenv(env), nil
+}
+
+// redactURL drops the password of a database URL before it is logged.
+func redactURL(u string) string {
+	if i := strings.Index(u, "://"); i >= 0 {
+		if at := strings.LastIndex(u, "@"); at > i {
+			if colon := strings.Index(u[i+3:at], ":"); colon >= 0 {
+				return u[:i+3+colon] + ":<redacted>" + u[at:]
+			}
+		}
+	}
+	return u
+}
+
+func newLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+}
