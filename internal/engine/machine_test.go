@@ -245,3 +245,24 @@ func TestEventDatedBeforeAnAcceptedWriteIsHistory(t *testing.T) {
 		t.Errorf("nothing should be written, got %+v", ws)
 	}
 }
+
+func TestRestoreAssumesUnansweredWriteMayHaveLanded(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	r.ingest(0, "gc", presence.StatusChanged, "Break", 0)
+	r.ingest(time.Second, "sf", presence.StatusChanged, "Lunch", time.Second)
+	if ws, _ := r.plan(time.Second); len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("want gc Meal in flight, got %+v", ws)
+	}
+	// The agent goes back to Break before the Meal write is answered, then the process dies.
+	r.ingest(2*time.Second, "sf", presence.StatusChanged, "Break", 2*time.Second)
+	m2 := NewMachine(r.m.cfg, Options{})
+	if _, err := m2.Restore(context.Background(), r.st); err != nil {
+		t.Fatal(err)
+	}
+	r.m = m2
+	// gc may show Meal now, so Break must be written even though gc showed Break before.
+	ws, _ := r.plan(3 * time.Second)
+	if len(ws) != 1 || ws[0].Status != "Break" {
+		t.Fatalf("after restart, plan = %+v, want gc Break", ws)
+	}
+}

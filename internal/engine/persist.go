@@ -80,8 +80,8 @@ func (m *Machine) Discard(ctx context.Context, s store.Store) error {
 }
 
 // Restore loads every committed agent after a start. A write that was in flight when the
-// process stopped may or may not have landed: it becomes a pending write (so its echo is still
-// recognised) and is planned again, which is harmless when it had landed. Restore returns the
+// process stopped may or may not have landed: its echo is still recognised, and the agent's
+// target is written again either way. Restore returns the
 // agents that need a reconcile.
 func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) {
 	agents, err := s.Agents(ctx)
@@ -97,8 +97,12 @@ func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) 
 		needs := false
 		for _, ss := range st.Systems {
 			if ss.InFlight != nil {
-				if !ss.InFlight.Echoed {
-					ss.Pending = append(ss.Pending, pendingWrite{StatusID: ss.InFlight.StatusID, SentAt: ss.InFlight.SentAt})
+				// It may or may not have landed; either way the target must be written (again):
+				// the same write when the target is still its status, otherwise the new target
+				// over what the write may have set.
+				ss.Pending = append(ss.Pending, pendingWrite{StatusID: ss.InFlight.StatusID, SentAt: ss.InFlight.SentAt})
+				if ss.Target != ss.InFlight.StatusID {
+					ss.Observed = ss.InFlight.StatusID
 				}
 				if ss.InFlight.ID > m.nextWrite {
 					m.nextWrite = ss.InFlight.ID
