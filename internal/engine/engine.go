@@ -155,7 +155,9 @@ func New(cfg Config) (*Engine, error) {
 // Run restores state, loads account directories, and runs the sequencer, workers and
 // watchers until ctx ends; it then drains in-flight work and returns.
 func (e *Engine) Run(ctx context.Context) error {
+	e.mu.Lock()
 	todo, err := e.m.Restore(ctx, e.cfg.Store)
+	e.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("restoring state: %w", err)
 	}
