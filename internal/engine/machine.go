@@ -9,7 +9,6 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"sort"
@@ -84,6 +83,8 @@ type Machine struct {
 	nextWrite int64
 	dirty     map[string]bool
 	records   []pendingRecord
+	buf       []byte
+	current   map[string]presence.Status
 
 	// Stats are updated as decisions are made.
 	Stats Stats
@@ -146,7 +147,7 @@ func (m *Machine) SetLimit(system string, l Limit) {
 func (m *Machine) Ingest(ctx context.Context, tx store.Tx, ev presence.Event, now time.Time) (string, error) {
 	m.Stats.Events.Add(1)
 	email, known := m.resolveAgent(ev.System, ev.Agent)
-	body, err := json.Marshal(ev)
+	body, err := appendEvent(nil, ev)
 	if err != nil {
 		return "", fmt.Errorf("encoding event: %w", err)
 	}
@@ -698,8 +699,13 @@ func (m *Machine) statusByID(system, id string) presence.Status {
 	return presence.Status{ID: id, Name: id, Settable: true}
 }
 
+// currentStatuses returns what each system shows; the map is reused by the next call.
 func (m *Machine) currentStatuses(st *agentState) map[string]presence.Status {
-	out := make(map[string]presence.Status, len(st.Systems))
+	if m.current == nil {
+		m.current = map[string]presence.Status{}
+	}
+	out := m.current
+	clear(out)
 	for name, ss := range st.Systems {
 		if ss.Observed != "" {
 			out[name] = m.statusByID(name, ss.Observed)

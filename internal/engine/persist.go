@@ -10,7 +10,7 @@ import (
 )
 
 // Flush writes every agent changed since the last flush and the decision records made since,
-// inside tx. It returns the decisions, for the live stream, once the caller has committed.
+// inside tx (stores copy what they are handed, so the encoding buffer is reused). It returns the decisions, for the live stream, once the caller has committed.
 func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	if len(m.dirty) > 0 {
 		keys := make([]string, 0, len(m.dirty))
@@ -23,11 +23,8 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 			if st == nil {
 				continue
 			}
-			b, err := json.Marshal(st)
-			if err != nil {
-				return nil, fmt.Errorf("encoding agent %s: %w", k, err)
-			}
-			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: b, UpdatedAt: st.UpdatedAt}); err != nil {
+			m.buf = st.appendJSON(m.buf[:0])
+			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: m.buf, UpdatedAt: st.UpdatedAt}); err != nil {
 				return nil, err
 			}
 		}
@@ -39,10 +36,7 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	recs := make([]store.AuditRecord, len(m.records))
 	out := make([]Decision, len(m.records))
 	for i, r := range m.records {
-		b, err := json.Marshal(r.step)
-		if err != nil {
-			return nil, fmt.Errorf("encoding audit record: %w", err)
-		}
+		b := r.step.appendJSON(nil)
 		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: r.step.Kind, EventSeq: r.eventSeq, Body: b}
 		out[i] = Decision{Agent: r.agent, Step: r.step}
 	}

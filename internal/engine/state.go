@@ -11,7 +11,7 @@ type agentState struct {
 	Systems map[string]*systemState `json:"systems"`
 	// Activities are the activity instances in force, oldest first.
 	Activities []*activityInstance `json:"activities,omitempty"`
-	UpdatedAt  time.Time           `json:"updated_at"`
+	UpdatedAt  time.Time           `json:"updated_at,omitzero"`
 }
 
 // systemState is one agent's state on one system.
@@ -21,16 +21,16 @@ type agentState struct {
 // set and differs from Observed, or while a write of another status is in flight.
 type systemState struct {
 	Observed   string    `json:"observed,omitempty"`
-	ObservedAt time.Time `json:"observed_at"`
+	ObservedAt time.Time `json:"observed_at,omitzero"`
 
 	Target      string    `json:"target,omitempty"`
-	CauseAt     time.Time `json:"cause_at"`
+	CauseAt     time.Time `json:"cause_at,omitzero"`
 	CauseSystem string    `json:"cause_system,omitempty"`
 	CauseRule   string    `json:"cause_rule,omitempty"`
 	CauseText   string    `json:"cause_text,omitempty"`
 	CauseSeq    int64     `json:"cause_seq,omitempty"`
 	// TargetSince is the engine time Target last changed (debounce counts from it).
-	TargetSince time.Time `json:"target_since"`
+	TargetSince time.Time `json:"target_since,omitzero"`
 
 	InFlight *Write         `json:"in_flight,omitempty"`
 	Pending  []pendingWrite `json:"pending,omitempty"`
@@ -38,7 +38,7 @@ type systemState struct {
 	Deferred    string    `json:"deferred,omitempty"`
 	DeferredFor string    `json:"deferred_for,omitempty"`
 	Attempts    int       `json:"attempts,omitempty"`
-	NextAttempt time.Time `json:"next_attempt"`
+	NextAttempt time.Time `json:"next_attempt,omitzero"`
 	Failed      string    `json:"failed,omitempty"`
 	FailedFor   string    `json:"failed_for,omitempty"`
 
@@ -53,7 +53,7 @@ type Write struct {
 	Account  string    `json:"account"`
 	StatusID string    `json:"status_id"`
 	Status   string    `json:"status"`
-	SentAt   time.Time `json:"sent_at"`
+	SentAt   time.Time `json:"sent_at,omitzero"`
 	Attempt  int       `json:"attempt"`
 	Rule     string    `json:"rule,omitempty"`
 	Cause    string    `json:"cause,omitempty"`
@@ -61,21 +61,21 @@ type Write struct {
 	// Echoed is set when the vendor's event for this write arrived before its answer, at
 	// EchoedAt (vendor time).
 	Echoed   bool      `json:"echoed,omitempty"`
-	EchoedAt time.Time `json:"echoed_at"`
+	EchoedAt time.Time `json:"echoed_at,omitzero"`
 }
 
 // pendingWrite is an accepted write whose echo has not arrived yet; SentAt is when the vendor
 // answered it.
 type pendingWrite struct {
 	StatusID string    `json:"status_id"`
-	SentAt   time.Time `json:"sent_at"`
+	SentAt   time.Time `json:"sent_at,omitzero"`
 }
 
 // overlay remembers what an activity covers on one system and what to restore afterwards.
 type overlay struct {
 	// Base is the status to restore when the last activity ends ("" when unknown).
 	Base    string    `json:"base,omitempty"`
-	BaseAt  time.Time `json:"base_at"`
+	BaseAt  time.Time `json:"base_at,omitzero"`
 	BaseWhy string    `json:"base_why,omitempty"`
 	// Released is set when the agent changed the system themselves during the activity.
 	Released bool `json:"released,omitempty"`
@@ -85,7 +85,7 @@ type overlay struct {
 type activityInstance struct {
 	Name     string            `json:"name"`
 	Key      string            `json:"key,omitempty"`
-	Since    time.Time         `json:"since"`
+	Since    time.Time         `json:"since,omitzero"`
 	Statuses map[string]string `json:"statuses"`
 }
 

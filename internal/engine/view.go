@@ -10,7 +10,7 @@ type AgentView struct {
 	Systems map[string]SystemView `json:"systems"`
 	// Activities are the overlays in force (a non-ACD call, …).
 	Activities []ActivityView `json:"activities,omitempty"`
-	UpdatedAt  time.Time      `json:"updated_at"`
+	UpdatedAt  time.Time      `json:"updated_at,omitzero"`
 }
 
 // SystemView is one system of an agent.
@@ -35,14 +35,14 @@ type SystemView struct {
 type ActivityView struct {
 	Name    string    `json:"name"`
 	Key     string    `json:"key,omitempty"`
-	Since   time.Time `json:"since"`
+	Since   time.Time `json:"since,omitzero"`
 	Systems []string  `json:"systems"`
 }
 
 // Step is one link of an agent's decision chain, as explain shows it.
 type Step struct {
 	Seq      int64     `json:"seq"`
-	At       time.Time `json:"at"`
+	At       time.Time `json:"at,omitzero"`
 	Kind     string    `json:"kind"`
 	EventSeq int64     `json:"event_seq,omitempty"`
 	System   string    `json:"system,omitempty"`

@@ -6,7 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"fmt"
+	"io"
 	"sort"
 	"strings"
 	"time"
@@ -131,8 +131,10 @@ func (e Event) DedupeKey() string {
 		return e.System + ":" + e.ID
 	}
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\x00%s\x00%s\x00%s\x00%s\x00%s\x00", e.System, e.Agent, e.Type, e.Status,
-		e.At.UTC().Format(time.RFC3339Nano), e.Origin)
+	for _, part := range []string{e.System, e.Agent, string(e.Type), e.Status, e.At.UTC().Format(time.RFC3339Nano), e.Origin} {
+		io.WriteString(h, part)
+		h.Write([]byte{0})
+	}
 	if len(e.Data) > 0 {
 		keys := make([]string, 0, len(e.Data))
 		for k := range e.Data {
@@ -141,7 +143,10 @@ func (e Event) DedupeKey() string {
 		sort.Strings(keys)
 		for _, k := range keys {
 			b, _ := json.Marshal(e.Data[k])
-			fmt.Fprintf(h, "%s=%s\x00", k, b)
+			io.WriteString(h, k)
+			h.Write([]byte{'='})
+			h.Write(b)
+			h.Write([]byte{0})
 		}
 	}
 	return e.System + ":h:" + hex.EncodeToString(h.Sum(nil)[:16])
