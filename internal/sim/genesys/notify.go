@@ -53,6 +53,10 @@ type channel struct {
 	expires  time.Time
 	topics   map[string]bool
 	sock     *socket
+	// accepting counts handshakes under way; while one is, events wait in backlog, because
+	// the client may already act on its open socket before the server registered it.
+	accepting int
+	backlog   [][]byte
 }
 
 type socket struct {
@@ -307,15 +311,25 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "channel not found", http.StatusNotFound)
 		return
 	}
+	h.mu.Lock()
+	c.accepting++
+	h.mu.Unlock()
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
+		h.mu.Lock()
+		if c.accepting--; c.accepting == 0 {
+			c.backlog = nil
+		}
+		h.mu.Unlock()
 		return
 	}
 	conn.SetReadLimit(maxBody)
 	ctx, cancel := context.WithCancel(context.Background())
 	sock := &socket{conn: conn, out: make(chan []byte, socketBufferSize), cancel: cancel}
 	h.mu.Lock()
+	c.accepting--
 	if h.channels[c.id] != c {
+		c.backlog = nil
 		h.mu.Unlock()
 		cancel()
 		_ = conn.Close(websocket.StatusPolicyViolation, "channel removed")
@@ -326,6 +340,10 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 		h.closeSock(old, websocket.StatusNormalClosure, "replaced by a new connection")
 	}
 	c.sock, c.lastUsed = sock, h.s.cfg.Now()
+	for _, msg := range c.backlog {
+		h.send(sock, msg)
+	}
+	c.backlog = nil
 	h.wg.Add(1)
 	h.mu.Unlock()
 	defer h.wg.Done()
@@ -448,11 +466,17 @@ func (h *hub) publish(topic string, body func() any) {
 	defer h.mu.Unlock()
 	var msg []byte
 	for _, c := range h.channels {
-		if c.sock == nil || !c.topics[topic] {
+		if !c.topics[topic] || (c.sock == nil && c.accepting == 0) {
 			continue
 		}
 		if msg == nil {
 			msg = envelope(topic, body())
+		}
+		if c.sock == nil {
+			if len(c.backlog) < socketBufferSize {
+				c.backlog = append(c.backlog, msg)
+			}
+			continue
 		}
 		h.send(c.sock, msg)
 	}
