@@ -344,11 +344,8 @@ func (e *Engine) sequence(ctx context.Context) {
 					e.m.SetAccounts(r.system, r.accounts)
 				case opObserve:
 					for account, status := range r.current {
-						if !e.m.Observe(r.system, account, status, now) {
-							continue
-						}
 						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: status, At: now,
-							Data: map[string]any{"source": "resync"}}
+							Data: map[string]any{"source": presence.SourceResync}}
 						agent, err := e.m.Ingest(ctx, tx, ev, now)
 						if err != nil {
 							return err

@@ -225,6 +225,12 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 		// A vendor delivers a system's events in order, so the echo of every write it answered
 		// before this event happened has already come: stop waiting for it.
 		ss.retirePending(ev.At)
+		if ev.IsResync() && ss.Observed == "" {
+			ss.Observed, ss.ObservedAt = status.ID, ev.At
+			m.record(email, now, seq, Step{Kind: "baseline", System: ev.System, Status: status.Name, Cause: cause,
+				Summary: fmt.Sprintf("%s shows %s (first reading); nothing to decide", ev.System, status.Name)})
+			return ""
+		}
 		if status.ID == ss.Observed {
 			// Picking the status a system already shows changes nothing, so it decides nothing.
 			ss.ObservedAt = ev.At
@@ -287,29 +293,6 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 		m.startActivity(email, st, hit, ev, cause, seq, now)
 	}
 	return email
-}
-
-// Observe records what a system currently shows for an account, read at startup or after a
-// reconnect. A first sighting is a baseline and decides nothing; a status that differs from
-// what the engine last knew is a change it missed, and it returns true so the caller ingests it
-// as an event.
-func (m *Machine) Observe(system, account, statusID string, at time.Time) (missed bool) {
-	email, ok := m.resolveAgent(system, account)
-	if !ok || m.cfg.Systems[system] == nil {
-		return false
-	}
-	st := m.agent(email)
-	ss := st.system(system)
-	switch {
-	case ss.Observed == "":
-		ss.Observed, ss.ObservedAt = statusID, at
-		st.UpdatedAt = at
-		m.dirty[email] = true
-		return false
-	case ss.Observed == statusID || ss.writesOutstanding():
-		return false
-	}
-	return true
 }
 
 // manualChange handles a status the agent (or their vendor) chose on a system.

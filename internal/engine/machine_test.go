@@ -266,3 +266,26 @@ func TestRestoreAssumesUnansweredWriteMayHaveLanded(t *testing.T) {
 		t.Fatalf("after restart, plan = %+v, want gc Break", ws)
 	}
 }
+
+func TestResyncReadIsABaselineOrAMissedChange(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	resync := func(at time.Duration, status string) {
+		r.do(func(tx store.Tx) error {
+			_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0.Add(at), System: "gc", Agent: ana,
+				Type: presence.StatusChanged, Status: status, Data: map[string]any{"source": presence.SourceResync}}, t0.Add(at))
+			return err
+		})
+	}
+	resync(0, "Break") // first reading: a baseline
+	if got := r.desired("sf"); got != "" {
+		t.Errorf("a first reading must decide nothing, sf desired = %q", got)
+	}
+	resync(time.Second, "Break") // same again: no change
+	if ws, _ := r.plan(time.Second); len(ws) != 0 {
+		t.Errorf("an unchanged reading must write nothing, got %+v", ws)
+	}
+	resync(2*time.Second, "Meal") // changed while we were not watching: a missed change
+	if got := r.desired("sf"); got != "Lunch" {
+		t.Errorf("a missed change must be evaluated: sf desired = %q, want Lunch", got)
+	}
+}

@@ -104,6 +104,15 @@ const OfflineName = "Offline"
 // Salesforce reason OmniToolkitStatusChange raised by our bridge). Such events are echoes.
 const OriginSelf = "omnipresence"
 
+// SourceResync is the data "source" of an event that reports what a system shows after a
+// (re)connect or a restart rather than a change as it happened. For an agent the engine has
+// not seen on that system it is a baseline and decides nothing; otherwise it is a change the
+// engine missed, or no change.
+const SourceResync = "resync"
+
+// IsResync reports whether the event is a resync read (data source "resync").
+func (e Event) IsResync() bool { return e.Data["source"] == SourceResync }
+
 // Event is a normalized observation from one system about one agent.
 type Event struct {
 	// ID is the vendor's event id, when it has one; duplicates with the same ID are dropped.

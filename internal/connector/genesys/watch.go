@@ -355,7 +355,8 @@ func parseTime(s string) time.Time {
 }
 
 // presenceChanged updates the state with a presence observation and returns the event to emit,
-// if it is news. The first observation of a user is a baseline, not news.
+// if it is news. The first observation of a user is emitted marked as a resync (data source
+// "resync"): the engine takes it as a baseline, or as a change it missed while not watching.
 func (c *Client) presenceChanged(user, defID, systemPresence string, modified time.Time) (presence.Event, bool) {
 	c.state.mu.Lock()
 	defer c.state.mu.Unlock()
@@ -369,7 +370,8 @@ func (c *Client) presenceChanged(user, defID, systemPresence string, modified ti
 			// Routing status is OFF_QUEUE whenever presence is not On Queue.
 			st.routing = "OFF_QUEUE"
 		}
-		return presence.Event{}, false
+		return presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified,
+			Data: map[string]any{"systemPresence": sp, "source": presence.SourceResync}}, true
 	}
 	if modified.Before(st.modified) || st.presenceID == defID && st.modified.Equal(modified) {
 		return presence.Event{}, false
