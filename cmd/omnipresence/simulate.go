@@ -41,6 +41,9 @@ func init() {
 			if err != nil {
 				return err
 			}
+			if res.ExtensionCalls > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %d extension webhook call(s) were not made (simulate makes no network calls); the policies' own decisions are shown\n", res.ExtensionCalls)
+			}
 			if format == "table" {
 				return res.WriteTable(cmd.OutOrStdout())
 			}

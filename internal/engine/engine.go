@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,6 +36,8 @@ type Config struct {
 	Registerer prometheus.Registerer
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// HTTPClient calls policy extension webhooks; nil means a default client.
+	HTTPClient *http.Client
 }
 
 // Engine runs a Machine for the service: one sequencer goroutine owns the machine and commits
@@ -56,6 +59,8 @@ type Engine struct {
 	notReady atomic.Value // string
 	running  chan struct{}
 	latency  prometheus.Histogram
+	extWG    sync.WaitGroup
+	extCtx   context.Context
 }
 
 type opKind int
@@ -66,6 +71,7 @@ const (
 	opOutcome
 	opAccounts
 	opObserve
+	opExtension
 )
 
 type request struct {
@@ -77,6 +83,8 @@ type request struct {
 	system   string
 	accounts []presence.Account
 	current  map[string]string
+	ext      ExtensionCall
+	answer   ExtensionAnswer
 	start    time.Time
 	reply    chan response
 }
@@ -111,6 +119,9 @@ func New(cfg Config) (*Engine, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = &http.Client{}
 	}
 	opts := cfg.Machine
 	if opts.Limits == nil {
@@ -161,6 +172,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restoring state: %w", err)
 	}
+	e.extCtx = ctx
 	seqCtx, stopSeq := context.WithCancel(context.Background())
 	seqDone := make(chan struct{})
 	go func() { defer close(seqDone); e.sequence(seqCtx) }()
@@ -192,6 +204,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	e.notReady.Store("stopping")
 	e.queue.ShutDownWithDrain()
 	wg.Wait()
+	e.extWG.Wait()
 	stopSeq()
 	<-seqDone
 	e.closeSubs()
@@ -324,6 +337,7 @@ func (e *Engine) sequence(ctx context.Context) {
 		}
 		now := e.now()
 		var decisions []Decision
+		var calls []ExtensionCall
 		e.mu.Lock()
 		err := e.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 			resps = resps[:0]
@@ -342,6 +356,8 @@ func (e *Engine) sequence(ctx context.Context) {
 					resp.wake = e.m.Outcome(r.w, r.err, now)
 				case opAccounts:
 					e.m.SetAccounts(r.system, r.accounts)
+				case opExtension:
+					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
 				case opObserve:
 					for account, status := range r.current {
 						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: status, At: now,
@@ -361,6 +377,9 @@ func (e *Engine) sequence(ctx context.Context) {
 			decisions, err = e.m.Flush(ctx, tx)
 			return err
 		})
+		if err == nil {
+			calls = e.m.TakeExtensionCalls()
+		}
 		if err != nil {
 			if derr := e.m.Discard(context.WithoutCancel(ctx), e.cfg.Store); derr != nil {
 				e.log.Error("reloading state after a failed commit", "err", derr)
@@ -375,7 +394,7 @@ func (e *Engine) sequence(ctx context.Context) {
 			if e.latency != nil && r.kind == opIngest {
 				e.latency.Observe(time.Since(r.start).Seconds())
 			}
-			if r.kind == opIngest && resps[i].agent != "" {
+			if (r.kind == opIngest || r.kind == opExtension) && resps[i].agent != "" {
 				e.queue.Add(resps[i].agent)
 			}
 			for _, a := range resps[i].agents {
@@ -384,6 +403,22 @@ func (e *Engine) sequence(ctx context.Context) {
 			r.reply <- resps[i]
 		}
 		e.publish(decisions)
+		for _, c := range calls {
+			e.extWG.Add(1)
+			go e.callExtension(c)
+		}
+	}
+}
+
+// callExtension asks a policy's webhook and hands its answer to the sequencer.
+func (e *Engine) callExtension(c ExtensionCall) {
+	defer e.extWG.Done()
+	ans, err := CallExtension(e.extCtx, e.cfg.HTTPClient, c)
+	if e.extCtx.Err() != nil {
+		return
+	}
+	if _, cerr := e.call(e.extCtx, &request{kind: opExtension, ext: c, answer: ans, err: err}); cerr != nil {
+		e.log.Warn("recording an extension answer failed", "agent", c.Agent, "err", cerr)
 	}
 }
 

@@ -85,6 +85,7 @@ type Machine struct {
 	records   []pendingRecord
 	buf       []byte
 	current   map[string]presence.Status
+	extCalls  []ExtensionCall
 
 	// Stats are updated as decisions are made.
 	Stats Stats
@@ -291,6 +292,9 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 	}
 	for _, hit := range eval.Starts {
 		m.startActivity(email, st, hit, ev, cause, seq, now)
+	}
+	if pol.Extension != nil && ev.ChangesStatus() {
+		m.queueExtension(email, st, pol, ev, oldStatus, newStatus, cause, seq)
 	}
 	return email
 }

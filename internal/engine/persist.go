@@ -54,6 +54,7 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 // the affected agents from what the store committed.
 func (m *Machine) Discard(ctx context.Context, s store.Store) error {
 	m.records = m.records[:0]
+	m.extCalls = nil
 	for k := range m.dirty {
 		a, ok, err := s.Agent(ctx, k)
 		if err != nil {

@@ -14,7 +14,7 @@ import (
 
 var (
 	topKeys     = []string{"version", "systems", "agents", "policies"}
-	catalogKeys = []string{"id", "name", "label", "category", "settable"}
+	catalogKeys = []string{"id", "name", "label", "category", "settable", "system_presence"}
 	accountKeys = []string{"id", "email", "name"}
 	agentKeys   = []string{"email", "teams"}
 	systemBase  = []string{"kind", "catalog", "accounts"}
@@ -345,6 +345,14 @@ func (l *loader) catalog(sys *System, n *yaml.Node) *Catalog {
 					l.errf(deref(v), "unknown category %q for status %s%s", c, name, hint(c, categoryNames()))
 				}
 				st.Category = presence.Category(c)
+			}
+		}
+		if v := o.val("system_presence"); v != nil {
+			if sp, good := l.str(v, "system presence"); good {
+				if sys.Kind != KindGenesys {
+					l.errf(deref(v), "system_presence applies to genesys statuses only, not to %s's", sys.Kind)
+				}
+				st.SystemPresence = sp
 			}
 		}
 		st.Settable = st.Category != presence.CategorySystem

@@ -63,6 +63,9 @@ type Result struct {
 	// Raced counts writes of ours that were in flight while a person changed the same system
 	// (each may need one corrective write).
 	Raced int
+	// ExtensionCalls counts the extension webhook calls the engine asked for; simulate makes
+	// no network calls, so the policies' own decisions stand.
+	ExtensionCalls int
 	// Skipped lists the events dropped by SkipIndistinguishable, per agent.
 	Skipped map[string][]time.Time
 	// Repeats lists events (agent and time) that reported the status their system already
@@ -251,6 +254,7 @@ func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) erro
 		if err != nil {
 			return err
 		}
+		r.res.ExtensionCalls += len(r.m.TakeExtensionCalls())
 		if agent != "" {
 			r.schedule(agent, now)
 		}
