@@ -35,7 +35,7 @@ const migrationLock = 0x6f6d6e69 // "omni"
 // Store is a PostgreSQL store.Store.
 type Store struct {
 	pool *pgxpool.Pool
-	gate gate
+	gate store.Gate
 	wmu  sync.Mutex // serializes Update within this process
 }
 
@@ -128,10 +128,10 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	pgTx, err := s.pool.Begin(ctx)
@@ -159,10 +159,10 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 
 // Agent implements store.Store.
 func (s *Store) Agent(ctx context.Context, key string) (store.Agent, bool, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return store.Agent{}, false, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	a := store.Agent{Key: key}
 	var at *int64
 	err := s.pool.QueryRow(ctx, `SELECT state, updated_at_ns FROM agents WHERE key = $1`, key).Scan(&a.State, &at)
@@ -178,10 +178,10 @@ func (s *Store) Agent(ctx context.Context, key string) (store.Agent, bool, error
 
 // Agents implements store.Store.
 func (s *Store) Agents(ctx context.Context) ([]store.Agent, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	rows, err := s.pool.Query(ctx, `SELECT key, state, updated_at_ns FROM agents ORDER BY key COLLATE "C"`)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: agents: %w", err)
@@ -210,10 +210,10 @@ func sqlLimit(limit int) *int64 {
 
 // Events implements store.Store. limit <= 0 means all.
 func (s *Store) Events(ctx context.Context, agent string, limit int) ([]store.Event, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	const cols = `SELECT seq, dedupe_key, agent, system, type, at_ns, body FROM events`
 	var rows pgx.Rows
 	var err error
@@ -240,10 +240,10 @@ func (s *Store) Events(ctx context.Context, agent string, limit int) ([]store.Ev
 
 // Audit implements store.Store. limit <= 0 means all; agent "" means every agent.
 func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.AuditRecord, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	const cols = `SELECT seq, agent, at_ns, kind, event_seq, body FROM audit`
 	var rows pgx.Rows
 	var err error
@@ -270,10 +270,10 @@ func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.Aud
 
 // RecentDedupeKeys implements store.Store.
 func (s *Store) RecentDedupeKeys(ctx context.Context, n int) ([]string, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	if n <= 0 {
 		return nil, nil
 	}
@@ -290,10 +290,10 @@ func (s *Store) RecentDedupeKeys(ctx context.Context, n int) ([]string, error) {
 
 // Checkpoint implements store.Store.
 func (s *Store) Checkpoint(ctx context.Context, name string) (string, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return "", err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	var v string
 	err := s.pool.QueryRow(ctx, `SELECT value FROM checkpoints WHERE name = $1`, name).Scan(&v)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -312,7 +312,7 @@ func (s *Store) SetCheckpoint(ctx context.Context, name, value string) error {
 
 // Close implements store.Store. It waits for running operations to finish.
 func (s *Store) Close() error {
-	if s.gate.close() {
+	if s.gate.Close() {
 		s.pool.Close()
 	}
 	return nil
@@ -342,7 +342,7 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 	}
 	err = t.tx.QueryRow(ctx, `INSERT INTO events (dedupe_key, agent, system, type, at_ns, body)
 		VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (dedupe_key) DO NOTHING RETURNING seq`,
-		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, nonNil(ev.Body)).Scan(&ev.Seq)
+		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, store.NonNil(ev.Body)).Scan(&ev.Seq)
 	if err == nil {
 		return true, nil
 	}
@@ -410,7 +410,7 @@ func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
 			return fmt.Errorf("postgres: audit record of %q: %w", r.Agent, err)
 		}
 		b.Queue(`INSERT INTO audit (agent, at_ns, kind, event_seq, body) VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
-			r.Agent, at, r.Kind, r.EventSeq, nonNil(r.Body)).QueryRow(func(row pgx.Row) error {
+			r.Agent, at, r.Kind, r.EventSeq, store.NonNil(r.Body)).QueryRow(func(row pgx.Row) error {
 			return row.Scan(&r.Seq)
 		})
 	}
@@ -449,42 +449,4 @@ func fromNanos(n *int64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, *n).UTC()
-}
-
-// nonNil keeps NOT NULL bytea columns happy with empty bodies.
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
-}
-
-// gate lets operations run until Close, which waits for the running ones. Unlike a held read
-// lock, it lets a read nested in an Update fail with ErrClosed instead of deadlocking Close.
-type gate struct {
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
-}
-
-func (g *gate) enter() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return store.ErrClosed
-	}
-	g.wg.Add(1)
-	return nil
-}
-
-func (g *gate) leave() { g.wg.Done() }
-
-// close reports whether it was the first call, after every running operation has left.
-func (g *gate) close() bool {
-	g.mu.Lock()
-	first := !g.closed
-	g.closed = true
-	g.mu.Unlock()
-	g.wg.Wait()
-	return first
 }

@@ -55,7 +55,7 @@ type Store struct {
 		event, eventSeq, agent, audit, checkpoint *sql.Stmt
 	}
 
-	gate gate
+	gate store.Gate
 	// wmu serializes Update (the one-connection writer pool would too, less visibly).
 	wmu     sync.Mutex
 	commits int // under wmu
@@ -256,10 +256,10 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	sqlTx, err := s.writer.BeginTx(ctx, nil)
@@ -287,42 +287,12 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	return nil
 }
 
-// gate lets operations run until Close, which waits for the running ones. Unlike a held read
-// lock, it lets a read nested in an Update fail with ErrClosed instead of deadlocking Close.
-type gate struct {
-	mu     sync.Mutex
-	closed bool
-	wg     sync.WaitGroup
-}
-
-func (g *gate) enter() error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.closed {
-		return store.ErrClosed
-	}
-	g.wg.Add(1)
-	return nil
-}
-
-func (g *gate) leave() { g.wg.Done() }
-
-// close reports whether it was the first call, after every running operation has left.
-func (g *gate) close() bool {
-	g.mu.Lock()
-	first := !g.closed
-	g.closed = true
-	g.mu.Unlock()
-	g.wg.Wait()
-	return first
-}
-
 // Agent implements store.Store.
 func (s *Store) Agent(ctx context.Context, key string) (store.Agent, bool, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return store.Agent{}, false, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	a := store.Agent{Key: key}
 	var at sql.NullInt64
 	err := s.reader.QueryRowContext(ctx, `SELECT state, updated_at FROM agents WHERE key = ?`, key).Scan(&a.State, &at)
@@ -338,10 +308,10 @@ func (s *Store) Agent(ctx context.Context, key string) (store.Agent, bool, error
 
 // Agents implements store.Store.
 func (s *Store) Agents(ctx context.Context) ([]store.Agent, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	rows, err := s.reader.QueryContext(ctx, `SELECT key, state, updated_at FROM agents ORDER BY key`)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: agents: %w", err)
@@ -373,10 +343,10 @@ func sqlLimit(limit int) int {
 
 // Events implements store.Store. limit <= 0 means all.
 func (s *Store) Events(ctx context.Context, agent string, limit int) ([]store.Event, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	const cols = `SELECT seq, dedupe_key, agent, system, type, at, body FROM events`
 	var rows *sql.Rows
 	var err error
@@ -407,10 +377,10 @@ func (s *Store) Events(ctx context.Context, agent string, limit int) ([]store.Ev
 
 // Audit implements store.Store. limit <= 0 means all; agent "" means every agent.
 func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.AuditRecord, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	const cols = `SELECT seq, agent, at, kind, event_seq, body FROM audit`
 	var rows *sql.Rows
 	var err error
@@ -441,10 +411,10 @@ func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.Aud
 
 // RecentDedupeKeys implements store.Store.
 func (s *Store) RecentDedupeKeys(ctx context.Context, n int) ([]string, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return nil, err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	if n <= 0 {
 		return nil, nil
 	}
@@ -469,10 +439,10 @@ func (s *Store) RecentDedupeKeys(ctx context.Context, n int) ([]string, error) {
 
 // Checkpoint implements store.Store.
 func (s *Store) Checkpoint(ctx context.Context, name string) (string, error) {
-	if err := s.gate.enter(); err != nil {
+	if err := s.gate.Enter(); err != nil {
 		return "", err
 	}
-	defer s.gate.leave()
+	defer s.gate.Leave()
 	var v string
 	err := s.reader.QueryRowContext(ctx, `SELECT value FROM checkpoints WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
@@ -491,7 +461,7 @@ func (s *Store) SetCheckpoint(ctx context.Context, name, value string) error {
 
 // Close implements store.Store. It waits for running operations to finish.
 func (s *Store) Close() error {
-	if !s.gate.close() {
+	if !s.gate.Close() {
 		return nil
 	}
 	var errs []error
@@ -534,7 +504,7 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 		return false, fmt.Errorf("sqlite: event %q: %w", ev.DedupeKey, err)
 	}
 	res, err := t.stmt(ctx, &t.event, t.s.stmt.event).ExecContext(ctx,
-		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, nonNil(ev.Body))
+		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, store.NonNil(ev.Body))
 	if err != nil {
 		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
 	}
@@ -563,7 +533,7 @@ func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 	if err != nil {
 		return fmt.Errorf("sqlite: agent %q: %w", a.Key, err)
 	}
-	if _, err := t.stmt(ctx, &t.agent, t.s.stmt.agent).ExecContext(ctx, a.Key, nonNil(a.State), at); err != nil {
+	if _, err := t.stmt(ctx, &t.agent, t.s.stmt.agent).ExecContext(ctx, a.Key, store.NonNil(a.State), at); err != nil {
 		return fmt.Errorf("sqlite: put agent %q: %w", a.Key, err)
 	}
 	return nil
@@ -578,7 +548,7 @@ func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
 		if err != nil {
 			return fmt.Errorf("sqlite: audit record of %q: %w", r.Agent, err)
 		}
-		res, err := st.ExecContext(ctx, r.Agent, at, r.Kind, r.EventSeq, nonNil(r.Body))
+		res, err := st.ExecContext(ctx, r.Agent, at, r.Kind, r.EventSeq, store.NonNil(r.Body))
 		if err != nil {
 			return fmt.Errorf("sqlite: append audit of %q: %w", r.Agent, err)
 		}
@@ -616,12 +586,4 @@ func fromNanos(n sql.NullInt64) time.Time {
 		return time.Time{}
 	}
 	return time.Unix(0, n.Int64).UTC()
-}
-
-// nonNil keeps NOT NULL blob columns happy with empty bodies.
-func nonNil(b []byte) []byte {
-	if b == nil {
-		return []byte{}
-	}
-	return b
 }
