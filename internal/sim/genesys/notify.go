@@ -57,6 +57,9 @@ type channel struct {
 	// the client may already act on its open socket before the server registered it.
 	accepting int
 	backlog   [][]byte
+	// conns numbers connection attempts as they arrive; sockN is the number of the socket in
+	// place. The newest connection wins whatever order the handshakes finish in.
+	conns, sockN uint64
 }
 
 type socket struct {
@@ -313,6 +316,8 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Lock()
 	c.accepting++
+	c.conns++
+	n := c.conns
 	h.mu.Unlock()
 	conn, err := websocket.Accept(w, r, nil)
 	if err != nil {
@@ -335,11 +340,18 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 		_ = conn.Close(websocket.StatusPolicyViolation, "channel removed")
 		return
 	}
+	if c.sock != nil && c.sockN > n {
+		// A newer connection is already in place: this older one is the replaced one.
+		h.mu.Unlock()
+		cancel()
+		_ = conn.Close(websocket.StatusNormalClosure, "replaced by a new connection")
+		return
+	}
 	if old := c.sock; old != nil {
 		// One WebSocket per channel: the new connection disconnects the old one.
 		h.closeSock(old, websocket.StatusNormalClosure, "replaced by a new connection")
 	}
-	c.sock, c.lastUsed = sock, h.s.cfg.Now()
+	c.sock, c.sockN, c.lastUsed = sock, n, h.s.cfg.Now()
 	for _, msg := range c.backlog {
 		h.send(sock, msg)
 	}
