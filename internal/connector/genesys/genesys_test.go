@@ -424,6 +424,12 @@ func TestSocketClosingHandover(t *testing.T) {
 	if extra := e.barrier(w, id(50)); len(extra) != 0 {
 		t.Fatalf("duplicates across the handover: %+v", extra)
 	}
+	// The change may arrive on the old socket during its closing grace period, before the
+	// replacement channel exists: wait for the replacement, then make sure there is just one.
+	deadline := time.Now().Add(5 * time.Second)
+	for e.counts.get("POST /api/v2/notifications/channels") < 2 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if n := e.counts.get("POST /api/v2/notifications/channels"); n != 2 {
 		t.Fatalf("%d channels created, want one replacement", n)
 	}
