@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/policy"
@@ -25,8 +26,13 @@ type Config struct {
 	Store      store.Store
 	Connectors map[string]connector.Connector
 	Machine    Options
-	// Workers is how many agents are reconciled at once (default 8).
+	// Workers is how many agents are reconciled at once (default 64; writes to a vendor with a
+	// bulk API are gathered across them).
 	Workers int
+	// BulkWindow is how long writes for a bulk-capable vendor gather before one call goes out
+	// (default 20ms); BulkMax caps a call (default 50, Genesys's limit).
+	BulkWindow time.Duration
+	BulkMax    int
 	// BatchSize caps how many operations share one store transaction (default 512).
 	BatchSize int
 	// WriteTimeout bounds one vendor write (default 15s).
@@ -61,6 +67,7 @@ type Engine struct {
 	latency  prometheus.Histogram
 	extWG    sync.WaitGroup
 	extCtx   context.Context
+	batchers map[string]*batcher
 }
 
 type opKind int
@@ -106,7 +113,13 @@ func New(cfg Config) (*Engine, error) {
 		return nil, errors.New("engine: a policy and a store are required")
 	}
 	if cfg.Workers <= 0 {
-		cfg.Workers = 8
+		cfg.Workers = 64
+	}
+	if cfg.BulkWindow <= 0 {
+		cfg.BulkWindow = 20 * time.Millisecond
+	}
+	if cfg.BulkMax <= 0 {
+		cfg.BulkMax = 50
 	}
 	if cfg.BatchSize <= 0 {
 		cfg.BatchSize = 512
@@ -127,25 +140,39 @@ func New(cfg Config) (*Engine, error) {
 	if opts.Limits == nil {
 		opts.Limits = map[string]Limit{}
 	}
+	batchers := map[string]*batcher{}
 	for name, c := range cfg.Connectors {
+		var limit *Limit
 		if l, ok := c.(connector.Limiter); ok {
-			if _, set := opts.Limits[name]; !set {
-				ps, burst := l.WriteLimit()
-				opts.Limits[name] = Limit{PerSecond: ps, Burst: burst}
+			ps, burst := l.WriteLimit()
+			limit = &Limit{PerSecond: ps, Burst: burst}
+		}
+		if bs, ok := c.(connector.BulkSetter); ok {
+			// The budget counts requests: the batcher spends it per call, not per write.
+			b := &batcher{system: name, conn: bs, window: cfg.BulkWindow, max: cfg.BulkMax, timeout: cfg.WriteTimeout,
+				in: make(chan bulkItem)}
+			if limit != nil {
+				b.limiter = rate.NewLimiter(rate.Limit(limit.PerSecond), max(limit.Burst, 1))
 			}
+			batchers[name] = b
+			continue
+		}
+		if _, set := opts.Limits[name]; !set && limit != nil {
+			opts.Limits[name] = *limit
 		}
 	}
 	if opts.DeferredRecheck == 0 {
 		opts.DeferredRecheck = 30 * time.Second
 	}
 	e := &Engine{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		m:       NewMachine(cfg.Policy, opts),
-		reqs:    make(chan *request, cfg.BatchSize),
-		now:     cfg.Now,
-		subs:    map[int]chan Decision{},
-		running: make(chan struct{}),
+		cfg:      cfg,
+		log:      cfg.Logger,
+		m:        NewMachine(cfg.Policy, opts),
+		reqs:     make(chan *request, cfg.BatchSize),
+		now:      cfg.Now,
+		subs:     map[int]chan Decision{},
+		running:  make(chan struct{}),
+		batchers: batchers,
 	}
 	e.notReady.Store("starting")
 	qopts := workqueue.Options[string]{}
@@ -178,6 +205,13 @@ func (e *Engine) Run(ctx context.Context) error {
 	go func() { defer close(seqDone); e.sequence(seqCtx) }()
 	close(e.running)
 
+	bulkCtx, stopBulk := context.WithCancel(context.Background())
+	var bulkWG sync.WaitGroup
+	for _, b := range e.batchers {
+		bulkWG.Add(1)
+		go func() { defer bulkWG.Done(); b.run(bulkCtx) }()
+	}
+	defer func() { stopBulk(); bulkWG.Wait() }()
 	var wg sync.WaitGroup
 	for range e.cfg.Workers {
 		wg.Add(1)
@@ -478,6 +512,9 @@ func (e *Engine) send(ctx context.Context, w Write) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.WriteTimeout)
 	defer cancel()
+	if b := e.batchers[w.System]; b != nil {
+		return b.submit(ctx, w)
+	}
 	return c.SetStatus(ctx, w.Account, w.StatusID)
 }
 

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"testing"
 	"time"
@@ -127,5 +128,56 @@ func TestEngineIngestIsDurableAndDeduplicated(t *testing.T) {
 	waitFor(t, "gc Meal", func() bool { return r.gc.Status(ana) == "3fd96123-badb-4f69-bc03-1b1ccc6d8014" })
 	if got := r.eng.Stats().Duplicates.Load(); got != 2 {
 		t.Errorf("duplicates = %d, want 2", got)
+	}
+}
+
+func TestEngineGathersDueWritesIntoBulkCalls(t *testing.T) {
+	cfg, err := policy.Load("testdata/two-way.yaml", policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var accounts []presence.Account
+	for i := range 40 {
+		email := fmt.Sprintf("agent%02d@example.com", i)
+		accounts = append(accounts, presence.Account{ID: email, Email: email})
+	}
+	sf := fake.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
+	gc := fake.NewBulk(fake.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts))
+	gc.FailNext(errors.New("one write refused")) // inside the first batch: only that write retries
+	eng, err := New(Config{Policy: cfg, Store: memory.New(), Connectors: map[string]connector.Connector{"sf": sf, "gc": gc},
+		BulkWindow: 50 * time.Millisecond, Machine: Options{BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitFor(t, "ready", func() bool { return eng.Ready() == nil })
+
+	for _, a := range accounts { // shift start: everyone picks Lunch at once
+		sf.Act(a.ID, "0N5000000000003")
+	}
+	waitFor(t, "all 40 on Meal in gc", func() bool {
+		for _, a := range accounts {
+			if gc.Status(a.ID) != "3fd96123-badb-4f69-bc03-1b1ccc6d8014" {
+				return false
+			}
+		}
+		return true
+	})
+	calls := gc.Calls()
+	total := 0
+	for _, n := range calls {
+		total += n
+	}
+	if total != 41 {
+		t.Errorf("bulk calls carried %d writes, want 41 (40 and the one retried): %v", total, calls)
+	}
+	if len(calls) > 8 {
+		t.Errorf("%d bulk calls for 40 agents changing at once, want a few: %v", len(calls), calls)
+	}
+	if got := eng.Stats().Retries.Load(); got != 1 {
+		t.Errorf("retries = %d, want 1", got)
 	}
 }

@@ -138,3 +138,35 @@ func (c *Connector) find(id string) (presence.Status, bool) {
 	}
 	return presence.Status{}, false
 }
+
+// Bulk is a fake vendor with a bulk write API (connector.BulkSetter) that records the size of
+// every bulk call.
+type Bulk struct {
+	*Connector
+	callsMu sync.Mutex
+	calls   []int
+}
+
+var _ connector.BulkSetter = (*Bulk)(nil)
+
+// NewBulk adds a bulk API to a fake vendor.
+func NewBulk(c *Connector) *Bulk { return &Bulk{Connector: c} }
+
+// SetStatuses applies each write as SetStatus would, answering one result per write.
+func (b *Bulk) SetStatuses(ctx context.Context, writes []connector.StatusWrite) ([]error, error) {
+	b.callsMu.Lock()
+	b.calls = append(b.calls, len(writes))
+	b.callsMu.Unlock()
+	errs := make([]error, len(writes))
+	for i, w := range writes {
+		errs[i] = b.SetStatus(ctx, w.Account, w.StatusID)
+	}
+	return errs, nil
+}
+
+// Calls returns the size of every bulk call, in order.
+func (b *Bulk) Calls() []int {
+	b.callsMu.Lock()
+	defer b.callsMu.Unlock()
+	return append([]int(nil), b.calls...)
+}

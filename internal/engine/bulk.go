@@ -1,0 +1,104 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+)
+
+// batcher gathers the writes due for one system whose vendor takes many agents in one call
+// (connector.BulkSetter): a shift start becomes a few bulk requests instead of one per agent.
+// The vendor's request budget applies per call here, not per write.
+type batcher struct {
+	system  string
+	conn    connector.BulkSetter
+	limiter *rate.Limiter // nil: no budget known
+	window  time.Duration
+	max     int
+	timeout time.Duration
+	in      chan bulkItem
+}
+
+type bulkItem struct {
+	write  connector.StatusWrite
+	result chan error
+}
+
+// submit hands one write to the batcher and waits for its own result.
+func (b *batcher) submit(ctx context.Context, w Write) error {
+	item := bulkItem{write: connector.StatusWrite{Account: w.Account, StatusID: w.StatusID}, result: make(chan error, 1)}
+	select {
+	case b.in <- item:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-item.result:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// run sends batches until ctx ends.
+func (b *batcher) run(ctx context.Context) {
+	for {
+		var batch []bulkItem
+		select {
+		case <-ctx.Done():
+			return
+		case it := <-b.in:
+			batch = append(batch, it)
+		}
+		timer := time.NewTimer(b.window)
+	gather:
+		for len(batch) < b.max {
+			select {
+			case it := <-b.in:
+				batch = append(batch, it)
+			case <-timer.C:
+				break gather
+			case <-ctx.Done():
+				break gather
+			}
+		}
+		timer.Stop()
+		b.send(ctx, batch)
+	}
+}
+
+func (b *batcher) send(ctx context.Context, batch []bulkItem) {
+	fail := func(err error) {
+		for _, it := range batch {
+			it.result <- err
+		}
+	}
+	if b.limiter != nil {
+		if err := b.limiter.Wait(ctx); err != nil {
+			fail(err)
+			return
+		}
+	}
+	writes := make([]connector.StatusWrite, len(batch))
+	for i, it := range batch {
+		writes[i] = it.write
+	}
+	callCtx, cancel := context.WithTimeout(ctx, b.timeout)
+	defer cancel()
+	errs, err := b.conn.SetStatuses(callCtx, writes)
+	if err != nil {
+		fail(err)
+		return
+	}
+	if len(errs) != len(batch) {
+		fail(fmt.Errorf("%s: bulk write answered %d results for %d writes", b.system, len(errs), len(batch)))
+		return
+	}
+	for i, it := range batch {
+		it.result <- errs[i]
+	}
+}
