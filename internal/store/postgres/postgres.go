@@ -12,11 +12,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"sort"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -64,11 +61,10 @@ func Open(ctx context.Context, url string) (*Store, error) {
 // order, in one transaction that first takes an advisory lock, so that replicas starting at once
 // apply each migration exactly once.
 func (s *Store) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	migs, err := store.Migrations(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("postgres: list migrations: %w", err)
+		return fmt.Errorf("postgres: %w", err)
 	}
-	sort.Strings(names)
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: begin migration: %w", err)
@@ -96,21 +92,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	for _, v := range versions {
 		applied[v] = true
 	}
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		version, err := strconv.ParseInt(num, 10, 64)
-		if !ok || err != nil {
-			return fmt.Errorf("postgres: migration %s: name must start with a number and '_'", base)
-		}
+	for _, mig := range migs {
+		version, base := mig.Version, mig.Name
 		if applied[version] {
 			continue
 		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("postgres: read migration %s: %w", base, err)
-		}
-		if _, err := tx.Exec(ctx, string(body)); err != nil {
+		if _, err := tx.Exec(ctx, mig.SQL); err != nil {
 			return fmt.Errorf("postgres: apply migration %s: %w", base, err)
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO schema_migrations (version, name) VALUES ($1, $2)`, version, base); err != nil {

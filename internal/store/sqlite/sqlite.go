@@ -9,10 +9,8 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"math"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -167,11 +165,10 @@ func fileURI(path string, q url.Values) string {
 // order, in one immediate transaction, so that two processes opening the same file at once
 // apply each migration exactly once.
 func (s *Store) migrate(ctx context.Context) error {
-	names, err := fs.Glob(migrations, "migrations/*.sql")
+	migs, err := store.Migrations(migrations, "migrations")
 	if err != nil {
-		return fmt.Errorf("sqlite: list migrations: %w", err)
+		return fmt.Errorf("sqlite: %w", err)
 	}
-	sort.Strings(names)
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("sqlite: begin migration: %w", err)
@@ -200,21 +197,12 @@ func (s *Store) migrate(ctx context.Context) error {
 	if err := rows.Close(); err != nil {
 		return fmt.Errorf("sqlite: read schema_migrations: %w", err)
 	}
-	for _, name := range names {
-		base := strings.TrimPrefix(name, "migrations/")
-		num, _, ok := strings.Cut(base, "_")
-		version, err := strconv.ParseInt(num, 10, 64)
-		if !ok || err != nil {
-			return fmt.Errorf("sqlite: migration %s: name must start with a number and '_'", base)
-		}
+	for _, mig := range migs {
+		version, base := mig.Version, mig.Name
 		if applied[version] {
 			continue
 		}
-		body, err := migrations.ReadFile(name)
-		if err != nil {
-			return fmt.Errorf("sqlite: read migration %s: %w", base, err)
-		}
-		if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+		if _, err := tx.ExecContext(ctx, mig.SQL); err != nil {
 			return fmt.Errorf("sqlite: apply migration %s: %w", base, err)
 		}
 		if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
