@@ -26,7 +26,6 @@ func (s *Server) apiRoutes(m *http.ServeMux) {
 	m.HandleFunc("POST /api/v2/users/search", s.searchUsers)
 	m.HandleFunc("GET /api/v2/users/{id}/presences/{source}", s.getPresence)
 	m.HandleFunc("PATCH /api/v2/users/{id}/presences/{source}", s.patchPresence)
-	m.HandleFunc("GET /api/v2/users/presences/purecloud/bulk", s.bulkGetPresence)
 	m.HandleFunc("PUT /api/v2/users/presences/bulk", s.bulkPutPresence)
 	m.HandleFunc("GET /api/v2/users/{id}/routingstatus", s.getRoutingStatus)
 	m.HandleFunc("PUT /api/v2/users/{id}/routingstatus", s.putRoutingStatus)
@@ -35,6 +34,21 @@ func (s *Server) apiRoutes(m *http.ServeMux) {
 	s.notificationRoutes(m)
 	m.HandleFunc("/api/v2/", func(w http.ResponseWriter, r *http.Request) {
 		s.apiError(w, http.StatusNotFound, "not.found", "The requested resource was not found.")
+	})
+}
+
+// bulkSource routes GET /api/v2/users/presences/{sourceId}/bulk (purecloud included) to the bulk
+// presence read. ServeMux cannot hold that pattern beside /api/v2/users/{userId}/presences/{sourceId}
+// (both match /api/v2/users/presences/presences/bulk), so it is matched here, before the mux.
+func (s *Server) bulkSource(api http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rest, ok := strings.CutPrefix(r.URL.Path, "/api/v2/users/presences/")
+		if source, bulk := strings.CutSuffix(rest, "/bulk"); ok && bulk && r.Method == http.MethodGet && source != "" && !strings.Contains(source, "/") {
+			r.SetPathValue("source", source)
+			s.bulkGetPresence(w, r)
+			return
+		}
+		api.ServeHTTP(w, r)
 	})
 }
 
@@ -427,6 +441,10 @@ func (s *Server) applyPresence(u *user, body mutablePresence) (int, string, stri
 }
 
 func (s *Server) bulkGetPresence(w http.ResponseWriter, r *http.Request) {
+	if !validSource(r.PathValue("source")) {
+		s.notFound(w, "Presence source")
+		return
+	}
 	ids := listParam(r.URL.Query(), "id")
 	if len(ids) == 0 || len(ids) > maxBulkIDs {
 		s.badRequest(w, fmt.Sprintf("Between 1 and %d user ids are required", maxBulkIDs))

@@ -219,7 +219,7 @@ func (s *Server) routes() {
 	m := http.NewServeMux()
 	api := http.NewServeMux()
 	s.apiRoutes(api)
-	m.Handle("/api/v2/", s.faults.Middleware(s.authenticated(api)))
+	m.Handle("/api/v2/", s.faults.Middleware(s.authenticated(s.bulkSource(api))))
 	m.Handle("POST /oauth/token", s.faults.Middleware(http.HandlerFunc(s.handleToken)))
 	m.HandleFunc("GET /channels/{channelId}", s.hub.serveSocket)
 	m.Handle("/_sim/faults", s.faults.ControlHandler())

@@ -262,6 +262,41 @@ func TestBulkPresence(t *testing.T) {
 	}
 }
 
+// TestBulkPresenceAnySource reads bulk presence through /users/presences/{sourceId}/bulk, the
+// source-generic path the SDKs call with "PURECLOUD", beside the per-user presence paths it
+// resembles.
+func TestBulkPresenceAnySource(t *testing.T) {
+	h := newHarness(t, Config{})
+	ids := "id=" + DemoUserID(1) + "&id=" + DemoUserID(2)
+	for _, tc := range []struct {
+		path string
+		want int
+	}{
+		{"/api/v2/users/presences/PURECLOUD/bulk?" + ids, 200},
+		{"/api/v2/users/presences/purecloud/bulk?" + ids, 200},
+		{"/api/v2/users/presences/MICROSOFTTEAMS/bulk?" + ids, 404},
+		{"/api/v2/users/presences/PURECLOUD/bulk", 400},
+		{"/api/v2/users/presences/PURECLOUD/extra/bulk?" + ids, 404},
+	} {
+		if tc.want != 200 {
+			h.call("GET", tc.path, "", tc.want, nil)
+			continue
+		}
+		var got []map[string]any
+		h.call("GET", tc.path, "", tc.want, &got)
+		if len(got) != 2 || got[0]["userId"] != DemoUserID(1) || got[1]["userId"] != DemoUserID(2) {
+			t.Fatalf("%s: bulk read %v", tc.path, got)
+		}
+	}
+	// The per-user paths it resembles still route to the per-user handlers.
+	var p map[string]any
+	h.call("GET", "/api/v2/users/"+DemoUserID(1)+"/presences/PURECLOUD", "", 200, &p)
+	if p["presenceDefinition"].(map[string]any)["id"] != AvailableID {
+		t.Fatalf("per-user presence %v", p)
+	}
+	h.call("PUT", "/api/v2/users/presences/bulk", `[{"id":"`+DemoUserID(1)+`","presenceDefinition":{"id":"`+BusyID+`"}}]`, 200, nil)
+}
+
 func TestChannelsAndSubscriptions(t *testing.T) {
 	h := newHarness(t, Config{})
 	var first map[string]any
