@@ -113,10 +113,19 @@ type UserServicePresenceChangeEvent struct {
 	AverageCapacity         *float64          `avro:"AverageCapacity"`
 }
 
-// pendingEvent is a change not yet on the bus.
+func (e *UserServicePresenceChangeEvent) header() *ChangeEventHeader { return &e.ChangeEventHeader }
+
+// changePayload is an Avro change event payload.
+type changePayload interface {
+	header() *ChangeEventHeader
+}
+
+// pendingEvent is a change not yet on the bus: its payload and the schema it is encoded with.
 type pendingEvent struct {
 	entity     string
-	payload    UserServicePresenceChangeEvent
+	payload    changePayload
+	schema     avro.Schema
+	schemaID   string
 	commitUser string
 }
 
@@ -181,7 +190,7 @@ func uspEvent(r record, changeType, tx string, seq int32, at time.Time, changed 
 	if changeType == "UPDATE" {
 		ev.ChangeEventHeader.ChangedFields = []string{fieldBitmap(uspSchema.(*avro.RecordSchema), changed)}
 	}
-	return pendingEvent{entity: "UserServicePresence", payload: ev}
+	return pendingEvent{entity: "UserServicePresence", payload: &ev, schema: uspSchema, schemaID: uspSchemaID}
 }
 
 // fieldBitmap encodes field names as the hex bitmap CDC uses over the Pub/Sub API: bit i is set
@@ -248,15 +257,15 @@ func (b *bus) append(batch []pendingEvent) {
 	defer b.mu.Unlock()
 	b.commit++
 	for _, p := range batch {
-		p.payload.ChangeEventHeader.CommitNumber = b.commit
-		p.payload.ChangeEventHeader.CommitUser = p.commitUser
-		data, err := avro.Marshal(uspSchema, p.payload)
+		h := p.payload.header()
+		h.CommitNumber = b.commit
+		h.CommitUser = p.commitUser
+		data, err := avro.Marshal(p.schema, p.payload)
 		if err != nil {
 			panic("salesforce sim: encoding a change event: " + err.Error())
 		}
 		b.events = append(b.events, busEvent{replay: b.next, id: newUUID(), entity: p.entity,
-			schemaID: uspSchemaID, payload: data,
-			at: time.UnixMilli(p.payload.ChangeEventHeader.CommitTimestamp)})
+			schemaID: p.schemaID, payload: data, at: time.UnixMilli(h.CommitTimestamp)})
 		b.next++
 	}
 	b.pruneLocked()

@@ -169,6 +169,13 @@ func (o *org) query(q *Query, version string) (*queryResult, *apiError) {
 			for k, rs := range ord {
 				a, b := o.value(rows[i], rs), o.value(rows[j], rs)
 				c := compareValues(a, b)
+				if leaf := rs.path[len(rs.path)-1]; leaf.Type == typeID || leaf.Type == typeRef {
+					// Ids sort by their case-sensitive 15-character key, which follows the
+					// base-62 order 0-9, A-Z, a-z: creation order within an object.
+					x, _ := a.(string)
+					y, _ := b.(string)
+					c = strings.Compare(x, y)
+				}
 				if a == nil || b == nil {
 					if a == nil && b == nil {
 						continue

@@ -14,6 +14,7 @@ const (
 	prefixServiceChannelStatus = "0N1"
 	prefixUserServicePresence  = "0Hn"
 	prefixPresenceUserConfig   = "0Nd"
+	prefixAgentWork            = "0Bz"
 	prefixQueryLocator         = "01g"
 )
 

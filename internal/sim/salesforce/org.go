@@ -143,11 +143,7 @@ func (o *org) setStatus(userRef, statusRef, reason string) (Change, error) {
 	}
 	// Date-times have millisecond precision, as in Salesforce; two changes never share a
 	// millisecond, so a period that ends and the next one always line up unambiguously.
-	now := o.now().UTC().Truncate(time.Millisecond)
-	if !now.After(o.lastChange) {
-		now = o.lastChange.Add(time.Millisecond)
-	}
-	o.lastChange = now
+	now := o.tick()
 	ch := Change{UserID: uid, From: Offline, To: Offline, Reason: reason, At: now}
 	curID, loggedIn := o.current[uid]
 	if loggedIn {

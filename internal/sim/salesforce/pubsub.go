@@ -49,8 +49,12 @@ func (p *pubsubService) authenticate(ctx context.Context) error {
 // topic returns a predicate over entity names for a topic, or false when it does not exist.
 func (p *pubsubService) topic(name string) (func(string) bool, bool) {
 	switch name {
-	case UserServicePresenceTopic, allChangeEventsTopic:
+	case UserServicePresenceTopic:
 		return func(e string) bool { return e == "UserServicePresence" }, true
+	case AgentWorkTopic:
+		return func(e string) bool { return e == "AgentWork" }, true
+	case allChangeEventsTopic:
+		return func(string) bool { return true }, true
 	}
 	for _, ch := range p.s.cfg.Channels {
 		if ch == name {
@@ -68,8 +72,12 @@ func (p *pubsubService) GetTopic(ctx context.Context, req *pubsubapi.TopicReques
 	if _, ok := p.topic(req.GetTopicName()); !ok {
 		return nil, status.Errorf(codes.NotFound, "topic %q does not exist or you do not have access to it", req.GetTopicName())
 	}
+	id := uspSchemaID
+	if req.GetTopicName() == AgentWorkTopic {
+		id = awSchemaID
+	}
 	return &pubsubapi.TopicInfo{TopicName: req.GetTopicName(), TenantGuid: p.s.org.id, CanPublish: false,
-		CanSubscribe: true, SchemaId: uspSchemaID, RpcId: newUUID()}, nil
+		CanSubscribe: true, SchemaId: id, RpcId: newUUID()}, nil
 }
 
 // GetSchema returns the Avro schema of an id GetTopic or an event named.
@@ -77,10 +85,12 @@ func (p *pubsubService) GetSchema(ctx context.Context, req *pubsubapi.SchemaRequ
 	if err := p.authenticate(ctx); err != nil {
 		return nil, err
 	}
-	if req.GetSchemaId() != uspSchemaID {
+	schemas := map[string]string{uspSchemaID: uspChangeEventSchema, awSchemaID: awChangeEventSchema}
+	js, ok := schemas[req.GetSchemaId()]
+	if !ok {
 		return nil, status.Errorf(codes.NotFound, "schema %q does not exist", req.GetSchemaId())
 	}
-	return &pubsubapi.SchemaInfo{SchemaJson: uspChangeEventSchema, SchemaId: uspSchemaID, RpcId: newUUID()}, nil
+	return &pubsubapi.SchemaInfo{SchemaJson: js, SchemaId: req.GetSchemaId(), RpcId: newUUID()}, nil
 }
 
 // Subscribe streams a topic's events with pull-based flow control: the first FetchRequest

@@ -228,7 +228,7 @@ func (s *Server) nextPage(w http.ResponseWriter, key, version string) {
 
 func (s *Server) describeGlobal(w http.ResponseWriter, version string) {
 	var list []map[string]any
-	for _, name := range []string{"PresenceUserConfig", "ServiceChannel", "ServiceChannelStatus", "ServicePresenceStatus", "User", "UserServicePresence"} {
+	for _, name := range []string{"AgentWork", "PresenceUserConfig", "ServiceChannel", "ServiceChannelStatus", "ServicePresenceStatus", "User", "UserServicePresence"} {
 		o := objects[name]
 		list = append(list, map[string]any{"name": o.Name, "label": o.Label, "labelPlural": o.Plural, "keyPrefix": o.Prefix,
 			"createable": o.Createable, "updateable": o.Updateable, "queryable": true, "retrieveable": true,
@@ -349,6 +349,7 @@ func (s *Server) identity(w http.ResponseWriter, r *http.Request) {
 //
 //	GET  /_sim/users/{user}/presence          → {"user_id","status"}
 //	POST /_sim/users/{user}/status {"status","reason"} → the Change
+//	POST /_sim/users/{user}/work {"action":"route|accept|close","channel"} → the Work
 //
 // {user} is an id, username or email; status is a DeveloperName or Offline.
 func (s *Server) control(w http.ResponseWriter, r *http.Request) {
@@ -385,6 +386,29 @@ func (s *Server) control(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, err.Error(), http.StatusBadRequest)
 		default:
 			writeJSON(w, http.StatusOK, ch)
+		}
+	case action == "work" && r.Method == http.MethodPost:
+		var body struct {
+			Action  string `json:"action"`
+			Channel string `json:"channel"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+		dec.DisallowUnknownFields()
+		ops := map[string]func(string, string) (Work, error){"route": s.RouteWork, "accept": s.AcceptWork, "close": s.CloseWork}
+		if err := dec.Decode(&body); err != nil || ops[body.Action] == nil || body.Channel == "" {
+			http.Error(w, `body must be {"action":"route|accept|close","channel":"<ServiceChannel DeveloperName>"}`, http.StatusBadRequest)
+			return
+		}
+		wk, err := ops[body.Action](user, body.Channel)
+		switch {
+		case errors.Is(err, ErrUnknownUser):
+			http.Error(w, err.Error(), http.StatusNotFound)
+		case errors.Is(err, ErrNoWork):
+			http.Error(w, err.Error(), http.StatusConflict)
+		case err != nil:
+			http.Error(w, err.Error(), http.StatusBadRequest)
+		default:
+			writeJSON(w, http.StatusOK, wk)
 		}
 	default:
 		http.Error(w, "not found", http.StatusNotFound)

@@ -145,6 +145,24 @@ var objects = map[string]*object{
 			field{Name: "IdleDuration", Label: "Idle Duration", Type: typeInt},
 			field{Name: "AverageCapacity", Label: "Average Capacity", Type: typeDouble},
 		)},
+	// AgentWork is written by routing (Server.RouteWork, AcceptWork, CloseWork); the API reads it.
+	"AgentWork": {Name: "AgentWork", Label: "Agent Work", Plural: "Agent Work", Prefix: prefixAgentWork,
+		Fields: withAudit(
+			field{Name: "Id", Label: "Agent Work ID", Type: typeID},
+			field{Name: "Name", Label: "Name", Type: typeString},
+			field{Name: "OwnerId", Label: "Owner ID", Type: typeRef, RefTo: "User", RelName: "Owner"},
+			field{Name: "UserId", Label: "User ID", Type: typeRef, RefTo: "User", RelName: "User"},
+			field{Name: "WorkItemId", Label: "Work Item ID", Type: typeRef},
+			field{Name: "ServiceChannelId", Label: "Service Channel ID", Type: typeRef, RefTo: "ServiceChannel", RelName: "ServiceChannel"},
+			field{Name: "Status", Label: "Status", Type: typePicklist},
+			field{Name: "AssignedDateTime", Label: "Assigned DateTime", Type: typeDateTime},
+			field{Name: "AcceptDateTime", Label: "Accept DateTime", Type: typeDateTime},
+			field{Name: "CloseDateTime", Label: "Close DateTime", Type: typeDateTime},
+			field{Name: "CapacityWeight", Label: "Capacity Weight", Type: typeDouble},
+			field{Name: "CapacityPercentage", Label: "Capacity Percentage", Type: typeDouble},
+			field{Name: "RoutingModel", Label: "Routing Model", Type: typePicklist},
+			field{Name: "RoutingType", Label: "Routing Type", Type: typePicklist},
+		)},
 }
 
 // lookupObject finds an object by name, case-insensitively.

@@ -1,8 +1,9 @@
 // Package salesforce is a local Salesforce org for tests and the demo: OAuth 2.0, the REST API
 // with a SOQL subset over the Omni-Channel objects, and Change Data Capture of
-// UserServicePresence over the Pub/Sub API (gRPC). Agents' Omni-Channel statuses change only
-// through Server.SetStatus (and Login/Logout), the way the Omni-Channel widget changes them;
-// the control surface under /_sim/ and the agent console call it.
+// UserServicePresence and AgentWork over the Pub/Sub API (gRPC). Agents' Omni-Channel statuses
+// change only through Server.SetStatus (and Login/Logout), the way the Omni-Channel widget
+// changes them, and work only through RouteWork/AcceptWork/CloseWork, the way routing and the
+// agent do; the control surface under /_sim/ and the agent console call them.
 package salesforce
 
 import (

@@ -1,0 +1,56 @@
+package salesforce
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/sim/demoorg"
+)
+
+// sdkDir is the Node project that runs jsforce against the simulator.
+const sdkDir = "../../../test/sdk/salesforce"
+
+// TestJSForce runs test/sdk/salesforce/check.mjs, which drives the simulator with the jsforce
+// client library exactly as published: OAuth, SOQL with relationships, paging, describe,
+// retrieve, limits and the refused write. Every failure there is a fidelity bug here.
+func TestJSForce(t *testing.T) {
+	node, err := exec.LookPath("node")
+	if err != nil {
+		t.Skip("node is not installed; the jsforce check needs Node.js 18 or newer")
+	}
+	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", "jsforce")); err != nil {
+		t.Skipf("jsforce is not installed; run `npm ci` in %s (.ci/run does)", filepath.Clean(sdkDir))
+	}
+	const batch = 7
+	s, err := New(Config{BatchSize: batch})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	people := demoorg.People()
+	for i, status := range []string{"AvailableforVoice", "Break"} {
+		if _, err := s.Login(people[i].Email, status); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "check.mjs")
+	cmd.Dir = sdkDir
+	cmd.Env = append(os.Environ(), "SF_LOGIN_URL="+url, "SF_CLIENT_ID=demo-client",
+		"SF_CLIENT_SECRET=demo-secret", "SF_BATCH_SIZE="+strconv.Itoa(batch))
+	out, err := cmd.CombinedOutput()
+	t.Logf("node check.mjs:\n%s", out)
+	if err != nil {
+		t.Fatalf("the jsforce check failed: %v", err)
+	}
+}
