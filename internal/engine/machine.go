@@ -138,11 +138,6 @@ func (m *Machine) SetAccounts(system string, accounts []presence.Account) {
 	m.byEmail[system] = emails
 }
 
-// SetLimit sets or replaces a system's write budget.
-func (m *Machine) SetLimit(system string, l Limit) {
-	m.limiters[system] = rate.NewLimiter(rate.Limit(l.PerSecond), max(l.Burst, 1))
-}
-
 // Ingest stores ev (deduplicated) in tx and applies it. It returns the agent to reconcile, or
 // "" when nothing may need writing (duplicate, unknown agent, …).
 func (m *Machine) Ingest(ctx context.Context, tx store.Tx, ev presence.Event, now time.Time) (string, error) {

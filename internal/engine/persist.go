@@ -127,21 +127,6 @@ func decodeAgent(a store.Agent) (*agentState, error) {
 	return st, nil
 }
 
-// Unsynced returns the agents with a write still to make, sorted.
-func (m *Machine) Unsynced() []string {
-	var out []string
-	for k, st := range m.agents {
-		for _, ss := range st.Systems {
-			if ss.needsWrite() {
-				out = append(out, k)
-				break
-			}
-		}
-	}
-	sort.Strings(out)
-	return out
-}
-
 // View returns one agent as the API shows it.
 func (m *Machine) View(email string) (AgentView, bool) {
 	st := m.agents[email]
@@ -194,16 +179,6 @@ func (m *Machine) view(st *agentState) AgentView {
 		v.Activities = append(v.Activities, av)
 	}
 	return v
-}
-
-// Observed returns the status name a system shows for an agent, as the engine believes.
-func (m *Machine) Observed(email, system string) string {
-	if st := m.agents[email]; st != nil {
-		if ss := st.Systems[system]; ss != nil {
-			return m.statusByID(system, ss.Observed).Name
-		}
-	}
-	return ""
 }
 
 // DecodeSteps turns stored audit records into explain steps, oldest first.
