@@ -17,7 +17,7 @@ var Kinds = []string{KindSalesforce, KindGenesys, KindCXone, KindAmazonConnect}
 // settings"); salesforce "auth" is a nested map checked by authFlows.
 var connectionKeys = map[string][]string{
 	KindGenesys:       {"region", "api_url", "login_url", "client_id", "client_secret"},
-	KindSalesforce:    {"login_url", "api_version", "auth", "pubsub_url", "channel"},
+	KindSalesforce:    {"login_url", "api_version", "auth", "pubsub_url", "channel", "work_channel"},
 	KindAmazonConnect: {"region", "instance_id", "endpoint", "kinesis_endpoint", "agent_event_stream", "access_key_id", "secret_access_key"},
 	KindCXone:         {"api_url", "tenant_id", "auth_url", "access_key_id", "access_key_secret", "client_id", "client_secret"},
 }

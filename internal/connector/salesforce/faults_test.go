@@ -33,7 +33,7 @@ func TestInjectedFaults(t *testing.T) {
 	}
 	// drop_sockets ends the Pub/Sub stream: Watch returns so the engine restarts it, and the
 	// restarted Watch resumes after the last stored event.
-	o.cps.m[c.checkpointName()] = fromStart
+	o.cps.m[c.checkpointFor(c.channel)] = fromStart
 	w := watch(t, c)
 	login(t, o, "ana@example.com", "AvailableforVoice")
 	w.next(t)
@@ -75,7 +75,7 @@ func TestReplayOutsideRetention(t *testing.T) {
 	login(t, o, "ana@example.com", "Lunch") // replay 2 (UPDATE), 3 (CREATE); replay 1 is gone
 	old := make([]byte, 8)
 	binary.BigEndian.PutUint64(old, 0)
-	o.cps.m[c.checkpointName()] = base64.StdEncoding.EncodeToString(old)
+	o.cps.m[c.checkpointFor(c.channel)] = base64.StdEncoding.EncodeToString(old)
 	w := watch(t, c)
 	ev := w.next(t)
 	if ev.Status != statusID(t, c, "Lunch") {
@@ -89,10 +89,10 @@ func TestCustomChannel(t *testing.T) {
 	s := o.settings()
 	s["channel"] = "/data/OmniPresence__chn"
 	c := o.open(t, s)
-	if !strings.HasSuffix(c.checkpointName(), "/data/OmniPresence__chn") {
-		t.Fatalf("checkpoint %q", c.checkpointName())
+	if !strings.HasSuffix(c.checkpointFor(c.channel), "/data/OmniPresence__chn") {
+		t.Fatalf("checkpoint %q", c.checkpointFor(c.channel))
 	}
-	o.cps.m[c.checkpointName()] = fromStart
+	o.cps.m[c.checkpointFor(c.channel)] = fromStart
 	w := watch(t, c)
 	login(t, o, "bo@example.com", "AvailableforChat")
 	if ev := w.next(t); ev.Type != presence.StatusChanged {

@@ -1,7 +1,9 @@
 // Package salesforce connects omnipresence to Salesforce Omni-Channel. It reads the presence
 // status catalog, the users and the agents' current presence over the REST API (SOQL), and
 // observes every change through Change Data Capture of UserServicePresence over the Pub/Sub
-// API, checkpointing the replay id so a restart resumes where it stopped. No supported
+// API, checkpointing the replay id so a restart resumes where it stopped. With work_channel set
+// it also observes AgentWork changes on that channel and reports accepted work (work_accepted,
+// with the ServiceChannel DeveloperName as data "channel"). No supported
 // Salesforce API sets an agent's Omni-Channel status from a server: SetStatus hands the write to
 // the browser bridge (see Bridge) and reports it as deferred while none is attached.
 package salesforce
@@ -58,10 +60,12 @@ type Connector struct {
 	apiVersion string
 	pubsubURL  string
 	channel    string
-	http       *http.Client
-	log        *slog.Logger
-	cps        connector.Checkpoints
-	auth       *authenticator
+	// workChannel is the change event channel of AgentWork; empty when work is not watched.
+	workChannel string
+	http        *http.Client
+	log         *slog.Logger
+	cps         connector.Checkpoints
+	auth        *authenticator
 
 	mu     sync.Mutex
 	bridge Bridge
@@ -73,7 +77,7 @@ var _ connector.CurrentReader = (*Connector)(nil)
 var _ connector.Healther = (*Connector)(nil)
 
 // Open is the connector.Factory of kind salesforce. Settings: login_url, api_version, pubsub_url,
-// channel and auth {flow: client_credentials, client_id, client_secret} or
+// channel, work_channel (e.g. /data/AgentWorkChangeEvent; unset = no work events) and auth {flow: client_credentials, client_id, client_secret} or
 // {flow: jwt, client_id, username, private_key_file}.
 func Open(ctx context.Context, name string, s settings.Settings, deps connector.Deps) (connector.Connector, error) {
 	return New(ctx, name, s, deps)
@@ -108,6 +112,12 @@ func New(_ context.Context, name string, s settings.Settings, deps connector.Dep
 	}
 	if !strings.HasPrefix(c.channel, "/data/") {
 		return nil, fmt.Errorf("channel %q must be a change event channel (/data/…)", c.channel)
+	}
+	if c.workChannel, err = s.String("work_channel"); err != nil {
+		return nil, err
+	}
+	if c.workChannel != "" && (!strings.HasPrefix(c.workChannel, "/data/") || c.workChannel == c.channel) {
+		return nil, fmt.Errorf("work_channel %q must be a change event channel (/data/…) other than channel", c.workChannel)
 	}
 	a := s.Sub("auth")
 	if a == nil {

@@ -211,7 +211,7 @@ func TestTokenExpiryReauth(t *testing.T) {
 	}
 	// A revoked token also makes the Pub/Sub API refuse; Watch logs in again and subscribes.
 	o.sim.ExpireTokens()
-	o.cps.m[c.checkpointName()] = fromStart
+	o.cps.m[c.checkpointFor(c.channel)] = fromStart
 	w := watch(t, c)
 	login(t, o, "ana@example.com", "AvailableforVoice")
 	if ev := w.next(t); ev.Type != presence.StatusChanged {
@@ -361,7 +361,7 @@ func describe(ev presence.Event) string { return string(ev.Type) + " " + ev.Agen
 func TestWatchResume(t *testing.T) {
 	o := startOrg(t, sfsim.Config{})
 	c := o.open(t, o.settings())
-	o.cps.m[c.checkpointName()] = fromStart
+	o.cps.m[c.checkpointFor(c.channel)] = fromStart
 	ana, _ := o.sim.UserID("ana@example.com")
 	bo, _ := o.sim.UserID("bo@example.com")
 	voice, lunch, brk := statusID(t, c, "AvailableforVoice"), statusID(t, c, "Lunch"), statusID(t, c, "Break")
@@ -422,7 +422,7 @@ func TestWatchResume(t *testing.T) {
 func TestPropertyOneEventPerChange(t *testing.T) {
 	o := startOrg(t, sfsim.Config{})
 	c := o.open(t, o.settings())
-	o.cps.m[c.checkpointName()] = fromStart
+	o.cps.m[c.checkpointFor(c.channel)] = fromStart
 	ids := map[string]string{}
 	cat, err := c.Catalog(context.Background())
 	if err != nil {

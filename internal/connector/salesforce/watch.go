@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math/big"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hamba/avro/v2"
@@ -25,8 +26,9 @@ import (
 // batch is how many events the subscription asks for at a time (the API allows 100).
 const batch = 100
 
-// changeEvent is the part of a UserServicePresenceChangeEvent the connector reads; the Avro
-// decoder fills it by field name from the schema GetSchema returns.
+// changeEvent is the part of a UserServicePresenceChangeEvent or AgentWorkChangeEvent the
+// connector reads; the Avro decoder fills it by field name from the schema GetSchema returns
+// and leaves the fields the schema lacks unset.
 type changeEvent struct {
 	Header struct {
 		EntityName      string   `avro:"entityName"`
@@ -43,11 +45,16 @@ type changeEvent struct {
 	StatusEndDate           *int64  `avro:"StatusEndDate"`
 	IsAway                  *bool   `avro:"IsAway"`
 	ConfiguredCapacity      *int32  `avro:"ConfiguredCapacity"`
+	// AgentWork fields.
+	WorkItemID       *string `avro:"WorkItemId"`
+	ServiceChannelID *string `avro:"ServiceChannelId"`
+	Status           *string `avro:"Status"`
+	AcceptDateTime   *int64  `avro:"AcceptDateTime"`
 }
 
-// checkpointName is where the replay id of the channel is stored.
-func (c *Connector) checkpointName() string {
-	return "salesforce/" + c.name + "/replay" + c.channel
+// checkpointFor is where the replay id of a channel is stored.
+func (c *Connector) checkpointFor(channel string) string {
+	return "salesforce/" + c.name + "/replay" + channel
 }
 
 // dial connects to the Pub/Sub API: pubsub_url "http://host:port" is plaintext (the
@@ -64,8 +71,10 @@ func (c *Connector) dial() (*grpc.ClientConn, error) {
 }
 
 // Watch subscribes to the change event channel and emits status_changed and logout events
-// until ctx ends. It resumes after the stored replay id (or starts at the tip when there is
-// none) and stores each event's replay id once emit returned nil.
+// until ctx ends; with a work channel it also subscribes to that one and emits work_accepted.
+// Each channel resumes after its own stored replay id (or starts at the tip when there is
+// none) and stores each event's replay id once emit returned nil. Emit is called by one
+// channel at a time; the first channel to fail ends both.
 func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
 	conn, err := c.dial()
 	if err != nil {
@@ -73,9 +82,35 @@ func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
 	}
 	defer conn.Close()
 	client := pubsubapi.NewPubSubClient(conn)
+	if c.workChannel == "" {
+		return c.watchChannel(ctx, client, c.channel, emit)
+	}
+	var mu sync.Mutex
+	serial := func(ctx context.Context, ev presence.Event) error {
+		mu.Lock()
+		defer mu.Unlock()
+		return emit(ctx, ev)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errs := make(chan error, 2)
+	for _, ch := range []string{c.channel, c.workChannel} {
+		go func() { errs <- c.watchChannel(ctx, client, ch, serial) }()
+	}
+	err = <-errs
+	cancel()
+	if e := <-errs; err == nil {
+		err = e
+	}
+	return err
+}
+
+// watchChannel follows one channel until ctx ends or it fails, signing in again once when the
+// session expired.
+func (c *Connector) watchChannel(ctx context.Context, client pubsubapi.PubSubClient, channel string, emit connector.Emit) error {
 	reauthed := false
 	for {
-		progressed, err := c.subscribe(ctx, client, emit, false)
+		progressed, err := c.subscribe(ctx, client, emit, channel, false)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -89,7 +124,7 @@ func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
 
 // subscribe runs one Subscribe stream; progressed tells whether it delivered anything. Without
 // a stored replay id it starts at the tip, or at the oldest retained event when earliest.
-func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient, emit connector.Emit, earliest bool) (progressed bool, err error) {
+func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient, emit connector.Emit, channel string, earliest bool) (progressed bool, err error) {
 	tok, inst, org, err := c.auth.session(ctx)
 	if err != nil {
 		return false, err
@@ -102,16 +137,16 @@ func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient
 	ctx, cancel := context.WithCancel(metadata.NewOutgoingContext(ctx,
 		metadata.Pairs("accesstoken", tok, "instanceurl", inst, "tenantid", org)))
 	defer cancel()
-	topic, err := client.GetTopic(ctx, &pubsubapi.TopicRequest{TopicName: c.channel})
+	topic, err := client.GetTopic(ctx, &pubsubapi.TopicRequest{TopicName: channel})
 	if err != nil {
-		return false, fmt.Errorf("salesforce pub/sub: topic %s: %w", c.channel, err)
+		return false, fmt.Errorf("salesforce pub/sub: topic %s: %w", channel, err)
 	}
 	if !topic.GetCanSubscribe() {
-		return false, &connector.PermanentError{Err: fmt.Errorf("salesforce pub/sub: no subscribe access to %s", c.channel)}
+		return false, &connector.PermanentError{Err: fmt.Errorf("salesforce pub/sub: no subscribe access to %s", channel)}
 	}
 	schemas := map[string]avro.Schema{}
-	first := &pubsubapi.FetchRequest{TopicName: c.channel, ReplayPreset: pubsubapi.ReplayPreset_LATEST, NumRequested: batch}
-	stored, err := c.cps.Checkpoint(ctx, c.checkpointName())
+	first := &pubsubapi.FetchRequest{TopicName: channel, ReplayPreset: pubsubapi.ReplayPreset_LATEST, NumRequested: batch}
+	stored, err := c.cps.Checkpoint(ctx, c.checkpointFor(channel))
 	if err != nil {
 		return false, fmt.Errorf("salesforce: reading the replay checkpoint: %w", err)
 	}
@@ -132,7 +167,7 @@ func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient
 	if err := stream.Send(first); err != nil {
 		return false, fmt.Errorf("salesforce pub/sub: subscribe: %w", err)
 	}
-	c.log.Info("subscribed to change events", "channel", c.channel, "resume", stored != "")
+	c.log.Info("subscribed to change events", "channel", channel, "resume", stored != "")
 	outstanding := int32(batch)
 	last := stored
 	for {
@@ -142,10 +177,10 @@ func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient
 				// The stored position fell out of the 72-hour retention: start over at the oldest
 				// retained event rather than lose what is still there.
 				c.log.Warn("stored replay id no longer valid; resubscribing from the earliest retained event")
-				if err := c.cps.SetCheckpoint(ctx, c.checkpointName(), ""); err != nil {
+				if err := c.cps.SetCheckpoint(ctx, c.checkpointFor(channel), ""); err != nil {
 					return progressed, err
 				}
-				return c.subscribe(ctx, client, emit, true)
+				return c.subscribe(ctx, client, emit, channel, true)
 			}
 			return progressed, fmt.Errorf("salesforce pub/sub: %w", err)
 		}
@@ -169,7 +204,7 @@ func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient
 				}
 			}
 			rid := base64.StdEncoding.EncodeToString(ce.GetReplayId())
-			if err := c.cps.SetCheckpoint(ctx, c.checkpointName(), rid); err != nil {
+			if err := c.cps.SetCheckpoint(ctx, c.checkpointFor(channel), rid); err != nil {
 				return progressed, fmt.Errorf("salesforce: storing the replay id: %w", err)
 			}
 			last = rid
@@ -177,7 +212,7 @@ func (c *Connector) subscribe(ctx context.Context, client pubsubapi.PubSubClient
 		}
 		if len(events) == 0 && len(resp.GetLatestReplayId()) > 0 {
 			if rid := base64.StdEncoding.EncodeToString(resp.GetLatestReplayId()); rid != last {
-				if err := c.cps.SetCheckpoint(ctx, c.checkpointName(), rid); err != nil {
+				if err := c.cps.SetCheckpoint(ctx, c.checkpointFor(channel), rid); err != nil {
 					return progressed, fmt.Errorf("salesforce: storing the replay id: %w", err)
 				}
 				last = rid
@@ -246,6 +281,9 @@ func bitmapFields(s *avro.RecordSchema, entries []string) []string {
 // at the end time), or else found by a query on StatusStartDate. The query asks about that
 // instant, not about the present, so replayed history translates the same way as live events.
 func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*changeEvent, ce *pubsubapi.ConsumerEvent) ([]presence.Event, error) {
+	if ev.Header.EntityName == "AgentWork" && len(ev.Header.RecordIDs) > 0 {
+		return c.translateWork(ctx, ev, ce)
+	}
 	if ev.Header.EntityName != "UserServicePresence" || len(ev.Header.RecordIDs) == 0 {
 		return nil, nil
 	}
@@ -364,4 +402,64 @@ func (c *Connector) userOf(ctx context.Context, rec string) (string, error) {
 	u = canonicalID(rows[0].UserID)
 	c.remember(rec, u)
 	return u, nil
+}
+
+// translateWork turns an AgentWork change into work_accepted when the work became Opened: a
+// CREATE already Opened (auto-accept) or an UPDATE whose changed fields include Status. An
+// UPDATE carries only what changed, so the user, work item and channel come from the record,
+// which do not change once work is routed; replayed history translates the same way.
+func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubsubapi.ConsumerEvent) ([]presence.Event, error) {
+	if ev.Status == nil || *ev.Status != "Opened" {
+		return nil, nil
+	}
+	switch ev.Header.ChangeType {
+	case "CREATE", "GAP_CREATE":
+	case "UPDATE", "GAP_UPDATE":
+		if !contains(ev.Header.ChangedFields, "Status") {
+			return nil, nil
+		}
+	default:
+		return nil, nil
+	}
+	rec := canonicalID(ev.Header.RecordIDs[0])
+	if !validID(rec) {
+		return nil, nil
+	}
+	var rows []struct {
+		UserID           string  `json:"UserId"`
+		WorkItemID       string  `json:"WorkItemId"`
+		ServiceChannelID string  `json:"ServiceChannelId"`
+		AcceptDateTime   *string `json:"AcceptDateTime"`
+		ServiceChannel   *struct {
+			DeveloperName string `json:"DeveloperName"`
+		} `json:"ServiceChannel"`
+	}
+	q := "SELECT UserId, WorkItemId, ServiceChannelId, ServiceChannel.DeveloperName, AcceptDateTime FROM AgentWork WHERE Id = '" + rec + "'"
+	if err := queryAll(ctx, c, q, &rows); err != nil {
+		return nil, err
+	}
+	if len(rows) == 0 {
+		c.log.Warn("accepted work no longer exists; not reported", "work", rec)
+		return nil, nil
+	}
+	r := rows[0]
+	at := time.UnixMilli(ev.Header.CommitTimestamp)
+	if ev.AcceptDateTime != nil {
+		at = time.UnixMilli(*ev.AcceptDateTime)
+	} else if r.AcceptDateTime != nil {
+		if t, err := time.Parse("2006-01-02T15:04:05.000-0700", *r.AcceptDateTime); err == nil {
+			at = t
+		}
+	}
+	data := map[string]any{"changeType": ev.Header.ChangeType, "workId": rec,
+		"workItemId": canonicalID(r.WorkItemID), "serviceChannelId": canonicalID(r.ServiceChannelID)}
+	if r.ServiceChannel != nil {
+		data["channel"] = r.ServiceChannel.DeveloperName
+	}
+	id := ce.GetEvent().GetId()
+	if id == "" {
+		id = base64.StdEncoding.EncodeToString(ce.GetReplayId())
+	}
+	return []presence.Event{{ID: id, System: c.name, Agent: canonicalID(r.UserID), Type: presence.WorkAccepted,
+		At: at.UTC(), Data: data}}, nil
 }

@@ -1,0 +1,168 @@
+package salesforce
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/settings"
+	sfsim "github.com/omnipresence/omnipresence/internal/sim/salesforce"
+)
+
+// workSettings are the org's settings with AgentWork watched.
+func (o *org) workSettings() settings.Settings {
+	s := o.settings()
+	s["work_channel"] = sfsim.AgentWorkTopic
+	return s
+}
+
+// nextWork returns the next work_accepted event, skipping status events.
+func (w *watcher) nextWork(t *testing.T) presence.Event {
+	t.Helper()
+	for {
+		if ev := w.next(t); ev.Type == presence.WorkAccepted {
+			return ev
+		} else if ev.Type != presence.StatusChanged {
+			t.Fatalf("unexpected event %+v", ev)
+		}
+	}
+}
+
+// TestWorkAccepted routes, accepts and closes work in the simulator: only the accept becomes an
+// event, with the channel a policy tests; a restart resumes after it without repeating it.
+func TestWorkAccepted(t *testing.T) {
+	o := startOrg(t, sfsim.Config{})
+	c := o.open(t, o.workSettings())
+	o.cps.m[c.checkpointFor(c.channel)] = fromStart
+	o.cps.m[c.checkpointFor(sfsim.AgentWorkTopic)] = fromStart
+	login(t, o, "ana@example.com", "AvailableforVoice")
+	login(t, o, "bo@example.com", "Online")
+
+	w := watch(t, c)
+	if _, err := o.sim.RouteWork("ana@example.com", "sfdc_phone"); err != nil {
+		t.Fatal(err)
+	}
+	acc, err := o.sim.AcceptWork("ana@example.com", "sfdc_phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := o.sim.CloseWork("ana@example.com", "sfdc_phone"); err != nil {
+		t.Fatal(err)
+	}
+	marker, err := o.sim.AcceptWork("bo@example.com", "sfdc_livemessage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := w.nextWork(t)
+	want := map[string]any{"channel": "sfdc_phone", "workItemId": acc.WorkItemID, "serviceChannelId": acc.ServiceChannelID,
+		"workId": acc.ID, "changeType": "UPDATE"}
+	if ev.Agent != acc.UserID || ev.System != "sf" || ev.ID == "" || !ev.At.Equal(acc.At) {
+		t.Fatalf("work_accepted %+v, want agent %s at %s", ev, acc.UserID, acc.At)
+	}
+	for k, v := range want {
+		if ev.Data[k] != v {
+			t.Errorf("data %s = %v, want %v", k, ev.Data[k], v)
+		}
+	}
+	if next := w.nextWork(t); next.Data["workId"] != marker.ID {
+		t.Fatalf("after the accepted work came %+v, want the marker %s (no event for route or close)", next, marker.ID)
+	}
+	w.stop(t)
+
+	// While stopped: one more accept. A restarted connector reports it, and only it.
+	missed, err := o.sim.AcceptWork("ana@example.com", "sfdc_phone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c2 := o.open(t, o.workSettings())
+	w2 := watch(t, c2)
+	if ev := w2.nextWork(t); ev.Data["workId"] != missed.ID {
+		t.Fatalf("after restart: %+v, want %s", ev, missed.ID)
+	}
+	marker2, err := o.sim.AcceptWork("bo@example.com", "sfdc_livemessage")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ev := w2.nextWork(t); ev.Data["workId"] != marker2.ID {
+		t.Fatalf("after restart, then: %+v, want %s", ev, marker2.ID)
+	}
+	w2.stop(t)
+
+	checkPolicy(t, ev)
+}
+
+// checkPolicy evaluates a rule on sf.work_accepted testing sf.channel against the connector's
+// event, as the engine would after resolving the agent's email.
+func checkPolicy(t *testing.T, ev presence.Event) {
+	t.Helper()
+	src := `version: 1
+systems:
+  sf:
+    kind: salesforce
+    login_url: https://login.salesforce.com
+    work_channel: /data/AgentWorkChangeEvent
+    auth: {flow: client_credentials, client_id: x, client_secret: y}
+    catalog:
+      - {id: "0N5000000000001", name: AvailableforVoice, category: available}
+      - {id: "0", name: Offline, category: offline}
+    accounts:
+      - {id: "005000000000001", email: ana@example.com}
+  gc:
+    kind: genesys
+    region: mypurecloud.ie
+    client_id: x
+    client_secret: y
+    catalog:
+      - {id: "31fe3bac-dea6-44b7-bed7-47f91660a1a0", name: Busy, category: busy}
+      - {id: "ccf3c10a-aa2c-4845-8e8d-f59fa48c58e5", name: Offline, category: offline}
+agents:
+  - {email: ana@example.com, teams: [voice]}
+policies:
+  - name: voice
+    applies_to: {teams: [voice]}
+    rules:
+      - name: on-a-call
+        on: sf.work_accepted
+        when: 'sf.channel == "sfdc_phone"'
+        set: {gc: Busy}
+`
+	path := filepath.Join(t.TempDir(), "policy.yaml")
+	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(path, policy.Options{})
+	if err != nil {
+		t.Fatalf("a policy with work_channel: %v", err)
+	}
+	p := cfg.PolicyFor("ana@example.com")
+	ev.Agent = "ana@example.com"
+	ev.Data["channel"] = "sfdc_phone"
+	e := p.Evaluate(policy.Input{Event: ev})
+	if len(e.Intents) != 1 || e.Intents[0].System != "gc" || e.Intents[0].Status.Name != "Busy" {
+		t.Fatalf("sfdc_phone work: intents %+v, steps %+v", e.Intents, e.Steps)
+	}
+	ev.Data["channel"] = "sfdc_livemessage"
+	if e := p.Evaluate(policy.Input{Event: ev}); len(e.Intents) != 0 {
+		t.Fatalf("messaging work: intents %+v", e.Intents)
+	}
+}
+
+func TestWorkChannelSetting(t *testing.T) {
+	base := func(v string) settings.Settings {
+		return settings.Settings{"work_channel": v, "auth": map[string]any{"flow": "client_credentials", "client_id": "x", "client_secret": "y"}}
+	}
+	for _, bad := range []string{"AgentWorkChangeEvent", DefaultChannel} {
+		if _, err := New(context.Background(), "sf", base(bad), connector.Deps{}); err == nil || !strings.Contains(err.Error(), "work_channel") {
+			t.Errorf("work_channel %q: %v", bad, err)
+		}
+	}
+	c, err := New(context.Background(), "sf", base("/data/AgentWorkChangeEvent"), connector.Deps{})
+	if err != nil || c.checkpointFor(c.workChannel) == c.checkpointFor(c.channel) {
+		t.Fatalf("work channel: %v", err)
+	}
+}
