@@ -1,6 +1,7 @@
 package genesys
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -24,6 +25,7 @@ func (s *Server) apiRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /api/v2/users", s.listUsers)
 	m.HandleFunc("GET /api/v2/users/{id}", s.getUser)
 	m.HandleFunc("POST /api/v2/users/search", s.searchUsers)
+	m.HandleFunc("GET /api/v2/users/search", s.searchUsersQ64)
 	m.HandleFunc("GET /api/v2/users/{id}/presences/{source}", s.getPresence)
 	m.HandleFunc("PATCH /api/v2/users/{id}/presences/{source}", s.patchPresence)
 	m.HandleFunc("PUT /api/v2/users/presences/bulk", s.bulkPutPresence)
@@ -279,17 +281,24 @@ func (s *Server) getUser(w http.ResponseWriter, r *http.Request) {
 type searchCriteria struct {
 	Type   string   `json:"type"`
 	Fields []string `json:"fields"`
-	Value  string   `json:"value"`
-	Values []string `json:"values"`
+	Value  string   `json:"value,omitempty"`
+	Values []string `json:"values,omitempty"`
 }
 
 type searchRequest struct {
 	Query      []searchCriteria `json:"query"`
-	Expand     []string         `json:"expand"`
+	Expand     []string         `json:"expand,omitempty"`
 	PageSize   int              `json:"pageSize"`
 	PageNumber int              `json:"pageNumber"`
-	SortBy     string           `json:"sortBy"`
-	SortOrder  string           `json:"sortOrder"`
+	SortBy     string           `json:"sortBy,omitempty"`
+	SortOrder  string           `json:"sortOrder,omitempty"`
+}
+
+// q64URI is the GET form of the search for page n: the request as base64 JSON in q64.
+func q64URI(req searchRequest, n int) string {
+	req.PageNumber = n
+	b, _ := json.Marshal(req)
+	return "/api/v2/users/search?q64=" + url.QueryEscape(base64.StdEncoding.EncodeToString(b))
 }
 
 func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
@@ -298,6 +307,30 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
 		s.badRequest(w, err.Error())
 		return
 	}
+	s.search(w, req)
+}
+
+// searchUsersQ64 is GET /api/v2/users/search?q64=…, the page links of a search; expand given
+// here is added to the request's own.
+func (s *Server) searchUsersQ64(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	raw, err := base64.StdEncoding.DecodeString(q.Get("q64"))
+	if err != nil {
+		raw, err = base64.RawURLEncoding.DecodeString(strings.TrimRight(q.Get("q64"), "="))
+	}
+	var req searchRequest
+	if err == nil {
+		err = json.Unmarshal(raw, &req)
+	}
+	if q.Get("q64") == "" || err != nil {
+		s.badRequest(w, "q64 must be a base64-encoded search request")
+		return
+	}
+	req.Expand = append(req.Expand, expandOf(q)...)
+	s.search(w, req)
+}
+
+func (s *Server) search(w http.ResponseWriter, req searchRequest) {
 	if req.PageSize == 0 {
 		req.PageSize = 25
 	}
@@ -323,12 +356,20 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 	total := len(results)
+	pageCount := (total + req.PageSize - 1) / req.PageSize
 	lo := min((req.PageNumber-1)*req.PageSize, total)
 	hi := min(lo+req.PageSize, total)
-	writeJSON(w, http.StatusOK, map[string]any{
-		"total": total, "pageCount": (total + req.PageSize - 1) / req.PageSize, "pageSize": req.PageSize,
-		"pageNumber": req.PageNumber, "types": []string{"users"}, "results": nonNil(results[lo:hi]),
-	})
+	out := map[string]any{
+		"total": total, "pageCount": pageCount, "pageSize": req.PageSize, "pageNumber": req.PageNumber,
+		"currentPage": q64URI(req, req.PageNumber), "types": []string{"users"}, "results": nonNil(results[lo:hi]),
+	}
+	if req.PageNumber < pageCount {
+		out["nextPage"] = q64URI(req, req.PageNumber+1)
+	}
+	if req.PageNumber > 1 {
+		out["previousPage"] = q64URI(req, req.PageNumber-1)
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func matchesAll(u *user, q []searchCriteria) bool {

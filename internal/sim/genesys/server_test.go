@@ -262,6 +262,47 @@ func TestBulkPresence(t *testing.T) {
 	}
 }
 
+// TestSearchPages follows a search's q64 page links (GET /api/v2/users/search?q64=…) through
+// every page and back.
+func TestSearchPages(t *testing.T) {
+	h := newHarness(t, Config{})
+	var page map[string]any
+	h.call("POST", "/api/v2/users/search", `{"query":[{"type":"CONTAINS","fields":["email"],"value":"@"}],"pageSize":20}`, 200, &page)
+	total := int(page["total"].(float64))
+	if total < 41 || page["previousPage"] != nil || page["currentPage"] == nil {
+		t.Fatalf("first page %v", page)
+	}
+	seen := map[string]bool{}
+	for n := 1; ; n++ {
+		if int(page["pageNumber"].(float64)) != n {
+			t.Fatalf("page %d says pageNumber %v", n, page["pageNumber"])
+		}
+		for _, r := range page["results"].([]any) {
+			seen[r.(map[string]any)["id"].(string)] = true
+		}
+		next, ok := page["nextPage"].(string)
+		if !ok {
+			break
+		}
+		page = nil
+		h.call("GET", next+"&expand=presence", "", 200, &page)
+		if _, ok := page["results"].([]any)[0].(map[string]any)["presence"]; !ok {
+			t.Fatalf("expand on the q64 link ignored: %v", page["results"])
+		}
+	}
+	if len(seen) != total {
+		t.Fatalf("pages held %d distinct users, total %d", len(seen), total)
+	}
+	var back map[string]any
+	h.call("GET", page["previousPage"].(string), "", 200, &back)
+	if back["pageNumber"].(float64) != page["pageNumber"].(float64)-1 {
+		t.Fatalf("previousPage led to page %v from %v", back["pageNumber"], page["pageNumber"])
+	}
+	for _, q := range []string{"", "?q64=", "?q64=%21%21", "?q64=" + url.QueryEscape("bm90IGpzb24=")} {
+		h.call("GET", "/api/v2/users/search"+q, "", 400, nil)
+	}
+}
+
 // TestBulkPresenceAnySource reads bulk presence through /users/presences/{sourceId}/bulk, the
 // source-generic path the SDKs call with "PURECLOUD", beside the per-user presence paths it
 // resembles.

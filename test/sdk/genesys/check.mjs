@@ -210,6 +210,24 @@ await step('UsersApi.postUsersSearch EXACT email', async () => {
 	assert.deepEqual(none.results ?? [], []);
 });
 
+await step('UsersApi.postUsersSearch pages through UsersApi.getUsersSearch(q64)', async () => {
+	const ids = new Set();
+	let page = await usersApi.postUsersSearch({ query: [{ type: 'CONTAINS', fields: ['email'], value: '@' }], pageSize: 20 });
+	assert.ok(page.total > 20, `total ${page.total}`);
+	assert.ok(page.currentPage, 'no currentPage');
+	for (let n = 1; ; n++) {
+		assert.equal(page.pageNumber, n);
+		for (const u of page.results) ids.add(u.id);
+		if (!page.nextPage) break;
+		// nextPage is the q64 link of the next page; the SDK takes the q64 value.
+		const q64 = new URL(page.nextPage, base).searchParams.get('q64') ?? page.nextPage;
+		page = await usersApi.getUsersSearch(q64, { expand: ['presence'] });
+		assert.ok(page.results.every((u) => u.presence), 'expand ignored on the q64 page');
+	}
+	assert.equal(page.pageNumber, page.pageCount);
+	assert.equal(ids.size, page.total);
+});
+
 // The notification channel is opened before presence changes so its socket sees them.
 let channel;
 let socket;
