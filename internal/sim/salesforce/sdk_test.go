@@ -16,8 +16,8 @@ import (
 const sdkDir = "../../../test/sdk/salesforce"
 
 // TestJSForce runs test/sdk/salesforce/check.mjs, which drives the simulator with the jsforce
-// client library exactly as published: OAuth, SOQL with relationships, paging, describe,
-// retrieve, limits and the refused write. Every failure there is a fidelity bug here.
+// client library exactly as published: OAuth, SOQL with relationships (AgentWork too), paging,
+// describe, retrieve, limits and the refused write. Every failure there is a fidelity bug here.
 func TestJSForce(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -41,6 +41,9 @@ func TestJSForce(t *testing.T) {
 		if _, err := s.Login(people[i].Email, status); err != nil {
 			t.Fatal(err)
 		}
+	}
+	if _, err := s.AcceptWork(people[0].Email, "sfdc_phone"); err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()

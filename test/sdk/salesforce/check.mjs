@@ -1,7 +1,7 @@
 // Runs jsforce, unmodified, against the Salesforce simulator and fails on the first answer a
 // real org would not give. Input (environment): SF_LOGIN_URL, SF_CLIENT_ID, SF_CLIENT_SECRET,
 // and SF_BATCH_SIZE, the simulator's query page size. The simulator must have at least one
-// agent logged in to Omni-Channel. Exit status 0 means every check passed.
+// agent logged in to Omni-Channel and one accepted work item. Exit status 0 means every check passed.
 import assert from 'node:assert/strict';
 import jsforce from 'jsforce';
 
@@ -68,6 +68,22 @@ await check('parent relationship fields on current UserServicePresence', async (
     assert.equal(typeof r.ServicePresenceStatus.DeveloperName, 'string');
     assert.ok(!Number.isNaN(Date.parse(r.StatusStartDate)), `StatusStartDate ${r.StatusStartDate} parses`);
   }
+});
+
+await check('accepted AgentWork with its channel', async () => {
+  const res = await conn.query(
+    "SELECT Id, WorkItemId, User.Email, ServiceChannel.DeveloperName, AcceptDateTime, CapacityPercentage " +
+      "FROM AgentWork WHERE Status = 'Opened' ORDER BY AcceptDateTime");
+  assert.ok(res.totalSize > 0, 'at least one agent has accepted work');
+  for (const r of res.records) {
+    assert.match(r.Id, /^0Bz[0-9A-Za-z]{15}$/);
+    assert.match(r.User.Email, /@/);
+    assert.equal(typeof r.ServiceChannel.DeveloperName, 'string');
+    assert.ok(!Number.isNaN(Date.parse(r.AcceptDateTime)), `AcceptDateTime ${r.AcceptDateTime} parses`);
+  }
+  const d = await conn.sobject('AgentWork').describe();
+  assert.equal(d.keyPrefix, '0Bz');
+  assert.equal(d.fields.find((f) => f.name === 'ServiceChannelId').relationshipName, 'ServiceChannel');
 });
 
 await check('queryMore over pages', async () => {
