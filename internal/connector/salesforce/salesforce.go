@@ -3,7 +3,8 @@
 // observes every change through Change Data Capture of UserServicePresence over the Pub/Sub
 // API, checkpointing the replay id so a restart resumes where it stopped. With work_channel set
 // it also observes AgentWork changes on that channel and reports accepted work (work_accepted,
-// with the ServiceChannel DeveloperName as data "channel"). No supported
+// with the ServiceChannel DeveloperName as data "channel") and the workload that accepting and
+// closing work changes (workload_changed). No supported
 // Salesforce API sets an agent's Omni-Channel status from a server: SetStatus hands the write to
 // the browser bridge (see Bridge) and reports it as deferred while none is attached.
 package salesforce

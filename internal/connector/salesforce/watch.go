@@ -50,6 +50,7 @@ type changeEvent struct {
 	ServiceChannelID *string `avro:"ServiceChannelId"`
 	Status           *string `avro:"Status"`
 	AcceptDateTime   *int64  `avro:"AcceptDateTime"`
+	CloseDateTime    *int64  `avro:"CloseDateTime"`
 }
 
 // checkpointFor is where the replay id of a channel is stored.
@@ -71,7 +72,8 @@ func (c *Connector) dial() (*grpc.ClientConn, error) {
 }
 
 // Watch subscribes to the change event channel and emits status_changed and logout events
-// until ctx ends; with a work channel it also subscribes to that one and emits work_accepted.
+// until ctx ends; with a work channel it also subscribes to that one and emits work_accepted
+// and workload_changed.
 // Each channel resumes after its own stored replay id (or starts at the tip when there is
 // none) and stores each event's replay id once emit returned nil. Emit is called by one
 // channel at a time; the first channel to fail ends both.
@@ -404,16 +406,21 @@ func (c *Connector) userOf(ctx context.Context, rec string) (string, error) {
 	return u, nil
 }
 
-// translateWork turns an AgentWork change into work_accepted when the work became Opened: a
-// CREATE already Opened (auto-accept) or an UPDATE whose changed fields include Status. An
-// UPDATE carries only what changed, so the user, work item and channel come from the record,
-// which do not change once work is routed; replayed history translates the same way.
+// translateWork turns an AgentWork change into events. Work that became Opened (a CREATE
+// already Opened, by auto-accept, or an UPDATE whose changed fields include Status) is
+// work_accepted followed by workload_changed; work that became Closed is workload_changed. An
+// UPDATE carries only what changed, so the user, work item, channel and weight come from the
+// record, which do not change once work is routed, and the workload is computed as of the
+// change's time: replayed history translates the same way as live events.
 func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubsubapi.ConsumerEvent) ([]presence.Event, error) {
-	if ev.Status == nil || *ev.Status != "Opened" {
+	if ev.Status == nil || (*ev.Status != "Opened" && *ev.Status != "Closed") {
 		return nil, nil
 	}
 	switch ev.Header.ChangeType {
 	case "CREATE", "GAP_CREATE":
+		if *ev.Status != "Opened" {
+			return nil, nil
+		}
 	case "UPDATE", "GAP_UPDATE":
 		if !contains(ev.Header.ChangedFields, "Status") {
 			return nil, nil
@@ -425,41 +432,111 @@ func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubs
 	if !validID(rec) {
 		return nil, nil
 	}
-	var rows []struct {
-		UserID           string  `json:"UserId"`
-		WorkItemID       string  `json:"WorkItemId"`
-		ServiceChannelID string  `json:"ServiceChannelId"`
-		AcceptDateTime   *string `json:"AcceptDateTime"`
-		ServiceChannel   *struct {
-			DeveloperName string `json:"DeveloperName"`
-		} `json:"ServiceChannel"`
-	}
-	q := "SELECT UserId, WorkItemId, ServiceChannelId, ServiceChannel.DeveloperName, AcceptDateTime FROM AgentWork WHERE Id = '" + rec + "'"
+	var rows []workRow
+	q := "SELECT UserId, WorkItemId, ServiceChannelId, ServiceChannel.DeveloperName, AcceptDateTime, CloseDateTime, " +
+		"CapacityWeight, CapacityPercentage FROM AgentWork WHERE Id = '" + rec + "'"
 	if err := queryAll(ctx, c, q, &rows); err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
-		c.log.Warn("accepted work no longer exists; not reported", "work", rec)
+		c.log.Warn("changed work no longer exists; not reported", "work", rec)
 		return nil, nil
 	}
 	r := rows[0]
+	accepted := *ev.Status == "Opened"
 	at := time.UnixMilli(ev.Header.CommitTimestamp)
-	if ev.AcceptDateTime != nil {
-		at = time.UnixMilli(*ev.AcceptDateTime)
-	} else if r.AcceptDateTime != nil {
-		if t, err := time.Parse("2006-01-02T15:04:05.000-0700", *r.AcceptDateTime); err == nil {
+	stamp, recorded := ev.AcceptDateTime, r.AcceptDateTime
+	if !accepted {
+		stamp, recorded = ev.CloseDateTime, r.CloseDateTime
+	}
+	if stamp != nil {
+		at = time.UnixMilli(*stamp)
+	} else if recorded != nil {
+		if t, err := time.Parse("2006-01-02T15:04:05.000-0700", *recorded); err == nil {
 			at = t
 		}
+	}
+	at = at.UTC()
+	user := canonicalID(r.UserID)
+	id := ce.GetEvent().GetId()
+	if id == "" {
+		id = base64.StdEncoding.EncodeToString(ce.GetReplayId())
 	}
 	data := map[string]any{"changeType": ev.Header.ChangeType, "workId": rec,
 		"workItemId": canonicalID(r.WorkItemID), "serviceChannelId": canonicalID(r.ServiceChannelID)}
 	if r.ServiceChannel != nil {
 		data["channel"] = r.ServiceChannel.DeveloperName
 	}
-	id := ce.GetEvent().GetId()
-	if id == "" {
-		id = base64.StdEncoding.EncodeToString(ce.GetReplayId())
+	var out []presence.Event
+	if accepted {
+		out = append(out, presence.Event{ID: id, System: c.name, Agent: user, Type: presence.WorkAccepted, At: at, Data: data})
 	}
-	return []presence.Event{{ID: id, System: c.name, Agent: canonicalID(r.UserID), Type: presence.WorkAccepted,
-		At: at.UTC(), Data: data}}, nil
+	capacity, next, err := c.workload(ctx, user, at)
+	if err != nil {
+		return nil, err
+	}
+	weight := r.weight(capacity)
+	prev := next + weight
+	if accepted {
+		prev = next - weight
+	}
+	wl := map[string]any{"previousWorkload": prev, "newWorkload": next, "configuredCapacity": capacity}
+	for k, v := range data {
+		wl[k] = v
+	}
+	out = append(out, presence.Event{ID: id + ":workload", System: c.name, Agent: user, Type: presence.WorkloadChanged, At: at, Data: wl})
+	return out, nil
+}
+
+// workRow is the part of an AgentWork record the connector reads.
+type workRow struct {
+	UserID             string   `json:"UserId"`
+	WorkItemID         string   `json:"WorkItemId"`
+	ServiceChannelID   string   `json:"ServiceChannelId"`
+	AcceptDateTime     *string  `json:"AcceptDateTime"`
+	CloseDateTime      *string  `json:"CloseDateTime"`
+	CapacityWeight     *float64 `json:"CapacityWeight"`
+	CapacityPercentage *float64 `json:"CapacityPercentage"`
+	ServiceChannel     *struct {
+		DeveloperName string `json:"DeveloperName"`
+	} `json:"ServiceChannel"`
+}
+
+// weight is the capacity the work takes: its CapacityWeight, or its CapacityPercentage of the
+// configured capacity.
+func (r workRow) weight(capacity float64) float64 {
+	switch {
+	case r.CapacityWeight != nil:
+		return *r.CapacityWeight
+	case r.CapacityPercentage != nil:
+		return *r.CapacityPercentage * capacity / 100
+	}
+	return 0
+}
+
+// workload returns a user's configured capacity (that of their presence period at the time)
+// and the capacity taken by the work they had open right after at.
+func (c *Connector) workload(ctx context.Context, user string, at time.Time) (capacity, used float64, err error) {
+	t := at.Format("2006-01-02T15:04:05.000Z")
+	var periods []struct {
+		ConfiguredCapacity *float64 `json:"ConfiguredCapacity"`
+	}
+	q := "SELECT ConfiguredCapacity FROM UserServicePresence WHERE UserId = '" + user + "' AND StatusStartDate <= " + t +
+		" ORDER BY StatusStartDate DESC LIMIT 1"
+	if err := queryAll(ctx, c, q, &periods); err != nil {
+		return 0, 0, err
+	}
+	if len(periods) > 0 && periods[0].ConfiguredCapacity != nil {
+		capacity = *periods[0].ConfiguredCapacity
+	}
+	var open []workRow
+	q = "SELECT CapacityWeight, CapacityPercentage FROM AgentWork WHERE UserId = '" + user + "' AND AcceptDateTime <= " + t +
+		" AND (CloseDateTime = null OR CloseDateTime > " + t + ")"
+	if err := queryAll(ctx, c, q, &open); err != nil {
+		return 0, 0, err
+	}
+	for _, w := range open {
+		used += w.weight(capacity)
+	}
+	return capacity, used, nil
 }

@@ -2,6 +2,7 @@ package salesforce
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,20 +22,33 @@ func (o *org) workSettings() settings.Settings {
 	return s
 }
 
-// nextWork returns the next work_accepted event, skipping status events.
+// nextWork returns the next work event (work_accepted or workload_changed), skipping status
+// events.
 func (w *watcher) nextWork(t *testing.T) presence.Event {
 	t.Helper()
 	for {
-		if ev := w.next(t); ev.Type == presence.WorkAccepted {
+		switch ev := w.next(t); ev.Type {
+		case presence.WorkAccepted, presence.WorkloadChanged:
 			return ev
-		} else if ev.Type != presence.StatusChanged {
+		case presence.StatusChanged:
+		default:
 			t.Fatalf("unexpected event %+v", ev)
 		}
 	}
 }
 
-// TestWorkAccepted routes, accepts and closes work in the simulator: only the accept becomes an
-// event, with the channel a policy tests; a restart resumes after it without repeating it.
+// describeWork renders a work event for comparison.
+func describeWork(ev presence.Event) string {
+	s := string(ev.Type) + " " + ev.Agent + " " + ev.Data["workId"].(string)
+	if ev.Type == presence.WorkloadChanged {
+		s += fmt.Sprintf(" %v->%v/%v", ev.Data["previousWorkload"], ev.Data["newWorkload"], ev.Data["configuredCapacity"])
+	}
+	return s
+}
+
+// TestWorkAccepted routes, accepts and closes work in the simulator: the accept becomes
+// work_accepted, with the channel a policy tests, and accept and close each change the workload;
+// routing alone reports nothing. A restart resumes after the last event without repeating it.
 func TestWorkAccepted(t *testing.T) {
 	o := startOrg(t, sfsim.Config{})
 	c := o.open(t, o.workSettings())
@@ -59,6 +73,21 @@ func TestWorkAccepted(t *testing.T) {
 		t.Fatal(err)
 	}
 	ev := w.nextWork(t)
+	got := []string{describeWork(ev)}
+	for i := 0; i < 4; i++ {
+		got = append(got, describeWork(w.nextWork(t)))
+	}
+	// The call takes the whole capacity, a messaging session a quarter (the simulator's weights).
+	wantSeq := []string{
+		"work_accepted " + acc.UserID + " " + acc.ID,
+		"workload_changed " + acc.UserID + " " + acc.ID + " 0->100/100",
+		"workload_changed " + acc.UserID + " " + acc.ID + " 100->0/100",
+		"work_accepted " + marker.UserID + " " + marker.ID,
+		"workload_changed " + marker.UserID + " " + marker.ID + " 0->25/100",
+	}
+	if strings.Join(got, "\n") != strings.Join(wantSeq, "\n") {
+		t.Fatalf("work events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(wantSeq, "\n"))
+	}
 	want := map[string]any{"channel": "sfdc_phone", "workItemId": acc.WorkItemID, "serviceChannelId": acc.ServiceChannelID,
 		"workId": acc.ID, "changeType": "UPDATE"}
 	if ev.Agent != acc.UserID || ev.System != "sf" || ev.ID == "" || !ev.At.Equal(acc.At) {
@@ -69,9 +98,6 @@ func TestWorkAccepted(t *testing.T) {
 			t.Errorf("data %s = %v, want %v", k, ev.Data[k], v)
 		}
 	}
-	if next := w.nextWork(t); next.Data["workId"] != marker.ID {
-		t.Fatalf("after the accepted work came %+v, want the marker %s (no event for route or close)", next, marker.ID)
-	}
 	w.stop(t)
 
 	// While stopped: one more accept. A restarted connector reports it, and only it.
@@ -81,14 +107,17 @@ func TestWorkAccepted(t *testing.T) {
 	}
 	c2 := o.open(t, o.workSettings())
 	w2 := watch(t, c2)
-	if ev := w2.nextWork(t); ev.Data["workId"] != missed.ID {
-		t.Fatalf("after restart: %+v, want %s", ev, missed.ID)
+	if got := describeWork(w2.nextWork(t)); got != "work_accepted "+missed.UserID+" "+missed.ID {
+		t.Fatalf("after restart: %s, want the missed accept %s", got, missed.ID)
+	}
+	if got := describeWork(w2.nextWork(t)); got != "workload_changed "+missed.UserID+" "+missed.ID+" 0->100/100" {
+		t.Fatalf("after restart: %s", got)
 	}
 	marker2, err := o.sim.AcceptWork("bo@example.com", "sfdc_livemessage")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ev := w2.nextWork(t); ev.Data["workId"] != marker2.ID {
+	if ev := w2.nextWork(t); ev.Type != presence.WorkAccepted || ev.Data["workId"] != marker2.ID {
 		t.Fatalf("after restart, then: %+v, want %s", ev, marker2.ID)
 	}
 	w2.stop(t)
