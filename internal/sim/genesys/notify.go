@@ -60,6 +60,9 @@ type channel struct {
 	// conns numbers connection attempts as they arrive; sockN is the number of the socket in
 	// place. The newest connection wins whatever order the handshakes finish in.
 	conns, sockN uint64
+	// onRegister holds faults issued while a handshake was under way; they apply to the socket
+	// as soon as it registers (a real vendor's socket exists once its handshake is done).
+	onRegister []func(c *channel, sock *socket)
 }
 
 type socket struct {
@@ -323,7 +326,7 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.mu.Lock()
 		if c.accepting--; c.accepting == 0 {
-			c.backlog = nil
+			c.backlog, c.onRegister = nil, nil
 		}
 		h.mu.Unlock()
 		return
@@ -334,7 +337,7 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 	h.mu.Lock()
 	c.accepting--
 	if h.channels[c.id] != c {
-		c.backlog = nil
+		c.backlog, c.onRegister = nil, nil
 		h.mu.Unlock()
 		cancel()
 		_ = conn.Close(websocket.StatusPolicyViolation, "channel removed")
@@ -356,6 +359,10 @@ func (h *hub) serveSocket(w http.ResponseWriter, r *http.Request) {
 		h.send(sock, msg)
 	}
 	c.backlog = nil
+	for _, fault := range c.onRegister {
+		fault(c, sock)
+	}
+	c.onRegister = nil
 	h.wg.Add(1)
 	h.mu.Unlock()
 	defer h.wg.Done()
@@ -494,38 +501,26 @@ func (h *hub) publish(topic string, body func() any) {
 	}
 }
 
+// dropAll drops every socket, as a network failure would.
 func (h *hub) dropAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, c := range h.channels {
-		if c.sock != nil {
-			c.sock.cancel()
-			_ = c.sock.conn.CloseNow()
+	h.faultAll(func(c *channel, sock *socket) {
+		sock.cancel()
+		_ = sock.conn.CloseNow()
+		if c.sock == sock {
 			c.sock = nil
 		}
-	}
+	})
 }
 
-// muteAll makes every open socket silent without closing it.
+// muteAll leaves every socket open but silent: a half-open connection.
 func (h *hub) muteAll() {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	for _, c := range h.channels {
-		if c.sock != nil {
-			c.sock.muted.Store(true)
-		}
-	}
+	h.faultAll(func(_ *channel, sock *socket) { sock.muted.Store(true) })
 }
 
+// closingAll announces v2.system.socket_closing on every socket and closes it after grace.
 func (h *hub) closingAll(grace time.Duration) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	msg := envelope("v2.system.socket_closing", map[string]any{"message": "The WebSocket is closing for maintenance; connect a new WebSocket"})
-	for _, c := range h.channels {
-		sock := c.sock
-		if sock == nil {
-			continue
-		}
+	h.faultAll(func(_ *channel, sock *socket) {
 		h.send(sock, msg)
 		var t *time.Timer
 		t = time.AfterFunc(grace, func() {
@@ -537,6 +532,20 @@ func (h *hub) closingAll(grace time.Duration) {
 			}
 		})
 		h.timers[t] = true
+	})
+}
+
+// faultAll applies fault, under the hub's lock, to every channel's socket, and to sockets
+// whose handshake is under way as soon as they register.
+func (h *hub) faultAll(fault func(c *channel, sock *socket)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range h.channels {
+		if c.sock != nil {
+			fault(c, c.sock)
+		} else if c.accepting > 0 {
+			c.onRegister = append(c.onRegister, fault)
+		}
 	}
 }
 
