@@ -36,7 +36,11 @@ func (s *Server) routes() http.Handler {
 		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.Handle("/_sim/faults", s.faults.ControlHandler())
-	return s.faults.Middleware(mux)
+	// The agent console stands in for the browser UI, not the API: injected API faults skip it.
+	outer := http.NewServeMux()
+	outer.HandleFunc("/console/", s.console)
+	outer.Handle("/", s.faults.Middleware(mux))
+	return outer
 }
 
 // writeFault renders an injected failure in Salesforce's error envelope.

@@ -69,11 +69,14 @@ type Config struct {
 
 // Server is a simulated Salesforce org.
 type Server struct {
-	cfg    Config
-	org    *org
-	log    *slog.Logger
-	jwtKey *rsa.PublicKey
-	now    func() time.Time
+	cfg Config
+	org *org
+	// reasons keeps each user's latest status-change reason, which the console reports.
+	reasonsMu sync.Mutex
+	reasons   map[string]string
+	log       *slog.Logger
+	jwtKey    *rsa.PublicKey
+	now       func() time.Time
 
 	mu        sync.Mutex
 	sessions  map[string]session
@@ -174,6 +177,7 @@ func (s *Server) OrgID() string { return s.org.id }
 func (s *Server) SetStatus(user, status, reason string) (Change, error) {
 	ch, err := s.org.setStatus(user, status, reason)
 	if err == nil && ch.From != ch.To {
+		s.rememberReason(ch)
 		s.log.Info("omni status changed", "user", ch.UserID, "from", ch.From, "to", ch.To, "reason", reason)
 	}
 	return ch, err
