@@ -61,7 +61,13 @@ type Options struct {
 	Version string
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Bridge, when set, serves everything under BridgePrefix with its own authentication, CORS
+	// and body limits (the admin token does not apply); without it those paths answer 404.
+	Bridge http.Handler
 }
+
+// BridgePrefix is where Options.Bridge is mounted.
+const BridgePrefix = "/api/v1/bridge/"
 
 // Server serves the HTTP API. Create it with New.
 type Server struct {
@@ -134,6 +140,9 @@ func (s *Server) routes() {
 			h = s.requireAuth(h)
 		}
 		s.mux.HandleFunc(r.pattern, h)
+	}
+	if s.opts.Bridge != nil {
+		s.mux.Handle(BridgePrefix, s.opts.Bridge)
 	}
 }
 
