@@ -17,9 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/omnipresence/omnipresence/internal/bridge"
 	"github.com/omnipresence/omnipresence/internal/connector"
 	_ "github.com/omnipresence/omnipresence/internal/connector/genesys"
-	_ "github.com/omnipresence/omnipresence/internal/connector/salesforce"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -40,6 +41,10 @@ type serviceOptions struct {
 	storeURL      string
 	adminToken    string
 	webhookSecret string
+	// bridgeSecret, when set, turns on the Omni-Channel bridge endpoints.
+	bridgeSecret string
+	// bridgeOrigins are the browser origins the bridge endpoints allow.
+	bridgeOrigins []string
 	logger        *slog.Logger
 	// started is called with the URL actually bound, once the service listens.
 	started func(url string) error
@@ -122,8 +127,16 @@ func runService(ctx context.Context, o serviceOptions) error {
 	if err != nil {
 		return err
 	}
+	var hub *bridge.Hub
+	var bridgeHandler http.Handler
+	if o.bridgeSecret != "" {
+		var err error
+		if hub, bridgeHandler, err = openBridge(cfg, conns, eng, o, log); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+	}
 	srv := server.New(server.Options{Engine: eng, Registry: reg, AdminToken: o.adminToken,
-		WebhookSecret: o.webhookSecret, Logger: log, Version: version})
+		WebhookSecret: o.webhookSecret, Logger: log, Version: version, Bridge: bridgeHandler})
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return &exitError{code: 2, err: err}
@@ -137,7 +150,48 @@ func runService(ctx context.Context, o serviceOptions) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
+	if hub != nil {
+		// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
+		g.Go(func() error {
+			<-gctx.Done()
+			hub.Close()
+			return nil
+		})
+	}
 	return g.Wait()
+}
+
+// openBridge creates the Omni-Channel bridge for the policy's Salesforce system and attaches it
+// to that system's connector.
+func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *engine.Engine,
+	o serviceOptions, log *slog.Logger) (*bridge.Hub, http.Handler, error) {
+	var systems []string
+	for _, name := range cfg.SystemNames {
+		if cfg.Systems[name].Kind == salesforce.Kind {
+			systems = append(systems, name)
+		}
+	}
+	if len(systems) != 1 {
+		return nil, nil, fmt.Errorf("the Omni-Channel bridge needs exactly one salesforce system in the policy, not %d", len(systems))
+	}
+	name := systems[0]
+	names := map[string]string{}
+	if cat := cfg.Systems[name].Catalog; cat != nil {
+		for _, st := range cat.Statuses() {
+			names[st.ID] = st.Name
+		}
+	}
+	hub := bridge.NewHub(names)
+	h, err := bridge.NewHandler(bridge.Options{Secret: []byte(o.bridgeSecret), Origins: o.bridgeOrigins, System: name,
+		Hub: hub, Ingest: eng.Ingest, Logger: log.With("component", "bridge")})
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, ok := conns[name].(*salesforce.Connector); ok {
+		c.AttachBridge(hub)
+	}
+	log.Info("Omni-Channel bridge on", "system", name, "origins", strings.Join(o.bridgeOrigins, ","))
+	return hub, h, nil
 }
 
 // printJSONLine writes v as one line of JSON.
