@@ -1,0 +1,78 @@
+({
+    // start reads the settings and a first token from Apex, then hands everything to the core.
+    start: function (component) {
+        var helper = this;
+        helper.apex(component, 'bridgeSettings', null).then($A.getCallback(function (settings) {
+            var firstToken = settings.token;
+            var bridge = OmnipresenceBridge.createBridge({
+                serviceUrl: settings.serviceUrl,
+                getToken: function () {
+                    if (firstToken) {
+                        var t = firstToken;
+                        firstToken = null;
+                        return Promise.resolve(t);
+                    }
+                    return helper.apex(component, 'mintToken', null);
+                },
+                lookupChannel: function (workId) {
+                    return helper.apex(component, 'serviceChannelOf', { workId: workId });
+                },
+                toolkit: OmnipresenceBridge.auraToolkit(component.find('omniToolkit'), $A.getCallback),
+                storage: window.localStorage,
+                broadcast: typeof BroadcastChannel === 'function' ? new BroadcastChannel('omnipresence.bridge') : null,
+                onState: $A.getCallback(function (st) {
+                    if (component.isValid()) {
+                        component.set('v.state', st.leader ? (st.connected ? 'connected' : 'connecting') : 'standing by (another tab carries the bridge)');
+                    }
+                }),
+                log: function (level, message, detail) {
+                    (level === 'error' ? console.error : level === 'warn' ? console.warn : console.info)('omnipresence bridge: ' + message, detail || '');
+                }
+            });
+            component.set('v.bridge', bridge);
+            window.addEventListener('pagehide', function () { bridge.stop(); });
+            bridge.start();
+            var pending = component.get('v.pending') || [];
+            component.set('v.pending', []);
+            pending.forEach(function (p) { bridge.onOmniEvent(p.name, p.params); });
+        }), $A.getCallback(function (err) {
+            component.set('v.state', 'not started: ' + (err && err.message ? err.message : err));
+        }));
+    },
+
+    // forward passes one Omni event to the core, holding it until the core has started.
+    forward: function (component, name, params) {
+        var bridge = component.get('v.bridge');
+        if (bridge) {
+            bridge.onOmniEvent(name, params);
+        } else {
+            component.set('v.pending', (component.get('v.pending') || []).concat([{ name: name, params: params }]));
+        }
+    },
+
+    stop: function (component) {
+        var bridge = component.get('v.bridge');
+        if (bridge) {
+            bridge.stop();
+        }
+    },
+
+    // apex calls an @AuraEnabled method of OmnipresenceBridgeToken and returns a Promise.
+    apex: function (component, method, params) {
+        return new Promise($A.getCallback(function (resolve, reject) {
+            var action = component.get('c.' + method);
+            if (params) {
+                action.setParams(params);
+            }
+            action.setCallback(this, function (response) {
+                if (response.getState() === 'SUCCESS') {
+                    resolve(response.getReturnValue());
+                } else {
+                    var errors = response.getError() || [];
+                    reject(new Error(errors.length && errors[0].message ? errors[0].message : method + ' failed'));
+                }
+            });
+            $A.enqueueAction(action);
+        }));
+    }
+})
