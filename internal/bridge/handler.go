@@ -143,7 +143,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "events":
 		h.events(w, r, claims.Sub)
 	case "stream":
-		h.stream(w, r, claims.Sub)
+		h.stream(w, r, claims)
 	case "ack":
 		h.ackCommand(w, r, claims.Sub)
 	}
@@ -240,7 +240,10 @@ func (h *Handler) ackCommand(w http.ResponseWriter, r *http.Request, sub string)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub string) {
+// stream sends the user's commands until the client goes, the service shuts down or the token
+// expires (the bridge then reconnects with a fresh one and is sent what is unacknowledged).
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, claims Claims) {
+	sub := claims.Sub
 	rc := http.NewResponseController(w)
 	s := h.opts.Hub.open(sub)
 	if s == nil {
@@ -258,9 +261,13 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, sub string) {
 	}
 	beat := time.NewTicker(h.opts.Heartbeat)
 	defer beat.Stop()
+	expiry := time.NewTimer(time.Unix(claims.Exp, 0).Add(ClockSkew).Sub(h.opts.Now()))
+	defer expiry.Stop()
 	for {
 		select {
 		case <-r.Context().Done():
+			return
+		case <-expiry.C:
 			return
 		case <-h.opts.Hub.done:
 			return

@@ -528,3 +528,42 @@ func TestHeartbeat(t *testing.T) {
 	}
 	t.Fatal("no heartbeat before the stream ended")
 }
+
+func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
+	exp := time.Unix(1_800_000_600, 0)
+	hub := NewHub(nil)
+	h, err := NewHandler(Options{Secret: testSecret, System: "sf", Hub: hub,
+		Now:    func() time.Time { return exp.Add(ClockSkew - time.Millisecond) },
+		Ingest: func(context.Context, presence.Event) error { return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	defer hub.Close()
+	tok := Claims{Sub: testUser, Org: testOrg, Iat: exp.Add(-10 * time.Minute).Unix(), Exp: exp.Unix()}.Sign(testSecret)
+	req, _ := http.NewRequest("GET", srv.URL+Prefix+"stream", nil)
+	req.Header.Set("Authorization", "Bearer "+tok)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("stream answered %s", resp.Status)
+	}
+	ended := make(chan error, 1)
+	go func() {
+		_, err := io.Copy(io.Discard, resp.Body)
+		ended <- err
+	}()
+	select {
+	case err := <-ended:
+		if err != nil {
+			t.Errorf("stream ended with %v, want a clean end", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the stream outlived its token")
+	}
+	waitFor(t, "the stream to unregister", func() bool { return !hub.Connected(testUser) })
+}
