@@ -6,9 +6,11 @@ const h = require('./harness.js');
 // setup starts a loopback service and a fast clock; every bridge made through it is stopped and
 // the service closed when the test ends.
 async function setup(t, extra = {}) {
-  const clock = h.createClock(extra.scale || 20);
+  const clock = h.createClock();
   const svc = await h.createService(clock);
   const env = { clock, svc, storage: h.createStorage(), hub: h.createHub(), tokenLifetime: extra.tokenLifetime };
+  env.inflight = 0;
+  env.until = (cond, what, o) => h.until(env, cond, what, o);
   const made = [];
   env.make = (opts) => {
     const b = h.newBridge(env, opts);
@@ -26,7 +28,7 @@ async function setup(t, extra = {}) {
 async function leader(env) {
   const b = env.make();
   b.bridge.start();
-  await h.waitFor(() => b.bridge.status().leader && b.bridge.status().connected, 'leader connected');
+  await env.until(() => b.bridge.status().leader && b.bridge.status().connected, 'leader connected');
   return b;
 }
 
@@ -35,24 +37,24 @@ test('one leader among two tabs; the standby takes over when the leader closes',
   const a = env.make();
   const b = env.make();
   a.bridge.start();
-  await h.waitFor(() => a.bridge.status().leader, 'first tab leads');
+  await env.until(() => a.bridge.status().leader, 'first tab leads');
   b.bridge.start();
   // The standby keeps checking the lease for several heartbeats without taking it.
   const ticks = env.clock.requested.length;
-  await h.waitFor(() => env.clock.requested.length > ticks + 6, 'heartbeats');
+  await env.until(() => env.clock.requested.length > ticks + 6, 'heartbeats');
   assert.equal(b.bridge.status().leader, false);
   assert.equal(a.bridge.status().leader, true);
-  await h.waitFor(() => env.svc.streamRequests.length === 1, 'one stream');
+  await env.until(() => env.svc.streamRequests.length === 1, 'one stream');
 
   // Only the leader reports.
   assert.equal(b.bridge.onOmniEvent('lightning:omniChannelLogout', {}), null);
   a.bridge.onOmniEvent('lightning:omniChannelLoginSuccess', { statusId: '0N5000000000002' });
-  await h.waitFor(() => env.svc.events.length === 1, 'login event');
+  await env.until(() => env.svc.events.length === 1, 'login event');
   assert.equal(env.svc.events[0].type, 'login');
 
   const before = env.clock.now();
   a.bridge.stop();
-  await h.waitFor(() => b.bridge.status().leader && b.bridge.status().connected, 'standby takes over');
+  await env.until(() => b.bridge.status().leader && b.bridge.status().connected, 'standby takes over');
   const took = env.clock.now() - before;
   assert.ok(took < 3000, 'takeover after a clean close took ' + took + ' virtual ms');
   assert.equal(env.svc.streamRequests.length, 2);
@@ -63,7 +65,7 @@ test('a leader that vanishes without closing is replaced once its lease runs out
   const env = await setup(t);
   const a = env.make({ broadcast: undefined });
   a.bridge.start();
-  await h.waitFor(() => a.bridge.status().leader, 'first tab leads');
+  await env.until(() => a.bridge.status().leader, 'first tab leads');
   const b = env.make({ broadcast: undefined });
   b.bridge.start();
   // Freeze the first tab: its timers stop, as when a browser tab crashes.
@@ -71,7 +73,7 @@ test('a leader that vanishes without closing is replaced once its lease runs out
   a.bridge.stop();
   env.storage.setItem('omnipresence.bridge.leader', JSON.stringify(lease));
   const before = env.clock.now();
-  await h.waitFor(() => b.bridge.status().leader, 'takeover after lease expiry');
+  await env.until(() => b.bridge.status().leader, 'takeover after lease expiry');
   const took = env.clock.now() - before;
   assert.ok(took >= 3000 && took < 9000, 'takeover took ' + took + ' virtual ms');
 });
@@ -84,7 +86,7 @@ test('an Omni status change posts one event with its reason; a failed post is re
     statusId: '0N5000000000003', statusApiName: 'Away', statusName: 'Away', channels: '[]', reason: 'OmniManualStatusChange',
   });
   assert.match(ev.id, /^[0-9a-f-]{36}$/);
-  await h.waitFor(() => env.svc.events.length === 1, 'event accepted');
+  await env.until(() => env.svc.events.length === 1, 'event accepted');
   assert.deepEqual(env.svc.eventRequests.map((r) => [r.status, r.ids]), [
     [500, [ev.id]], [500, [ev.id]], [200, [ev.id]],
   ]);
@@ -96,7 +98,7 @@ test('an Omni status change posts one event with its reason; a failed post is re
   assert.equal(got.reason, 'OmniManualStatusChange');
   assert.equal(got.commandId, undefined);
   assert.ok(!Number.isNaN(Date.parse(got.at)));
-  await h.waitFor(() => bridge.status().pendingEvents === 0, 'outbox emptied');
+  await env.until(() => bridge.status().pendingEvents === 0, 'outbox emptied');
   assert.equal(JSON.parse(env.storage.getItem('omnipresence.bridge.outbox')).length, 0);
 });
 
@@ -105,7 +107,7 @@ test('work accepted and workload changes carry the channel and numbers', async (
   const { bridge } = await leader(env);
   // Workload fields may arrive as strings (the component reference types them so).
   bridge.onOmniEvent('omniChannelWorkloadChanged', { configuredCapacity: '10', previousWorkload: 0, newWorkload: '2' });
-  await h.waitFor(() => env.svc.events.length === 1, 'workload event');
+  await env.until(() => env.svc.events.length === 1, 'workload event');
   assert.deepEqual(
     { ...env.svc.events[0], id: undefined, at: undefined },
     { type: 'workload_changed', previousWorkload: 0, newWorkload: 2, configuredCapacity: 10, id: undefined, at: undefined },
@@ -116,9 +118,9 @@ test('work accepted looks up the service channel', async (t) => {
   const env = await setup(t);
   const b = env.make({ lookupChannel: async (workId) => (workId === '0Bz000000000001' ? 'sfdc_phone' : null) });
   b.bridge.start();
-  await h.waitFor(() => b.bridge.status().connected, 'connected');
+  await env.until(() => b.bridge.status().connected, 'connected');
   b.bridge.onOmniEvent('lightning:omniChannelWorkAccepted', { workId: '0Bz000000000001', workItemId: '500000000000001' });
-  await h.waitFor(() => env.svc.events.length === 1, 'work event');
+  await env.until(() => env.svc.events.length === 1, 'work event');
   assert.equal(env.svc.events[0].type, 'work_accepted');
   assert.equal(env.svc.events[0].channel, 'sfdc_phone');
 });
@@ -127,17 +129,17 @@ test('a command is applied through the toolkit, its status change carries the co
   const env = await setup(t);
   const { bridge, toolkit } = await leader(env);
   env.svc.send({ id: 'cmd-1', action: 'set_status', statusId: '0N5000000000009', statusApiName: 'Busy' });
-  await h.waitFor(() => env.svc.acks.length === 1, 'ack');
+  await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.deepEqual(env.svc.acks[0], { id: 'cmd-1', result: 'applied' });
   assert.deepEqual(toolkit.calls, [['setServicePresenceStatus', '0N5000000000009']]);
-  await h.waitFor(() => env.svc.events.length === 1, 'echo event');
+  await env.until(() => env.svc.events.length === 1, 'echo event');
   assert.equal(env.svc.events[0].type, 'status_changed');
   assert.equal(env.svc.events[0].commandId, 'cmd-1');
   assert.equal(env.svc.events[0].reason, 'OmniToolkitStatusChange');
 
   // A later manual change to the same status is the agent's own, not an echo.
   bridge.onOmniEvent('lightning:omniChannelStatusChanged', { statusId: '0N5000000000009', reason: 'OmniManualStatusChange' });
-  await h.waitFor(() => env.svc.events.length === 2, 'manual event');
+  await env.until(() => env.svc.events.length === 2, 'manual event');
   assert.equal(env.svc.events[1].commandId, undefined);
 });
 
@@ -145,10 +147,10 @@ test('Offline is applied with logout() and the logout event carries the commandI
   const env = await setup(t);
   const { toolkit } = await leader(env);
   env.svc.send({ id: 'cmd-off', action: 'logout', statusId: '0' });
-  await h.waitFor(() => env.svc.acks.length === 1, 'ack');
+  await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.deepEqual(env.svc.acks[0], { id: 'cmd-off', result: 'applied' });
   assert.deepEqual(toolkit.calls, [['logout']]);
-  await h.waitFor(() => env.svc.events.length === 1, 'logout event');
+  await env.until(() => env.svc.events.length === 1, 'logout event');
   assert.equal(env.svc.events[0].type, 'logout');
   assert.equal(env.svc.events[0].commandId, 'cmd-off');
 });
@@ -157,7 +159,7 @@ test('set_status with statusId "0" also logs out', async (t) => {
   const env = await setup(t);
   const { toolkit } = await leader(env);
   env.svc.send({ id: 'cmd-0', action: 'set_status', statusId: '0' });
-  await h.waitFor(() => env.svc.acks.length === 1, 'ack');
+  await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.deepEqual(toolkit.calls, [['logout']]);
 });
 
@@ -166,7 +168,7 @@ test('a toolkit rejection is acked as deferred with its message', async (t) => {
   const { toolkit } = await leader(env);
   toolkit.reject = 'Agent does not have access to the status';
   env.svc.send({ id: 'cmd-2', action: 'set_status', statusId: '0N5000000000009' });
-  await h.waitFor(() => env.svc.acks.length === 1, 'ack');
+  await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.equal(env.svc.acks[0].id, 'cmd-2');
   assert.equal(env.svc.acks[0].result, 'deferred');
   assert.match(env.svc.acks[0].reason, /Agent does not have access to the status/);
@@ -177,7 +179,7 @@ test('logout is deferred while the agent is engaged in work', async (t) => {
   const { toolkit } = await leader(env);
   toolkit.engaged = ['0Bz000000000001'];
   env.svc.send({ id: 'cmd-3', action: 'logout', statusId: '0' });
-  await h.waitFor(() => env.svc.acks.length === 1, 'ack');
+  await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.equal(env.svc.acks[0].result, 'deferred');
   assert.match(env.svc.acks[0].reason, /engaged in 1 work item/);
   assert.deepEqual(toolkit.calls, []);
@@ -187,7 +189,7 @@ test('a malformed command fails', async (t) => {
   const env = await setup(t);
   await leader(env);
   env.svc.send({ id: 'cmd-4', action: 'dance' });
-  await h.waitFor(() => env.svc.acks.length === 1, 'ack');
+  await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.equal(env.svc.acks[0].result, 'failed');
 });
 
@@ -197,14 +199,14 @@ test('the stream reconnects with growing backoff and a resent command is applied
   // The first ack is lost: the service keeps the command unacknowledged and resends it.
   const realAck = env.svc.acks;
   env.svc.send({ id: 'cmd-5', action: 'set_status', statusId: '0N5000000000007' });
-  await h.waitFor(() => realAck.length === 1, 'first ack');
+  await env.until(() => realAck.length === 1, 'first ack');
   env.svc.unacked.set('cmd-5', { id: 'cmd-5', action: 'set_status', statusId: '0N5000000000007' });
 
   env.svc.failStreams = 3;
   const from = env.clock.requested.length;
   env.svc.dropStreams();
-  await h.waitFor(() => env.svc.streamRequests.filter((r) => r.status === 200).length === 2, 'reconnected');
-  await h.waitFor(() => realAck.length === 2, 'second ack for the resend');
+  await env.until(() => env.svc.streamRequests.filter((r) => r.status === 200).length === 2, 'reconnected');
+  await env.until(() => realAck.length === 2, 'second ack for the resend');
   assert.deepEqual(realAck[1], { id: 'cmd-5', result: 'applied' });
   assert.equal(toolkit.calls.length, 1, 'applied twice: ' + JSON.stringify(toolkit.calls));
   assert.equal(env.svc.streamRequests.at(-1).lastEventId, 'cmd-5');
@@ -231,12 +233,12 @@ test('backoff runs from 1 s to 30 s with jitter', () => {
 test('the token is refreshed before it expires and later requests use the new one', async (t) => {
   const env = await setup(t, { tokenLifetime: 20 });
   const { bridge } = await leader(env);
-  await h.waitFor(() => env.tokens.length >= 2, 'refreshed token');
+  await env.until(() => env.tokens.length >= 2, 'refreshed token');
   const [first, second] = env.tokens;
   assert.ok(second.at < first.exp, `refreshed at ${second.at}, first expires ${first.exp}`);
   assert.ok(second.at >= first.exp - 6000, 'refreshed too early');
   bridge.onOmniEvent('lightning:omniChannelLogout', {});
-  await h.waitFor(() => env.svc.eventRequests.length >= 1, 'event');
+  await env.until(() => env.svc.eventRequests.length >= 1, 'event');
   const used = env.svc.eventRequests.at(-1).auth;
   assert.ok(env.tokens.slice(1).some((x) => 'Bearer ' + x.token === used), 'event posted with the first token');
 });
@@ -246,12 +248,12 @@ test('events queued by a leader that closed are posted by the next one', async (
   env.svc.failEvents = 1000;
   const a = await leader(env);
   const ev = a.bridge.onOmniEvent('lightning:omniChannelLogout', {});
-  await h.waitFor(() => env.svc.eventRequests.length >= 1, 'failed post');
+  await env.until(() => env.svc.eventRequests.length >= 1, 'failed post');
   const b = env.make();
   b.bridge.start();
   a.bridge.stop();
   env.svc.failEvents = 0;
-  await h.waitFor(() => env.svc.events.length === 1, 'posted by the new leader');
+  await env.until(() => env.svc.events.length === 1, 'posted by the new leader');
   assert.equal(env.svc.events[0].id, ev.id);
 });
 

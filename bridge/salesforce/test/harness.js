@@ -1,7 +1,7 @@
 'use strict';
 // Test doubles for the bridge core: a shared storage, a broadcast hub, a fake Omni toolkit, a
-// loopback HTTP service speaking the bridge wire contract, and a clock running faster than real
-// time so that second-scale timings (lease, backoff, token refresh) pass in milliseconds.
+// loopback HTTP service speaking the bridge wire contract, and a manual clock so that
+// second-scale timings (lease, backoff, token refresh) pass in milliseconds, exactly.
 
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -32,24 +32,38 @@ function verifyToken(token, nowSec, secret = SECRET) {
   return c;
 }
 
-// Clock runs `scale` times faster than real time; timers wait accordingly and record what the
-// bridge asked for (in virtual milliseconds).
-function createClock(scale = 20) {
-  const t0 = Date.now();
+// A manual clock: virtual time stands still until advance() fires the earliest timer, so every
+// duration the tests measure is exact whatever the machine's load. setTimeout records what the
+// bridge asked for (virtual milliseconds).
+function createClock() {
+  let t = Date.UTC(2026, 10, 22, 8, 0, 0);
+  let seq = 0;
+  const timers = new Map();
   const requested = [];
-  const handles = new Set();
   return {
-    scale,
     requested,
-    now: () => t0 + (Date.now() - t0) * scale,
+    now: () => t,
     setTimeout: (fn, ms) => {
       requested.push(ms);
-      const h = setTimeout(() => { handles.delete(h); fn(); }, ms / scale);
-      handles.add(h);
-      return h;
+      const id = ++seq;
+      timers.set(id, { at: t + Math.max(0, ms), fn });
+      return id;
     },
-    clearTimeout: (h) => { handles.delete(h); clearTimeout(h); },
-    pending: () => handles.size,
+    clearTimeout: (id) => { timers.delete(id); },
+    pending: () => timers.size,
+    // advance moves to the earliest timer and runs it; false when none is set.
+    advance() {
+      let id = null;
+      let next = null;
+      for (const [k, v] of timers) {
+        if (!next || v.at < next.at) { id = k; next = v; }
+      }
+      if (!next) return false;
+      timers.delete(id);
+      t = Math.max(t, next.at);
+      next.fn();
+      return true;
+    },
   };
 }
 
@@ -193,13 +207,29 @@ async function createService(clock) {
   return svc;
 }
 
-async function waitFor(cond, what, deadlineMs = 5000) {
-  const end = Date.now() + deadlineMs;
+const turn = () => new Promise((r) => setImmediate(r));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// until runs the bridge's virtual time forward, one timer at a time, until cond() holds. Time moves
+// only while no request is awaiting the service, so nothing times out because the machine is slow.
+async function until(env, cond, what, { virtualMs = 60000, realMs = 10000 } = {}) {
+  const startV = env.clock.now();
+  const endR = Date.now() + realMs;
   for (;;) {
+    // Settle: no request in flight, and the promise chains that follow have run.
+    do {
+      while (env.inflight > 0) {
+        if (Date.now() > endR) throw new Error('timed out (requests in flight) waiting for ' + what);
+        await sleep(1);
+      }
+      for (let i = 0; i < 5; i++) await turn();
+    } while (env.inflight > 0);
+    await sleep(1);
     const v = cond();
     if (v) return v;
-    if (Date.now() > end) throw new Error('timed out waiting for ' + what);
-    await new Promise((r) => setTimeout(r, 5));
+    if (Date.now() > endR) throw new Error('timed out waiting for ' + what);
+    if (env.clock.now() - startV > virtualMs) throw new Error(`not within ${virtualMs} virtual ms: ${what}`);
+    if (!env.clock.advance()) await sleep(5);
   }
 }
 
@@ -217,6 +247,10 @@ function newBridge(env, opts = {}) {
       return t;
     },
     toolkit,
+    fetch: (url, init) => {
+      env.inflight = (env.inflight || 0) + 1;
+      return fetch(url, init).finally(() => { env.inflight--; });
+    },
     storage: env.storage,
     broadcast: env.hub ? env.hub() : undefined,
     now: env.clock.now,
@@ -229,4 +263,4 @@ function newBridge(env, opts = {}) {
   return { bridge, toolkit, logs };
 }
 
-module.exports = { core, mintToken, verifyToken, createClock, createStorage, createHub, createToolkit, createService, waitFor, newBridge, SECRET };
+module.exports = { core, mintToken, verifyToken, createClock, createStorage, createHub, createToolkit, createService, until, newBridge, SECRET };
