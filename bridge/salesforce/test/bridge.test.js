@@ -257,6 +257,29 @@ test('events queued by a leader that closed are posted by the next one', async (
   assert.equal(env.svc.events[0].id, ev.id);
 });
 
+test('a rejected token is replaced and the stream opens with the new one', async (t) => {
+  const env = await setup(t);
+  env.badTokens = 1;
+  const { bridge } = await leader(env);
+  assert.deepEqual(env.svc.streamRequests.map((r) => r.status), [200]);
+  assert.equal(env.tokens.length, 2);
+  assert.equal(env.tokens[0].token, 'v1.bad.bad');
+  assert.equal(bridge.status().connected, true);
+});
+
+test('an event the service rejects is dropped without holding back the others', async (t) => {
+  const env = await setup(t);
+  const { bridge, logs } = await leader(env);
+  env.svc.failEvents = 1;
+  const a = bridge.onOmniEvent('lightning:omniChannelLogout', {});
+  // Batched behind the failed post: one good, one without its numbers, one good.
+  const b = bridge.onOmniEvent('lightning:omniChannelWorkloadChanged', { configuredCapacity: 10, newWorkload: 1 });
+  const c = bridge.onOmniEvent('lightning:omniChannelLoginSuccess', { statusId: '0N5000000000002' });
+  await env.until(() => bridge.status().pendingEvents === 0, 'outbox emptied');
+  assert.deepEqual(env.svc.events.map((e) => e.id), [a.id, c.id]);
+  assert.ok(logs.some(([level, msg, d]) => level === 'error' && /rejected an event/.test(msg) && d.event.id === b.id));
+});
+
 test('SSE parsing follows the event-stream rules across chunk boundaries', () => {
   const got = [];
   const push = h.core.createSSEParser((e) => got.push(e));

@@ -154,6 +154,16 @@ async function createService(clock) {
       if (req.method === 'POST' && req.url === '/api/v1/bridge/events') {
         const events = JSON.parse(body).events;
         const ids = events.map((e) => e.id);
+        // Like the service: a workload_changed event needs all three numbers; one bad event
+        // rejects the whole batch.
+        const bad = events.findIndex((e) => e.type === 'workload_changed' &&
+          ['previousWorkload', 'newWorkload', 'configuredCapacity'].some((k) => typeof e[k] !== 'number'));
+        if (bad >= 0) {
+          svc.eventRequests.push({ auth: req.headers.authorization, ids, status: 400 });
+          res.writeHead(400, { 'Content-Type': 'application/json' })
+            .end(JSON.stringify({ error: 'invalid events', detail: [{ index: bad, problems: ['workload numbers'] }] }));
+          return;
+        }
         if (svc.failEvents > 0) {
           svc.failEvents--;
           svc.eventRequests.push({ auth: req.headers.authorization, ids, status: 500 });
@@ -241,6 +251,11 @@ function newBridge(env, opts = {}) {
   const bridge = core.createBridge({
     serviceUrl: env.svc.url + '/',
     getToken: async () => {
+      if (env.badTokens > 0) {
+        env.badTokens--;
+        tokens.push({ token: 'v1.bad.bad', at: env.clock.now() });
+        return 'v1.bad.bad';
+      }
       const iat = Math.floor(env.clock.now() / 1000);
       const t = mintToken({ sub: '005000000000001AAA', org: '00D000000000001EAA', iat, exp: iat + (env.tokenLifetime || 600) });
       tokens.push({ token: t, at: env.clock.now(), exp: (iat + (env.tokenLifetime || 600)) * 1000 });
