@@ -2,10 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
+	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
 	"sync"
@@ -56,7 +58,14 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 		return err
 	}
 	defer gc.Close()
-	sf, err := sfsim.New(sfsim.Config{Logger: log.With("sim", "salesforce")})
+	// The bridge secret is shared by the Salesforce console (which mints tokens, as the bridge's
+	// Apex controller does) and the service (which verifies them).
+	secret := make([]byte, 32)
+	if _, err := rand.Read(secret); err != nil {
+		return err
+	}
+	bridgeSecret := hex.EncodeToString(secret)
+	sf, err := sfsim.New(sfsim.Config{Logger: log.With("sim", "salesforce"), BridgeSecret: []byte(bridgeSecret)})
 	if err != nil {
 		return err
 	}
@@ -88,6 +97,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 	defer wg.Wait()
 	o := serviceOptions{
 		configPath: policyPath, addr: addr, storeURL: "sqlite:" + filepath.Join(dir, "demo.db"), logger: log,
+		bridgeSecret: bridgeSecret, bridgeOrigins: []string{sfURL},
 		started: func(url string) error {
 			if err := printJSONLine(stdout, map[string]any{
 				"url": url, "ui": url + "/", "store": "sqlite (temporary)",
@@ -99,10 +109,11 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 omnipresence demo is running.
   Admin UI (live board of agents × systems): %[1]s/
   One agent, with the reason for every change: %[1]s/api/v1/agents/ana@example.com/explain?format=text
+  Ana's Salesforce console, with the Omni-Channel bridge: %[3]s/console/ana@example.com?service=%[1]s
   Change a Genesys presence:   curl -X POST %[2]s/_sim/presence -d '{"user":"ana@example.com","presence":"Break"}'
   Change a Salesforce status:  curl -X POST %[3]s/_sim/users/ana@example.com/status -d '{"status":"Lunch"}'
   Start a non-ACD call:        curl -X POST %[2]s/_sim/calls -d '{"user":"ana@example.com","acd":false}'
-Salesforce writes wait as "deferred" until an Omni-Channel bridge is connected for the agent.
+Salesforce writes wait as "deferred" until the agent's console (with its bridge) is open.
 Press Ctrl-C to stop.
 `, url, gcURL, sfURL)
 			if traffic {
@@ -117,7 +128,7 @@ Press Ctrl-C to stop.
 
 // demoTraffic makes the demo agents change status now and then, take non-ACD and ACD calls.
 func demoTraffic(ctx context.Context, log *slog.Logger, gc *gcsim.Server, sf *sfsim.Server) {
-	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	rnd := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	people := demoorg.People()
 	gcPresences := []string{"On Queue", "Available", "Break", "Meal", "Away", "Coffee Break"}
 	sfStatuses := []string{"AvailableforVoice", "AvailableforChat", "Break", "Lunch", "Training", "Busy"}

@@ -7,6 +7,10 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
+	"time"
+
+	salesforcebridge "github.com/omnipresence/omnipresence/bridge/salesforce"
+	"github.com/omnipresence/omnipresence/internal/bridge"
 )
 
 // The agent console stands in for a Lightning console app of one user: an Omni-Channel widget,
@@ -20,10 +24,13 @@ import (
 //	POST /console/{user}/status             {"statusId","reason"} → the new status (logs in if needed)
 //	POST /console/{user}/logout             {"reason"} → 204
 //	GET  /console/assets/console.js         the widget, toolkit and events
+//	GET  /console/assets/host.js            runs the omnipresence bridge in the page (with ?service=)
+//	GET  /console/assets/omnipresenceBridge.js  the bridge core, as admins deploy it
+//	GET  /console/{user}/bridge-token       a bridge token for the user (Config.BridgeSecret)
 //
 // {user} is an id, username or email.
 
-//go:embed console/console.js console/console.html
+//go:embed console/console.js console/console.html console/host.js
 var consoleFiles embed.FS
 
 var consolePage = template.Must(template.ParseFS(consoleFiles, "console/console.html"))
@@ -124,8 +131,17 @@ func (s *Server) rememberReason(ch Change) {
 
 func (s *Server) console(w http.ResponseWriter, r *http.Request) {
 	rest := strings.TrimPrefix(r.URL.Path, "/console/")
-	if rest == "assets/console.js" && r.Method == http.MethodGet {
-		b, _ := consoleFiles.ReadFile("console/console.js")
+	if asset, ok := strings.CutPrefix(rest, "assets/"); ok && r.Method == http.MethodGet {
+		var b []byte
+		switch asset {
+		case "console.js", "host.js":
+			b, _ = consoleFiles.ReadFile("console/" + asset)
+		case "omnipresenceBridge.js":
+			b = salesforcebridge.Core
+		default:
+			http.Error(w, "not found", http.StatusNotFound)
+			return
+		}
 		w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
 		_, _ = w.Write(b)
 		return
@@ -150,6 +166,18 @@ func (s *Server) console(w http.ResponseWriter, r *http.Request) {
 		}
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		_ = consolePage.Execute(w, map[string]any{"User": st.UserID})
+	case action == "bridge-token" && r.Method == http.MethodGet:
+		if len(s.cfg.BridgeSecret) == 0 {
+			http.Error(w, "no bridge secret configured", http.StatusNotFound)
+			return
+		}
+		id, err := s.UserID(user)
+		if notFound(err) {
+			return
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write([]byte(bridge.Mint(s.cfg.BridgeSecret, id, s.org.id, 10*time.Minute)))
 	case action == "state" && r.Method == http.MethodGet:
 		st, err := s.consoleState(user)
 		if notFound(err) {

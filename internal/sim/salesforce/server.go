@@ -28,6 +28,9 @@ import (
 
 // Config configures a Server. Zero values take the defaults named on each field.
 type Config struct {
+	// BridgeSecret, when set, lets the agent console mint omnipresence bridge tokens, as the
+	// bridge's Apex controller does with the same shared secret.
+	BridgeSecret []byte
 	// ClientID and ClientSecret identify the external client app (demo-client / demo-secret).
 	ClientID     string
 	ClientSecret string

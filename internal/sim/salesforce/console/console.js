@@ -144,15 +144,19 @@
     refresh: refresh
   };
 
+  function load(src, then) {
+    var el = document.createElement('script');
+    el.src = src;
+    if (then) el.onload = then;
+    document.body.appendChild(el);
+  }
+
   refresh().then(function () {
     setInterval(function () { refresh().catch(function () {}); }, 500);
-    // A utility-bar host (the omnipresence bridge's stand-in for its Aura wrapper) may be
-    // loaded with ?host=<script URL>; it finds everything on window.omniConsole.
-    var host = new URLSearchParams(location.search).get('host');
-    if (host) {
-      var s = document.createElement('script');
-      s.src = host;
-      document.body.appendChild(s);
+    // With ?service=<omnipresence URL> the omnipresence bridge runs in the utility bar, as its
+    // Aura wrapper runs it in Salesforce; it finds everything on window.omniConsole.
+    if (new URLSearchParams(location.search).get('service')) {
+      load('/console/assets/omnipresenceBridge.js', function () { load('/console/assets/host.js'); });
     }
   });
 })();
