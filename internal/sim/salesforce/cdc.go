@@ -21,11 +21,12 @@ const UserServicePresenceTopic = "/data/UserServicePresenceChangeEvent"
 // allChangeEventsTopic carries the change events of every entity selected for CDC.
 const allChangeEventsTopic = "/data/ChangeEvents"
 
-// uspChangeEventSchema is the Avro schema of UserServicePresenceChangeEvent in the shape
-// Salesforce generates for change events: the ChangeEventHeader record first, then every field
-// as a nullable union; date-times are epoch milliseconds.
-const uspChangeEventSchema = `{
-  "type": "record", "name": "UserServicePresenceChangeEvent", "namespace": "com.sforce.eventbus",
+// changeEventSchema is the Avro schema Salesforce generates for an entity's change events: the
+// ChangeEventHeader record first, then the common fields and the entity's own, each a nullable
+// union; date-times are epoch milliseconds. fields is the entity's own fields, JSON-encoded.
+func changeEventSchema(entity, fields string) string {
+	return `{
+  "type": "record", "name": "` + entity + `ChangeEvent", "namespace": "com.sforce.eventbus",
   "fields": [
     {"name": "ChangeEventHeader", "type": {"type": "record", "name": "ChangeEventHeader", "fields": [
       {"name": "entityName", "type": "string"},
@@ -48,7 +49,13 @@ const uspChangeEventSchema = `{
     {"name": "CreatedById", "type": ["null", "string"], "doc": "CreatedBy:EntityId", "default": null},
     {"name": "LastModifiedDate", "type": ["null", "long"], "doc": "LastModifiedDate:DateTime", "default": null},
     {"name": "LastModifiedById", "type": ["null", "string"], "doc": "LastModifiedBy:EntityId", "default": null},
-    {"name": "UserId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
+` + fields + `
+  ]
+}`
+}
+
+// uspChangeEventSchema is the Avro schema of UserServicePresenceChangeEvent.
+var uspChangeEventSchema = changeEventSchema("UserServicePresence", `    {"name": "UserId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
     {"name": "ServicePresenceStatusId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
     {"name": "IsCurrentState", "type": ["null", "boolean"], "doc": "Data:Boolean", "default": null},
     {"name": "StatusStartDate", "type": ["null", "long"], "doc": "Data:DateTime", "default": null},
@@ -58,9 +65,7 @@ const uspChangeEventSchema = `{
     {"name": "IsAway", "type": ["null", "boolean"], "doc": "Data:Boolean", "default": null},
     {"name": "AtCapacityDuration", "type": ["null", "int"], "doc": "Data:Int", "default": null},
     {"name": "IdleDuration", "type": ["null", "int"], "doc": "Data:Int", "default": null},
-    {"name": "AverageCapacity", "type": ["null", "double"], "doc": "Data:Double", "default": null}
-  ]
-}`
+    {"name": "AverageCapacity", "type": ["null", "double"], "doc": "Data:Double", "default": null}`)
 
 var (
 	uspSchema   = avro.MustParse(uspChangeEventSchema)

@@ -23,33 +23,8 @@ const (
 // receive work on a channel.
 var ErrNoWork = errors.New("no such work")
 
-// awChangeEventSchema is the Avro schema of AgentWorkChangeEvent, shaped like every change
-// event: the header first, then each field as a nullable union; date-times are epoch ms.
-const awChangeEventSchema = `{
-  "type": "record", "name": "AgentWorkChangeEvent", "namespace": "com.sforce.eventbus",
-  "fields": [
-    {"name": "ChangeEventHeader", "type": {"type": "record", "name": "ChangeEventHeader", "fields": [
-      {"name": "entityName", "type": "string"},
-      {"name": "recordIds", "type": {"type": "array", "items": "string"}},
-      {"name": "changeType", "type": {"type": "enum", "name": "ChangeType", "namespace": "com.sforce.eventbus",
-        "symbols": ["CREATE", "UPDATE", "DELETE", "UNDELETE", "GAP_CREATE", "GAP_UPDATE", "GAP_DELETE", "GAP_UNDELETE", "GAP_OVERFLOW", "SNAPSHOT"]}},
-      {"name": "changeOrigin", "type": "string"},
-      {"name": "transactionKey", "type": "string"},
-      {"name": "sequenceNumber", "type": "int"},
-      {"name": "commitTimestamp", "type": "long"},
-      {"name": "commitNumber", "type": "long"},
-      {"name": "commitUser", "type": "string"},
-      {"name": "nulledFields", "type": {"type": "array", "items": "string"}},
-      {"name": "diffFields", "type": {"type": "array", "items": "string"}},
-      {"name": "changedFields", "type": {"type": "array", "items": "string"}}
-    ]}, "doc": "Data:ChangeEventHeader"},
-    {"name": "Name", "type": ["null", "string"], "doc": "Data:Text:00N", "default": null},
-    {"name": "OwnerId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
-    {"name": "CreatedDate", "type": ["null", "long"], "doc": "CreatedDate:DateTime", "default": null},
-    {"name": "CreatedById", "type": ["null", "string"], "doc": "CreatedBy:EntityId", "default": null},
-    {"name": "LastModifiedDate", "type": ["null", "long"], "doc": "LastModifiedDate:DateTime", "default": null},
-    {"name": "LastModifiedById", "type": ["null", "string"], "doc": "LastModifiedBy:EntityId", "default": null},
-    {"name": "UserId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
+// awChangeEventSchema is the Avro schema of AgentWorkChangeEvent.
+var awChangeEventSchema = changeEventSchema("AgentWork", `    {"name": "UserId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
     {"name": "WorkItemId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
     {"name": "ServiceChannelId", "type": ["null", "string"], "doc": "Data:EntityId", "default": null},
     {"name": "Status", "type": ["null", "string"], "doc": "Data:Picklist", "default": null},
@@ -57,9 +32,7 @@ const awChangeEventSchema = `{
     {"name": "AcceptDateTime", "type": ["null", "long"], "doc": "Data:DateTime", "default": null},
     {"name": "CloseDateTime", "type": ["null", "long"], "doc": "Data:DateTime", "default": null},
     {"name": "CapacityWeight", "type": ["null", "double"], "doc": "Data:Double", "default": null},
-    {"name": "CapacityPercentage", "type": ["null", "double"], "doc": "Data:Percent", "default": null}
-  ]
-}`
+    {"name": "CapacityPercentage", "type": ["null", "double"], "doc": "Data:Percent", "default": null}`)
 
 var (
 	awSchema   = avro.MustParse(awChangeEventSchema)
