@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/omnipresence/omnipresence/internal/nodetest"
 )
 
 // TestDemoBridgeInChromium runs `omnipresence demo` and test/browser/bridge.mjs against it in
@@ -16,24 +17,8 @@ import (
 // bounces, two tabs make one bridge, a dropped push channel still delivers its pending
 // command. It skips when node, Chromium or the installed playwright-core is missing.
 func TestDemoBridgeInChromium(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
-	}
-	dir, err := filepath.Abs("../../test/browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Skipf("playwright-core is not installed in %s (npm ci there)", dir)
-	}
+	chromium := nodetest.Chromium(t)
+	node, dir := nodetest.Require(t, "../../test/browser", "playwright-core")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	demo := exec.CommandContext(ctx, binary, "demo", "--no-traffic", "--addr", "127.0.0.1:0")
@@ -61,13 +46,7 @@ func TestDemoBridgeInChromium(t *testing.T) {
 	if err := json.Unmarshal(line, &info); err != nil {
 		t.Fatalf("demo line %q: %v", line, err)
 	}
-	cmd := exec.CommandContext(ctx, node, "bridge.mjs", "--service", info.URL,
+	out := nodetest.Run(t, ctx, node, dir, []string{"CHROMIUM=" + chromium}, "bridge.mjs", "--service", info.URL,
 		"--salesforce", info.Simulators["salesforce"].URL, "--genesys", info.Simulators["genesys"].URL, "--rounds", "10")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("bridge.mjs failed (%v):\n%s", err, out)
-	}
 	t.Logf("%s", out)
 }

@@ -2,11 +2,10 @@ package salesforce
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/omnipresence/omnipresence/internal/nodetest"
 )
 
 // TestConsoleInChromium drives the agent console in Debian's Chromium (test/browser/console.mjs,
@@ -14,24 +13,8 @@ import (
 // works, and a change made elsewhere reaches the widget. It skips when node, Chromium or the
 // installed playwright-core is missing.
 func TestConsoleInChromium(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed")
-	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	if _, err := os.Stat(chromium); err != nil {
-		t.Skipf("no Chromium at %s (apt-get install chromium, or set CHROMIUM)", chromium)
-	}
-	dir, err := filepath.Abs("../../../test/browser")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "playwright-core")); err != nil {
-		t.Skipf("playwright-core is not installed in %s (npm ci there)", dir)
-	}
+	chromium := nodetest.Chromium(t)
+	node, dir := nodetest.Require(t, "../../../test/browser", "playwright-core")
 	s, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -43,12 +26,6 @@ func TestConsoleInChromium(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "console.mjs", "--url", url, "--user", "chloe@example.com")
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "CHROMIUM="+chromium)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("console.mjs failed (%v):\n%s", err, out)
-	}
+	out := nodetest.Run(t, ctx, node, dir, []string{"CHROMIUM=" + chromium}, "console.mjs", "--url", url, "--user", "chloe@example.com")
 	t.Logf("%s", out)
 }

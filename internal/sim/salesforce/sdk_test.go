@@ -2,13 +2,11 @@ package salesforce
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/nodetest"
 	"github.com/omnipresence/omnipresence/internal/sim/demoorg"
 )
 
@@ -19,13 +17,7 @@ const sdkDir = "../../../test/sdk/salesforce"
 // client library exactly as published: OAuth, SOQL with relationships (AgentWork too), paging,
 // describe, retrieve, limits and the refused write. Every failure there is a fidelity bug here.
 func TestJSForce(t *testing.T) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		t.Skip("node is not installed; the jsforce check needs Node.js 18 or newer")
-	}
-	if _, err := os.Stat(filepath.Join(sdkDir, "node_modules", "jsforce")); err != nil {
-		t.Skipf("jsforce is not installed; run `npm ci` in %s (.ci/run does)", filepath.Clean(sdkDir))
-	}
+	node, dir := nodetest.Require(t, sdkDir, "jsforce")
 	const batch = 7
 	s, err := New(Config{BatchSize: batch})
 	if err != nil {
@@ -47,13 +39,7 @@ func TestJSForce(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "check.mjs")
-	cmd.Dir = sdkDir
-	cmd.Env = append(os.Environ(), "SF_LOGIN_URL="+url, "SF_CLIENT_ID=demo-client",
-		"SF_CLIENT_SECRET=demo-secret", "SF_BATCH_SIZE="+strconv.Itoa(batch))
-	out, err := cmd.CombinedOutput()
+	out := nodetest.Run(t, ctx, node, dir, []string{"SF_LOGIN_URL=" + url, "SF_CLIENT_ID=demo-client",
+		"SF_CLIENT_SECRET=demo-secret", "SF_BATCH_SIZE=" + strconv.Itoa(batch)}, "check.mjs")
 	t.Logf("node check.mjs:\n%s", out)
-	if err != nil {
-		t.Fatalf("the jsforce check failed: %v", err)
-	}
 }
