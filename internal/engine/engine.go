@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -541,6 +542,9 @@ func (e *Engine) Explain(ctx context.Context, email string, limit int) ([]Step, 
 	}
 	return DecodeSteps(recs)
 }
+
+// normalizeEmail is how the API's callers may write an agent's email.
+func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
 
 // Ready returns nil once state is restored and account directories are loaded.
 func (e *Engine) Ready() error {

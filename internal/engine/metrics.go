@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"strings"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -43,5 +42,3 @@ func (e *Engine) registerMetrics(reg prometheus.Registerer) error {
 	})
 	return reg.Register(e.latency)
 }
-
-func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
