@@ -16,9 +16,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnipresence/omnipresence/examples"
-	"github.com/omnipresence/omnipresence/internal/sim/demoorg"
-	gcsim "github.com/omnipresence/omnipresence/internal/sim/genesys"
-	sfsim "github.com/omnipresence/omnipresence/internal/sim/salesforce"
+	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
+	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
+	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
 func init() {

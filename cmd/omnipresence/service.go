@@ -17,10 +17,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/omnipresence/omnipresence/internal/bridge"
 	"github.com/omnipresence/omnipresence/internal/connector"
 	_ "github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridge"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"

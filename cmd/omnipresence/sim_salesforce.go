@@ -9,8 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/omnipresence/omnipresence/internal/sim/fault"
-	"github.com/omnipresence/omnipresence/internal/sim/salesforce"
+	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
+	"github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
 func init() {

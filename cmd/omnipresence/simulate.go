@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/omnipresence/omnipresence/internal/simulate"
+	"github.com/omnipresence/omnipresence/internal/dryrun"
 )
 
 func init() {
@@ -33,11 +33,11 @@ func init() {
 				return &exitError{code: 2, err: err}
 			}
 			defer f.Close()
-			events, err := simulate.ParseEvents(eventsPath, f, cfg)
+			events, err := dryrun.ParseEvents(eventsPath, f, cfg)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			res, err := simulate.Run(cmd.Context(), cfg, events, simulate.Options{WriteLatency: latency})
+			res, err := dryrun.Run(cmd.Context(), cfg, events, dryrun.Options{WriteLatency: latency})
 			if err != nil {
 				return err
 			}

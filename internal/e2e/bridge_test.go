@@ -14,9 +14,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/omnipresence/omnipresence/internal/bridge"
 	"github.com/omnipresence/omnipresence/internal/connector"
-	"github.com/omnipresence/omnipresence/internal/connector/fake"
+	"github.com/omnipresence/omnipresence/internal/connector/fakevendor"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridge"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -48,7 +49,7 @@ policies:
 // bridgedSalesforce is the Salesforce side as the service sees it once the bridge is on: status
 // writes go to the hub; events arrive through the bridge endpoints, not Watch.
 type bridgedSalesforce struct {
-	*fake.Connector
+	*fakevendor.Connector
 	hub *bridge.Hub
 }
 
@@ -77,8 +78,8 @@ func TestOmniChannelBridge(t *testing.T) {
 		t.Fatal(err)
 	}
 	hub := bridge.NewHub(map[string]string{"0N5000000000001CAA": "AvailableforVoice", "0N5000000000003CAA": "Lunch"})
-	sf := bridgedSalesforce{fake.New("sf", cfg.Systems["sf"].Catalog.Statuses(), []presence.Account{{ID: sfUser, Email: ana}}), hub}
-	gc := fake.New("gc", cfg.Systems["gc"].Catalog.Statuses(), []presence.Account{{ID: ana, Email: ana}})
+	sf := bridgedSalesforce{fakevendor.New("sf", cfg.Systems["sf"].Catalog.Statuses(), []presence.Account{{ID: sfUser, Email: ana}}), hub}
+	gc := fakevendor.New("gc", cfg.Systems["gc"].Catalog.Statuses(), []presence.Account{{ID: ana, Email: ana}})
 	eng, err := engine.New(engine.Config{Policy: cfg, Store: memory.New(),
 		Connectors: map[string]connector.Connector{"sf": sf, "gc": gc},
 		Machine:    engine.Options{BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}})
@@ -104,7 +105,7 @@ func TestOmniChannelBridge(t *testing.T) {
 	}()
 	waitFor(t, "engine ready", func() bool { return eng.Ready() == nil })
 
-	tok := bridge.Mint(secret, sfUser, org, 10*time.Minute)
+	tok := bridgetoken.Mint(secret, sfUser, org, 10*time.Minute)
 	post := func(path string, body any, want int) {
 		t.Helper()
 		b, _ := json.Marshal(body)

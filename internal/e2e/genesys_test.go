@@ -16,8 +16,8 @@ import (
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
-	gcsim "github.com/omnipresence/omnipresence/internal/sim/genesys"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
+	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -8,13 +8,13 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	"github.com/omnipresence/omnipresence/internal/connector/fake"
+	"github.com/omnipresence/omnipresence/internal/connector/fakevendor"
 	gcconn "github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
-	gcsim "github.com/omnipresence/omnipresence/internal/sim/genesys"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
+	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 )
 
 var (
@@ -76,7 +76,7 @@ func shiftStart(b *testing.B, n int, bulk bool) (elapsed time.Duration, requests
 	if err != nil {
 		b.Fatal(err)
 	}
-	sf := fake.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
+	sf := fakevendor.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
 	var target connector.Connector = gc
 	if !bulk {
 		target = singleWriter{gc}

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	"github.com/omnipresence/omnipresence/internal/connector/fake"
+	"github.com/omnipresence/omnipresence/internal/connector/fakevendor"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
@@ -27,7 +27,7 @@ func TestMain(m *testing.M) {
 // liveRig runs a real Engine with fake vendors for sf and gc.
 type liveRig struct {
 	eng    *Engine
-	sf, gc *fake.Connector
+	sf, gc *fakevendor.Connector
 	stop   func()
 }
 
@@ -38,8 +38,8 @@ func startLive(t *testing.T) *liveRig {
 		t.Fatal(err)
 	}
 	accounts := []presence.Account{{ID: ana, Email: ana}}
-	sf := fake.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
-	gc := fake.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts)
+	sf := fakevendor.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
+	gc := fakevendor.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts)
 	eng, err := New(Config{Policy: cfg, Store: memory.New(),
 		Connectors: map[string]connector.Connector{"sf": sf, "gc": gc},
 		Machine:    Options{BackoffBase: 10 * time.Millisecond, BackoffMax: 50 * time.Millisecond}})
@@ -141,8 +141,8 @@ func TestEngineGathersDueWritesIntoBulkCalls(t *testing.T) {
 		email := fmt.Sprintf("agent%02d@example.com", i)
 		accounts = append(accounts, presence.Account{ID: email, Email: email})
 	}
-	sf := fake.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
-	gc := fake.NewBulk(fake.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts))
+	sf := fakevendor.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
+	gc := fakevendor.NewBulk(fakevendor.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts))
 	gc.FailNext(errors.New("one write refused")) // inside the first batch: only that write retries
 	eng, err := New(Config{Policy: cfg, Store: memory.New(), Connectors: map[string]connector.Connector{"sf": sf, "gc": gc},
 		BulkWindow: 50 * time.Millisecond, Machine: Options{BackoffBase: 10 * time.Millisecond, BackoffMax: 20 * time.Millisecond}})

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	"github.com/omnipresence/omnipresence/internal/connector/fake"
+	"github.com/omnipresence/omnipresence/internal/connector/fakevendor"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
@@ -67,8 +67,8 @@ func TestExtensionWebhook(t *testing.T) {
 				t.Fatal(err)
 			}
 			accounts := []presence.Account{{ID: ana, Email: ana}}
-			sf := fake.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
-			gc := fake.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts)
+			sf := fakevendor.New("sf", cfg.Systems["sf"].Catalog.Statuses(), accounts)
+			gc := fakevendor.New("gc", cfg.Systems["gc"].Catalog.Statuses(), accounts)
 			gc.Act(ana, "e08eaf1b-ee47-4fa9-a231-1200e284798f")
 			eng, err := New(Config{Policy: cfg, Store: memory.New(), Connectors: map[string]connector.Connector{"sf": sf, "gc": gc},
 				Machine: Options{DeferredRecheck: time.Hour}})

@@ -4,7 +4,7 @@
 // change?".
 //
 // Machine is the deterministic core: no goroutines, no clock, no I/O but the store transaction it
-// is handed. Engine runs a Machine for `serve`; the simulate package drives one on a virtual clock.
+// is handed. Engine runs a Machine for `serve`; the dryrun package (`omnipresence simulate`) drives one on a virtual clock.
 package engine
 
 import (

@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	sim "github.com/omnipresence/omnipresence/internal/sim/genesys"
+	sim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 )
 
 var (

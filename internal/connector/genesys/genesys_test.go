@@ -15,8 +15,8 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
-	"github.com/omnipresence/omnipresence/internal/sim/fault"
-	sim "github.com/omnipresence/omnipresence/internal/sim/genesys"
+	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
+	sim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

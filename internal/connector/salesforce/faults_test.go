@@ -11,8 +11,8 @@ import (
 
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
-	"github.com/omnipresence/omnipresence/internal/sim/fault"
-	sfsim "github.com/omnipresence/omnipresence/internal/sim/salesforce"
+	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
+	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
 func TestInjectedFaults(t *testing.T) {

@@ -26,6 +26,7 @@ import (
 	"golang.org/x/oauth2/jwt"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/sfid"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
 )
@@ -237,11 +238,11 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 	}
 	online := map[string]bool{}
 	for _, ch := range chans {
-		online[canonicalID(ch.StatusID)] = true
+		online[sfid.Normalize(ch.StatusID)] = true
 	}
 	out := make([]presence.Status, 0, len(rows)+1)
 	for _, r := range rows {
-		id := canonicalID(r.ID)
+		id := sfid.Normalize(r.ID)
 		out = append(out, presence.Status{ID: id, Name: r.DeveloperName, Label: r.MasterLabel,
 			Category: categorize(r.DeveloperName, online[id]), Settable: true})
 	}
@@ -281,7 +282,7 @@ func (c *Connector) Accounts(ctx context.Context) ([]presence.Account, error) {
 	}
 	out := make([]presence.Account, 0, len(rows))
 	for _, r := range rows {
-		out = append(out, presence.Account{ID: canonicalID(r.ID), Email: strings.ToLower(r.Email), Name: r.Name})
+		out = append(out, presence.Account{ID: sfid.Normalize(r.ID), Email: strings.ToLower(r.Email), Name: r.Name})
 	}
 	return out, nil
 }
@@ -302,8 +303,8 @@ func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map
 	asked := map[string]string{} // canonical → as given
 	var ids []string
 	for _, a := range accounts {
-		id := canonicalID(a)
-		if !validID(id) {
+		id, ok := sfid.Canonical(a)
+		if !ok {
 			return nil, &connector.PermanentError{Err: fmt.Errorf("%q is not a Salesforce user id", a)}
 		}
 		if _, dup := asked[id]; !dup {
@@ -328,8 +329,8 @@ func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map
 			return nil, err
 		}
 		for _, r := range rows {
-			if given, ok := asked[canonicalID(r.UserID)]; ok {
-				out[given] = canonicalID(r.StatusID)
+			if given, ok := asked[sfid.Normalize(r.UserID)]; ok {
+				out[given] = sfid.Normalize(r.StatusID)
 			}
 		}
 	}

@@ -28,7 +28,7 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
-	sfsim "github.com/omnipresence/omnipresence/internal/sim/salesforce"
+	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -19,6 +19,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/sfid"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/pubsubapi"
 )
@@ -289,7 +290,7 @@ func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*chan
 	if ev.Header.EntityName != "UserServicePresence" || len(ev.Header.RecordIDs) == 0 {
 		return nil, nil
 	}
-	rec := canonicalID(ev.Header.RecordIDs[0])
+	rec := sfid.Normalize(ev.Header.RecordIDs[0])
 	id := ce.GetEvent().GetId()
 	if id == "" {
 		id = base64.StdEncoding.EncodeToString(ce.GetReplayId())
@@ -306,14 +307,14 @@ func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*chan
 		if ev.UserID == nil || ev.ServicePresenceStatusID == nil || (ev.IsCurrentState != nil && !*ev.IsCurrentState) {
 			return nil, nil
 		}
-		user := canonicalID(*ev.UserID)
+		user := sfid.Normalize(*ev.UserID)
 		c.remember(rec, user)
 		at := time.UnixMilli(ev.Header.CommitTimestamp)
 		if ev.StatusStartDate != nil {
 			at = time.UnixMilli(*ev.StatusStartDate)
 		}
 		return []presence.Event{{ID: id, System: c.name, Agent: user, Type: presence.StatusChanged,
-			Status: canonicalID(*ev.ServicePresenceStatusID), At: at.UTC(), Data: data}}, nil
+			Status: sfid.Normalize(*ev.ServicePresenceStatusID), At: at.UTC(), Data: data}}, nil
 	case "UPDATE", "GAP_UPDATE":
 		if ev.IsCurrentState == nil || *ev.IsCurrentState || !contains(ev.Header.ChangedFields, "IsCurrentState") {
 			return nil, nil
@@ -327,7 +328,7 @@ func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*chan
 			end = time.UnixMilli(*ev.StatusEndDate)
 		}
 		for _, next := range rest {
-			if next.Header.ChangeType == "CREATE" && next.UserID != nil && canonicalID(*next.UserID) == user &&
+			if next.Header.ChangeType == "CREATE" && next.UserID != nil && sfid.Normalize(*next.UserID) == user &&
 				(next.Header.TransactionKey == ev.Header.TransactionKey ||
 					(next.StatusStartDate != nil && startsAt(time.UnixMilli(*next.StatusStartDate), end))) {
 				return nil, nil
@@ -389,7 +390,7 @@ func (c *Connector) userOf(ctx context.Context, rec string) (string, error) {
 	if ok {
 		return u, nil
 	}
-	if !validID(rec) {
+	if _, ok := sfid.Canonical(rec); !ok {
 		return "", nil
 	}
 	var rows []struct {
@@ -401,7 +402,7 @@ func (c *Connector) userOf(ctx context.Context, rec string) (string, error) {
 	if len(rows) == 0 {
 		return "", nil
 	}
-	u = canonicalID(rows[0].UserID)
+	u = sfid.Normalize(rows[0].UserID)
 	c.remember(rec, u)
 	return u, nil
 }
@@ -428,8 +429,8 @@ func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubs
 	default:
 		return nil, nil
 	}
-	rec := canonicalID(ev.Header.RecordIDs[0])
-	if !validID(rec) {
+	rec, ok := sfid.Canonical(ev.Header.RecordIDs[0])
+	if !ok {
 		return nil, nil
 	}
 	var rows []workRow
@@ -457,13 +458,13 @@ func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubs
 		}
 	}
 	at = at.UTC()
-	user := canonicalID(r.UserID)
+	user := sfid.Normalize(r.UserID)
 	id := ce.GetEvent().GetId()
 	if id == "" {
 		id = base64.StdEncoding.EncodeToString(ce.GetReplayId())
 	}
 	data := map[string]any{"changeType": ev.Header.ChangeType, "workId": rec,
-		"workItemId": canonicalID(r.WorkItemID), "serviceChannelId": canonicalID(r.ServiceChannelID)}
+		"workItemId": sfid.Normalize(r.WorkItemID), "serviceChannelId": sfid.Normalize(r.ServiceChannelID)}
 	if r.ServiceChannel != nil {
 		data["channel"] = r.ServiceChannel.DeveloperName
 	}

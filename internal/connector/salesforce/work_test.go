@@ -12,7 +12,7 @@ import (
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
-	sfsim "github.com/omnipresence/omnipresence/internal/sim/salesforce"
+	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
 // workSettings are the org's settings with AgentWork watched.
