@@ -29,8 +29,28 @@ type Connector interface {
 	// sequence) only after emit returned nil. Watch returns on a fatal error; the engine restarts
 	// it with backoff.
 	Watch(ctx context.Context, emit Emit) error
-	// SetStatus makes account show statusID. It returns nil once the vendor accepted the write.
-	SetStatus(ctx context.Context, account, statusID string) error
+	// SetStatus makes account show statusID. It returns once the vendor accepted the write, with
+	// the vendor's receipt for it.
+	SetStatus(ctx context.Context, account, statusID string) (Receipt, error)
+	// Close releases what the connector holds (connections, background refreshes). The engine
+	// calls it once, after Watch and every write have returned.
+	Close() error
+}
+
+// Receipt is what a vendor answered to an accepted write. Its Version is the vendor's own marker
+// of the change the write made, which the status event the write causes carries too
+// (presence.Event.Version), so the engine pairs that echo with its write exactly.
+type Receipt struct {
+	// Version is the vendor's marker of the change: Genesys's presence modifiedDate, the
+	// Salesforce bridge's commandId, Amazon Connect's status StartTimestamp. Empty when the vendor
+	// gives none; the engine then matches the echo by status and order.
+	Version string
+	// At is the vendor's time of the change, when it says (zero otherwise).
+	At time.Time
+	// Queued, when not empty, says the vendor accepted the write but holds it until the agent's
+	// current state ends (Amazon Connect's NextStatus while on a contact), and why. The status
+	// event comes when the vendor applies it.
+	Queued string
 }
 
 // Emit hands one observed event to the engine and returns once it is stored.
@@ -42,18 +62,36 @@ type StatusWrite struct {
 	StatusID string
 }
 
+// WriteResult is the answer to one write of a bulk call.
+type WriteResult struct {
+	Receipt Receipt
+	Err     error
+}
+
 // BulkSetter is implemented by connectors whose vendor can write many agents in one call
-// (Genesys PUT /api/v2/users/presences/bulk). The result holds one error per write, nil for
-// success, in the order given.
+// (Genesys PUT /api/v2/users/presences/bulk). The result holds one answer per write, in the
+// order given; the error is for the call as a whole.
 type BulkSetter interface {
-	SetStatuses(ctx context.Context, writes []StatusWrite) ([]error, error)
+	SetStatuses(ctx context.Context, writes []StatusWrite) ([]WriteResult, error)
+}
+
+// Current is what a system shows for one account, as the vendor dates it.
+type Current struct {
+	// StatusID is the status shown.
+	StatusID string
+	// Since is the vendor's time the status began (Salesforce StatusStartDate, Genesys
+	// modifiedDate, Connect StartTimestamp); zero when the vendor does not say.
+	Since time.Time
+	// Version is the vendor's marker of the change that set it, as presence.Event.Version.
+	Version string
 }
 
 // CurrentReader is implemented by connectors that can read an agent's current status, which the
 // engine uses to resync after a restart or a reconnect.
 type CurrentReader interface {
-	// CurrentStatuses returns account id → status id for the given accounts (all when empty).
-	CurrentStatuses(ctx context.Context, accounts []string) (map[string]string, error)
+	// CurrentStatuses returns account id → what the account shows, for the given accounts (all
+	// when empty).
+	CurrentStatuses(ctx context.Context, accounts []string) (map[string]Current, error)
 }
 
 // Healther is implemented by connectors that can tell whether their vendor is reachable.

@@ -53,8 +53,8 @@ type bridgedSalesforce struct {
 	hub *bridge.Hub
 }
 
-func (b bridgedSalesforce) SetStatus(ctx context.Context, account, statusID string) error {
-	return b.hub.Send(ctx, account, statusID)
+func (b bridgedSalesforce) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
+	return connector.Receipt{}, b.hub.Send(ctx, account, statusID)
 }
 
 // TestOmniChannelBridge runs the engine with the bridge mounted on the real server; the test

@@ -25,22 +25,22 @@ type batcher struct {
 
 type bulkItem struct {
 	write  connector.StatusWrite
-	result chan error
+	result chan connector.WriteResult
 }
 
 // submit hands one write to the batcher and waits for its own result.
-func (b *batcher) submit(ctx context.Context, w Write) error {
-	item := bulkItem{write: connector.StatusWrite{Account: w.Account, StatusID: w.StatusID}, result: make(chan error, 1)}
+func (b *batcher) submit(ctx context.Context, w Write) (connector.Receipt, error) {
+	item := bulkItem{write: connector.StatusWrite{Account: w.Account, StatusID: w.StatusID}, result: make(chan connector.WriteResult, 1)}
 	select {
 	case b.in <- item:
 	case <-ctx.Done():
-		return ctx.Err()
+		return connector.Receipt{}, ctx.Err()
 	}
 	select {
-	case err := <-item.result:
-		return err
+	case r := <-item.result:
+		return r.Receipt, r.Err
 	case <-ctx.Done():
-		return ctx.Err()
+		return connector.Receipt{}, ctx.Err()
 	}
 }
 
@@ -74,7 +74,7 @@ func (b *batcher) run(ctx context.Context) {
 func (b *batcher) send(ctx context.Context, batch []bulkItem) {
 	fail := func(err error) {
 		for _, it := range batch {
-			it.result <- err
+			it.result <- connector.WriteResult{Err: err}
 		}
 	}
 	if b.limiter != nil {

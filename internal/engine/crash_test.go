@@ -247,17 +247,18 @@ func (h *httpTarget) Watch(ctx context.Context, _ connector.Emit) error {
 	<-ctx.Done()
 	return nil
 }
-func (h *httpTarget) SetStatus(ctx context.Context, account, statusID string) error {
+func (h *httpTarget) Close() error { return nil }
+func (h *httpTarget) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, h.url+"?account="+account+"&status="+statusID, nil)
 	if err != nil {
-		return err
+		return connector.Receipt{}, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return connector.Receipt{}, err
 	}
 	resp.Body.Close()
-	return nil
+	return connector.Receipt{}, nil
 }
 
 // recordingVendor keeps every write it was sent, in order.

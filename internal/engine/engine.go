@@ -90,7 +90,7 @@ type request struct {
 	err      error
 	system   string
 	accounts []presence.Account
-	current  map[string]string
+	current  map[string]connector.Current
 	ext      ExtensionCall
 	answer   ExtensionAnswer
 	start    time.Time
@@ -394,8 +394,8 @@ func (e *Engine) sequence(ctx context.Context) {
 				case opExtension:
 					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
 				case opObserve:
-					for account, status := range r.current {
-						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: status, At: now,
+					for account, cur := range r.current {
+						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: cur.StatusID, At: now,
 							Data: map[string]any{"source": presence.SourceResync}}
 						agent, err := e.m.Ingest(ctx, tx, ev, now)
 						if err != nil {
@@ -490,7 +490,7 @@ func (e *Engine) reconcile(ctx context.Context, agent string) {
 	e.queue.Forget(agent)
 	wake := plan.wake
 	for _, w := range plan.writes {
-		werr := e.send(ctx, w)
+		_, werr := e.send(ctx, w)
 		out, err := e.call(ctx, &request{kind: opOutcome, w: w, err: werr})
 		if err != nil {
 			e.log.Error("recording a write outcome failed", "agent", agent, "system", w.System, "err", err)
@@ -506,10 +506,10 @@ func (e *Engine) reconcile(ctx context.Context, agent string) {
 	}
 }
 
-func (e *Engine) send(ctx context.Context, w Write) error {
+func (e *Engine) send(ctx context.Context, w Write) (connector.Receipt, error) {
 	c := e.cfg.Connectors[w.System]
 	if c == nil {
-		return &connector.DeferredError{Reason: "no connector for " + w.System}
+		return connector.Receipt{}, &connector.DeferredError{Reason: "no connector for " + w.System}
 	}
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.WriteTimeout)
 	defer cancel()

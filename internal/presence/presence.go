@@ -131,6 +131,10 @@ type Event struct {
 	Data map[string]any `json:"data,omitempty"`
 	// Origin is OriginSelf when the vendor marks the change as made by us.
 	Origin string `json:"origin,omitempty"`
+	// Version is the vendor's marker of this change (Genesys presence modifiedDate, the
+	// Salesforce bridge's commandId, Connect's status StartTimestamp), when it gives one. The
+	// echo of a write carries the Version of the write's connector.Receipt.
+	Version string `json:"version,omitempty"`
 }
 
 // DedupeKey identifies the event across redeliveries: the vendor id when present, otherwise a

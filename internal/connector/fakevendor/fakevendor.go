@@ -66,24 +66,27 @@ func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
 
 // SetStatus applies a write unless an injected error or a system state refuses it; an accepted
 // write is reported on Watch like any change.
-func (c *Connector) SetStatus(_ context.Context, account, statusID string) error {
+func (c *Connector) SetStatus(_ context.Context, account, statusID string) (connector.Receipt, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.failNext) > 0 {
 		err := c.failNext[0]
 		c.failNext = c.failNext[1:]
-		return err
+		return connector.Receipt{}, err
 	}
 	if cur, ok := c.find(c.status[account]); ok && (cur.Category == presence.CategorySystem || !cur.Settable) {
-		return &connector.DeferredError{Reason: cur.Name}
+		return connector.Receipt{}, &connector.DeferredError{Reason: cur.Name}
 	}
 	if _, ok := c.find(statusID); !ok {
-		return &connector.PermanentError{Err: errors.New("unknown status " + statusID)}
+		return connector.Receipt{}, &connector.PermanentError{Err: errors.New("unknown status " + statusID)}
 	}
 	c.writes = append(c.writes, connector.StatusWrite{Account: account, StatusID: statusID})
 	c.change(account, statusID)
-	return nil
+	return connector.Receipt{}, nil
 }
+
+// Close does nothing: the fake vendor holds nothing.
+func (c *Connector) Close() error { return nil }
 
 // Act changes an account's status as a person (or the vendor itself) would.
 func (c *Connector) Act(account, statusID string) {
@@ -153,15 +156,15 @@ var _ connector.BulkSetter = (*Bulk)(nil)
 func NewBulk(c *Connector) *Bulk { return &Bulk{Connector: c} }
 
 // SetStatuses applies each write as SetStatus would, answering one result per write.
-func (b *Bulk) SetStatuses(ctx context.Context, writes []connector.StatusWrite) ([]error, error) {
+func (b *Bulk) SetStatuses(ctx context.Context, writes []connector.StatusWrite) ([]connector.WriteResult, error) {
 	b.callsMu.Lock()
 	b.calls = append(b.calls, len(writes))
 	b.callsMu.Unlock()
-	errs := make([]error, len(writes))
+	out := make([]connector.WriteResult, len(writes))
 	for i, w := range writes {
-		errs[i] = b.SetStatus(ctx, w.Account, w.StatusID)
+		out[i].Receipt, out[i].Err = b.SetStatus(ctx, w.Account, w.StatusID)
 	}
-	return errs, nil
+	return out, nil
 }
 
 // Calls returns the size of every bulk call, in order.

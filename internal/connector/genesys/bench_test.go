@@ -108,7 +108,7 @@ func writeSingly(ctx context.Context, b *testing.B, c *Client, writes []connecto
 		go func() {
 			defer wg.Done()
 			for w := range jobs {
-				retry(ctx, b, func() error { return c.SetStatus(ctx, w.Account, w.StatusID) })
+				retry(ctx, b, func() error { _, err := c.SetStatus(ctx, w.Account, w.StatusID); return err })
 			}
 		}()
 	}
@@ -128,7 +128,8 @@ func writeInBulk(ctx context.Context, b *testing.B, c *Client, writes []connecto
 		}
 		var again []connector.StatusWrite
 		var wait time.Duration
-		for i, err := range errs {
+		for i, r := range errs {
+			err := r.Err
 			if err == nil {
 				continue
 			}

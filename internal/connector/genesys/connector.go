@@ -178,21 +178,21 @@ type idReference struct {
 }
 
 // SetStatus sets account's presence to the definition statusID.
-func (c *Client) SetStatus(ctx context.Context, account, statusID string) error {
+func (c *Client) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
 	c.expectEcho(account, statusID)
 	err := c.do(ctx, "PATCH", "/api/v2/users/"+url.PathEscape(account)+"/presences/purecloud",
 		presenceWrite{PresenceDefinition: idReference{ID: statusID}, Primary: true}, nil)
 	if err != nil {
 		c.forgetEcho(account, statusID)
 	}
-	return err
+	return connector.Receipt{}, err
 }
 
 // SetStatuses writes many presences with PUT /api/v2/users/presences/bulk, BulkSize at a time.
 // A batch Genesys refuses as a whole is retried write by write so that one bad write does not
 // fail the others.
-func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite) ([]error, error) {
-	errs := make([]error, len(writes))
+func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite) ([]connector.WriteResult, error) {
+	errs := make([]connector.WriteResult, len(writes))
 	for lo := 0; lo < len(writes); lo += c.o.BulkSize {
 		batch := writes[lo:min(lo+c.o.BulkSize, len(writes))]
 		body := make([]presenceWrite, len(batch))
@@ -205,12 +205,12 @@ func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite
 		case err == nil:
 		case connector.IsPermanent(err) && len(batch) > 1:
 			for i, w := range batch {
-				errs[lo+i] = c.SetStatus(ctx, w.Account, w.StatusID)
+				errs[lo+i].Receipt, errs[lo+i].Err = c.SetStatus(ctx, w.Account, w.StatusID)
 			}
 		default:
 			for i, w := range batch {
 				c.forgetEcho(w.Account, w.StatusID)
-				errs[lo+i] = err
+				errs[lo+i].Err = err
 			}
 			if ctx.Err() != nil {
 				return errs, ctx.Err()
@@ -221,16 +221,22 @@ func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite
 }
 
 // CurrentStatuses reads presences in bulk, 50 users a call; all users when accounts is empty.
-func (c *Client) CurrentStatuses(ctx context.Context, accounts []string) (map[string]string, error) {
+func (c *Client) CurrentStatuses(ctx context.Context, accounts []string) (map[string]connector.Current, error) {
 	ups, err := c.currentPresences(ctx, accounts)
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[string]string, len(ups))
+	out := make(map[string]connector.Current, len(ups))
 	for _, p := range ups {
-		out[p.UserID] = p.PresenceDefinition.ID
+		out[p.UserID] = connector.Current{StatusID: p.PresenceDefinition.ID}
 	}
 	return out, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() error {
+	c.o.HTTPClient.CloseIdleConnections()
+	return nil
 }
 
 func (c *Client) currentPresences(ctx context.Context, accounts []string) ([]userPresence, error) {

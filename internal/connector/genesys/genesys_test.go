@@ -333,7 +333,7 @@ func TestSetStatusEchoAndHumanChange(t *testing.T) {
 	w := e.watch()
 	e.barrier(w, id(50))
 	ctx := context.Background()
-	if err := e.client.SetStatus(ctx, id(2), sim.BusyID); err != nil {
+	if _, err := e.client.SetStatus(ctx, id(2), sim.BusyID); err != nil {
 		t.Fatal(err)
 	}
 	ev := w.next(t)
@@ -347,11 +347,11 @@ func TestSetStatusEchoAndHumanChange(t *testing.T) {
 	if ev.Status != "a1f0c8e2-5b7d-4c11-9e0a-000000000001" || ev.Origin != "" || ev.Data["systemPresence"] != "BREAK" {
 		t.Fatalf("human change %+v", ev)
 	}
-	err := e.client.SetStatus(ctx, "ghost", sim.BusyID)
+	_, err := e.client.SetStatus(ctx, "ghost", sim.BusyID)
 	if !connector.IsPermanent(err) {
 		t.Fatalf("unknown user: %v", err)
 	}
-	err = e.client.SetStatus(ctx, id(2), sim.IdleID)
+	_, err = e.client.SetStatus(ctx, id(2), sim.IdleID)
 	var api *APIError
 	if !connector.IsPermanent(err) || !errors.As(err, &api) || api.Status != 400 {
 		t.Fatalf("Idle write: %v", err)
@@ -366,7 +366,7 @@ func TestStorm429NoLossNoDuplicate(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	err := e.client.SetStatus(ctx, id(3), sim.MealID)
+	_, err := e.client.SetStatus(ctx, id(3), sim.MealID)
 	after, ok := connector.RetryAfter(err)
 	if !ok || after != 2*wireSecond {
 		t.Fatalf("storm write: %v (after %v)", err, after)
@@ -375,7 +375,7 @@ func TestStorm429NoLossNoDuplicate(t *testing.T) {
 		t.Fatal("a refused write was applied")
 	}
 	e.faultClock.add(time.Hour)
-	if err := e.client.SetStatus(ctx, id(3), sim.MealID); err != nil {
+	if _, err := e.client.SetStatus(ctx, id(3), sim.MealID); err != nil {
 		t.Fatal(err)
 	}
 	ev := w.next(t)
@@ -394,7 +394,7 @@ func TestRateLimitRespectedUpFront(t *testing.T) {
 	e := newEnv(t, sim.Config{RateLimitPerMinute: 5}, Options{})
 	ctx := context.Background()
 	for i := range 12 {
-		if err := e.client.SetStatus(ctx, id(1+i%3), []string{sim.BusyID, sim.AwayID}[i%2]); err != nil {
+		if _, err := e.client.SetStatus(ctx, id(1+i%3), []string{sim.BusyID, sim.AwayID}[i%2]); err != nil {
 			t.Fatalf("write %d: %v", i, err)
 		}
 	}
@@ -409,11 +409,11 @@ func TestRateLimitRespectedUpFront(t *testing.T) {
 func TestTokenExpiryReauthenticates(t *testing.T) {
 	e := newEnv(t, sim.Config{}, Options{})
 	ctx := context.Background()
-	if err := e.client.SetStatus(ctx, id(4), sim.BusyID); err != nil {
+	if _, err := e.client.SetStatus(ctx, id(4), sim.BusyID); err != nil {
 		t.Fatal(err)
 	}
 	e.sim.ExpireTokens()
-	if err := e.client.SetStatus(ctx, id(4), sim.AwayID); err != nil {
+	if _, err := e.client.SetStatus(ctx, id(4), sim.AwayID); err != nil {
 		t.Fatal(err)
 	}
 	if n := e.counts.get("POST /oauth/token"); n != 2 {
@@ -521,9 +521,9 @@ func TestBulkWrites(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i, err := range errs {
-		if err != nil {
-			t.Fatalf("write %d: %v", i, err)
+	for i, r := range errs {
+		if r.Err != nil {
+			t.Fatalf("write %d: %v", i, r.Err)
 		}
 	}
 	if n := e.counts.get("PUT /api/v2/users/presences/bulk"); n != 3 {
@@ -534,12 +534,12 @@ func TestBulkWrites(t *testing.T) {
 		t.Fatal(err)
 	}
 	for n := 1; n <= 120; n++ {
-		if cur[id(n)] != sim.TrainingID {
-			t.Fatalf("user %d shows %s", n, cur[id(n)])
+		if cur[id(n)].StatusID != sim.TrainingID {
+			t.Fatalf("user %d shows %s", n, cur[id(n)].StatusID)
 		}
 	}
 	errs, err = e.client.SetStatuses(ctx, []connector.StatusWrite{{Account: id(1), StatusID: sim.BusyID}, {Account: "ghost", StatusID: sim.BusyID}, {Account: id(2), StatusID: sim.BusyID}})
-	if err != nil || errs[0] != nil || !connector.IsPermanent(errs[1]) || errs[2] != nil {
+	if err != nil || errs[0].Err != nil || !connector.IsPermanent(errs[1].Err) || errs[2].Err != nil {
 		t.Fatalf("mixed batch: %v %v", errs, err)
 	}
 }

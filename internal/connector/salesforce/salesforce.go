@@ -197,14 +197,20 @@ func (c *Connector) AttachBridge(b Bridge) {
 
 // SetStatus hands the write to the attached bridge. Without one the write is deferred: the
 // engine keeps it and retries when a bridge connects.
-func (c *Connector) SetStatus(ctx context.Context, account, statusID string) error {
+func (c *Connector) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
 	c.mu.Lock()
 	b := c.bridge
 	c.mu.Unlock()
 	if b == nil {
-		return &connector.DeferredError{Reason: "no Omni-Channel bridge connected"}
+		return connector.Receipt{}, &connector.DeferredError{Reason: "no Omni-Channel bridge connected"}
 	}
-	return b.Send(ctx, account, statusID)
+	return connector.Receipt{}, b.Send(ctx, account, statusID)
+}
+
+// Close releases idle connections.
+func (c *Connector) Close() error {
+	c.http.CloseIdleConnections()
+	return nil
 }
 
 // Healthy checks that the org answers an authenticated call.
@@ -290,7 +296,7 @@ func (c *Connector) Accounts(ctx context.Context) ([]presence.Account, error) {
 // CurrentStatuses returns user id → current ServicePresenceStatus id, "0" for users who are
 // not logged in to Omni-Channel. With no accounts it covers every active user. Keys are the
 // ids as given (15 or 18 characters).
-func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map[string]string, error) {
+func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map[string]connector.Current, error) {
 	if len(accounts) == 0 {
 		all, err := c.Accounts(ctx)
 		if err != nil {
@@ -312,9 +318,9 @@ func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map
 		}
 		asked[id] = a
 	}
-	out := map[string]string{}
+	out := map[string]connector.Current{}
 	for _, a := range accounts {
-		out[a] = OfflineID
+		out[a] = connector.Current{StatusID: OfflineID}
 	}
 	const chunk = 200
 	for i := 0; i < len(ids); i += chunk {
@@ -330,7 +336,7 @@ func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map
 		}
 		for _, r := range rows {
 			if given, ok := asked[sfid.Normalize(r.UserID)]; ok {
-				out[given] = sfid.Normalize(r.StatusID)
+				out[given] = connector.Current{StatusID: sfid.Normalize(r.StatusID)}
 			}
 		}
 	}

@@ -171,11 +171,11 @@ func TestCatalogAccountsCurrent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cur[ana[:15]] != got["AvailableforVoice"].ID || cur[bo] != OfflineID || len(cur) != 2 {
+	if cur[ana[:15]].StatusID != got["AvailableforVoice"].ID || cur[bo].StatusID != OfflineID || len(cur) != 2 {
 		t.Fatalf("current statuses %v", cur)
 	}
 	all, err := c.CurrentStatuses(ctx, nil)
-	if err != nil || len(all) != 51 || all[ana] != got["AvailableforVoice"].ID {
+	if err != nil || len(all) != 51 || all[ana].StatusID != got["AvailableforVoice"].ID {
 		t.Fatalf("all current statuses: %d, %v", len(all), err)
 	}
 	if _, err := c.CurrentStatuses(ctx, []string{"x' OR Id != '"}); !connector.IsPermanent(err) {
@@ -271,13 +271,13 @@ func TestJWTBearer(t *testing.T) {
 func TestSetStatusBridge(t *testing.T) {
 	o := startOrg(t, sfsim.Config{})
 	c := o.open(t, o.settings())
-	err := c.SetStatus(context.Background(), "005", "0N5")
+	_, err := c.SetStatus(context.Background(), "005", "0N5")
 	if d, ok := connector.IsDeferred(err); !ok || !strings.Contains(d.Reason, "bridge") {
 		t.Fatalf("without a bridge: %v", err)
 	}
 	b := &fakeBridge{}
 	c.AttachBridge(b)
-	if err := c.SetStatus(context.Background(), "005x", "0N5y"); err != nil || b.got != "005x=0N5y" {
+	if _, err := c.SetStatus(context.Background(), "005x", "0N5y"); err != nil || b.got != "005x=0N5y" {
 		t.Fatalf("with a bridge: %v, %q", err, b.got)
 	}
 }

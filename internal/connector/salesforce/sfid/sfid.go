@@ -62,11 +62,13 @@ func Canonical(s string) (string, bool) {
 	return "", false
 }
 
-// Normalize returns the 18-character form of an id, and any string that is not an id
-// unchanged.
+// Normalize returns the 18-character form of a 15-character id, and any other string unchanged:
+// the ids Salesforce's APIs return are already 18 characters, and are kept as they come.
 func Normalize(s string) string {
-	if id, ok := Canonical(s); ok {
-		return id
+	if len(s) == 15 {
+		if id, ok := Canonical(s); ok {
+			return id
+		}
 	}
 	return s
 }
