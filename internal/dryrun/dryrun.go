@@ -19,6 +19,29 @@ import (
 	"github.com/omnipresence/omnipresence/internal/store/memory"
 )
 
+// Event is one event of a dry run: a change lands on its system at At, and the engine learns
+// of it at Received (late or out-of-order delivery; zero means at At).
+type Event struct {
+	presence.Event
+	Received time.Time
+}
+
+// OnTime wraps events delivered when they happen.
+func OnTime(evs []presence.Event) []Event {
+	out := make([]Event, len(evs))
+	for i, ev := range evs {
+		out[i] = Event{Event: ev}
+	}
+	return out
+}
+
+func (e Event) received() time.Time {
+	if e.Received.IsZero() {
+		return e.At
+	}
+	return e.Received
+}
+
 // Options tune a run.
 type Options struct {
 	// WriteLatency is how long a write takes to land and echo (default 50ms).
@@ -26,11 +49,11 @@ type Options struct {
 	// AnswerLag and EchoLag delay the vendor's answer and its status event after the write
 	// lands (default 0: both at once); they let tests deliver either one first.
 	AnswerLag, EchoLag time.Duration
-	// SkipIndistinguishable drops a person's change to exactly the status a write of ours is
-	// setting while that write is unanswered. Without a vendor origin marker such a change
-	// cannot be told from the write's own event (the engine takes it for the echo), so
-	// properties that compare against the newest change quantify over runs without it.
-	SkipIndistinguishable bool
+	// Unmarked names systems that do not mark their changes: no version on their events and
+	// receipts, so the engine must tell echoes by status and order alone. By default every
+	// simulated system marks them, as the real vendors do (Genesys modifiedDate, the Salesforce
+	// bridge's commandId, Connect and CXone state start times).
+	Unmarked map[string]bool
 	// Machine tunes the engine; the echo window defaults to ten times the write latency.
 	Machine engine.Options
 }
@@ -66,15 +89,27 @@ type Result struct {
 	// ExtensionCalls counts the extension webhook calls the engine asked for; simulate makes
 	// no network calls, so the policies' own decisions stand.
 	ExtensionCalls int
-	// Skipped lists the events dropped by SkipIndistinguishable, per agent.
-	Skipped map[string][]time.Time
-	// Repeats lists events (agent and time) that reported the status their system already
-	// showed: not changes, so they decide nothing.
-	Repeats map[string][]time.Time
+	// Repeats lists the events (by index) that reported the status their system already
+	// showed when they happened: not changes, so they decide nothing.
+	Repeats map[int]bool
+	// Ambiguous lists a person's changes on an unmarked system that the engine cannot tell from
+	// the echo of a write of ours: the same status, delivered while that write's echo was due.
+	Ambiguous []Ambiguity
+	// EchoOf maps the seq of each stored echo event to the write it echoed.
+	EchoOf map[int64]int64
 	// Machine is the engine after the run, for tests and explain.
 	Machine *engine.Machine
 	// Store holds the run's events and audit trail.
 	Store store.Store
+}
+
+// Ambiguity is a person's change (Event, an index of the input) that had the status of our
+// write Write, which landed at Landed. Read as the echo, the engine sees the person's change
+// at Landed instead.
+type Ambiguity struct {
+	Event  int
+	Write  int64
+	Landed time.Time
 }
 
 // EchoIDPrefix starts the vendor event id of every event a simulated system emits for one of
@@ -84,7 +119,8 @@ const EchoIDPrefix = "sim-echo-"
 type itemKind int
 
 const (
-	kindEvent itemKind = iota
+	kindChange itemKind = iota
+	kindDeliver
 	kindLanding
 	kindAnswer
 	kindEcho
@@ -92,13 +128,15 @@ const (
 )
 
 type item struct {
-	at    time.Time
-	order int64
-	kind  itemKind
-	ev    presence.Event
-	w     engine.Write
-	err   error
-	agent string
+	at      time.Time
+	order   int64
+	kind    itemKind
+	ev      presence.Event
+	index   int
+	w       engine.Write
+	receipt connector.Receipt
+	err     error
+	agent   string
 	// delivered marks an echo already handed over ahead of a later event of its system.
 	delivered bool
 }
@@ -121,6 +159,13 @@ func (a *agenda) Pop() any {
 	return it
 }
 
+// sent is one write of ours on its way, for the ambiguity report.
+type sent struct {
+	w      engine.Write
+	landed time.Time
+	echoed bool // its echo was delivered
+}
+
 // run is one simulation in progress.
 type run struct {
 	cfg     *policy.Config
@@ -131,17 +176,22 @@ type run struct {
 	order   int64
 	planned map[string]time.Time // agent → time of its queued reconcile
 	// truth is what each simulated system shows: system → agent email → status id.
-	truth    map[string]map[string]string
-	inFlight map[string]map[string]string // system → agent → status id of our write, until answered
+	truth map[string]map[string]string
+	// versions counts the changes of each system, for their version markers.
+	versions map[string]int
 	emails   map[string]map[string]string
+	// writes are our writes per system and agent, in the order sent.
+	writes map[string]map[string][]*sent
+	// deliveries are the items that hand each input event to the engine, by index.
+	deliveries map[int]*item
 	// echoes holds the echoes on their way, per system and agent: a vendor delivers a
 	// system's events in order, so they go before any later event of that system.
 	echoes map[string]map[string][]*item
 	res    *Result
 }
 
-// Run simulates cfg on events (ordered by time).
-func Run(ctx context.Context, cfg *policy.Config, events []presence.Event, opts Options) (*Result, error) {
+// Run simulates cfg on events.
+func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) (*Result, error) {
 	if opts.WriteLatency <= 0 {
 		opts.WriteLatency = 50 * time.Millisecond
 	}
@@ -154,14 +204,16 @@ func Run(ctx context.Context, cfg *policy.Config, events []presence.Event, opts 
 		st:       memory.New(),
 		planned:  map[string]time.Time{},
 		truth:    map[string]map[string]string{},
-		inFlight: map[string]map[string]string{},
+		versions: map[string]int{},
 		emails:   map[string]map[string]string{},
-		echoes:   map[string]map[string][]*item{},
-		res:      &Result{Skipped: map[string][]time.Time{}, Repeats: map[string][]time.Time{}},
+		writes:     map[string]map[string][]*sent{},
+		deliveries: map[int]*item{},
+		echoes:     map[string]map[string][]*item{},
+		res:      &Result{Repeats: map[int]bool{}, EchoOf: map[int64]int64{}},
 	}
 	for name, sys := range cfg.Systems {
 		r.truth[name] = map[string]string{}
-		r.inFlight[name] = map[string]string{}
+		r.writes[name] = map[string][]*sent{}
 		r.echoes[name] = map[string][]*item{}
 		ids := map[string]string{}
 		for _, a := range sys.Accounts {
@@ -169,8 +221,30 @@ func Run(ctx context.Context, cfg *policy.Config, events []presence.Event, opts 
 		}
 		r.emails[name] = ids
 	}
-	for _, ev := range events {
-		r.push(&item{at: ev.At, kind: kindEvent, ev: ev})
+	// A system applies changes in the order they happened; within one instant, in the order
+	// it reports them.
+	order := make([]int, len(events))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool {
+		ea, eb := events[order[a]], events[order[b]]
+		if !ea.At.Equal(eb.At) {
+			return ea.At.Before(eb.At)
+		}
+		return ea.received().Before(eb.received())
+	})
+	for _, i := range order {
+		r.push(&item{at: events[i].At, kind: kindChange, ev: events[i].Event, index: i})
+	}
+	byReceipt := make([]int, len(events))
+	copy(byReceipt, order)
+	sort.SliceStable(byReceipt, func(a, b int) bool {
+		return events[byReceipt[a]].received().Before(events[byReceipt[b]].received())
+	})
+	for _, i := range byReceipt {
+		r.deliveries[i] = &item{at: events[i].received(), kind: kindDeliver, ev: events[i].Event, index: i}
+		r.push(r.deliveries[i])
 	}
 	for r.agenda.Len() > 0 {
 		it := heap.Pop(&r.agenda).(*item)
@@ -193,25 +267,26 @@ func (r *run) push(it *item) {
 func (r *run) step(ctx context.Context, it *item) error {
 	now := it.at
 	switch it.kind {
-	case kindEvent:
+	case kindChange:
+		r.change(it)
+		return nil
+	case kindDeliver:
 		if err := r.deliverEchoesBefore(ctx, it.ev, now); err != nil {
 			return err
 		}
-		if !r.observe(it.ev) {
-			return nil
-		}
-		return r.ingest(ctx, it.ev, now)
+		r.noteAmbiguity(it)
+		_, err := r.ingest(ctx, it.ev, now)
+		return err
 	case kindLanding:
 		r.land(it.w, now)
 		return nil
 	case kindAnswer:
-		return r.answer(ctx, it.w, it.err, now)
+		return r.answer(ctx, it.w, it.receipt, it.err, now)
 	case kindEcho:
 		if it.delivered {
 			return nil
 		}
-		it.delivered = true
-		return r.ingest(ctx, it.ev, now)
+		return r.deliverEcho(ctx, it, now)
 	case kindReconcile:
 		if t, ok := r.planned[it.agent]; ok && t.Equal(now) {
 			delete(r.planned, it.agent)
@@ -221,35 +296,61 @@ func (r *run) step(ctx context.Context, it *item) error {
 	return nil
 }
 
-// observe applies a person's change to the simulated system it happened on; it reports false
-// when the change is dropped (SkipIndistinguishable).
-func (r *run) observe(ev presence.Event) bool {
+// change applies a person's change to the simulated system it happened on, giving it the
+// system's next version marker.
+func (r *run) change(it *item) {
+	ev := &it.ev
 	if !ev.ChangesStatus() {
-		return true
+		return
 	}
 	email, ok := r.email(ev.System, ev.Agent)
 	if !ok {
-		return true
+		return
 	}
-	id := r.statusOf(ev).ID
-	if w, ok := r.inFlight[ev.System][email]; ok {
-		if w == id && r.opts.SkipIndistinguishable {
-			r.res.Skipped[email] = append(r.res.Skipped[email], ev.At)
-			return false
-		}
-		if w != id {
+	id := r.statusOf(*ev).ID
+	for _, s := range r.writes[ev.System][email] {
+		if s.landed.IsZero() && s.w.StatusID != id {
 			r.res.Raced++
 		}
 	}
 	if r.truth[ev.System][email] == id {
-		r.res.Repeats[email] = append(r.res.Repeats[email], ev.At)
+		r.res.Repeats[it.index] = true
 	}
 	r.truth[ev.System][email] = id
-	return true
+	if ev.Version == "" && !r.opts.Unmarked[ev.System] {
+		ev.Version = r.nextVersion(ev.System)
+	}
+	r.deliveries[it.index].ev.Version = ev.Version // the delivery carries the same marker
 }
 
-func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) error {
-	return r.st.Update(ctx, func(tx store.Tx) error {
+func (r *run) nextVersion(system string) string {
+	r.versions[system]++
+	return fmt.Sprintf("%s-v%d", system, r.versions[system])
+}
+
+// noteAmbiguity records a person's change on an unmarked system delivered while the echo of a
+// write of ours with the same status was due.
+func (r *run) noteAmbiguity(it *item) {
+	ev := it.ev
+	if !ev.ChangesStatus() || !r.opts.Unmarked[ev.System] || r.res.Repeats[it.index] {
+		return
+	}
+	email, ok := r.email(ev.System, ev.Agent)
+	if !ok {
+		return
+	}
+	id := r.statusOf(ev).ID
+	for _, s := range r.writes[ev.System][email] {
+		if s.w.StatusID == id && !s.echoed && (s.landed.IsZero() || s.landed.After(ev.At)) {
+			r.res.Ambiguous = append(r.res.Ambiguous, Ambiguity{Event: it.index, Write: s.w.ID, Landed: s.landed})
+			return
+		}
+	}
+}
+
+func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) (int64, error) {
+	var seq int64
+	err := r.st.Update(ctx, func(tx store.Tx) error {
 		agent, err := r.m.Ingest(ctx, tx, ev, now)
 		if err != nil {
 			return err
@@ -261,6 +362,18 @@ func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) erro
 		_, err = r.m.Flush(ctx, tx)
 		return err
 	})
+	if err == nil && strings.HasPrefix(ev.ID, EchoIDPrefix) {
+		seq, err = r.lastSeq(ctx)
+	}
+	return seq, err
+}
+
+func (r *run) lastSeq(ctx context.Context) (int64, error) {
+	evs, err := r.st.Events(ctx, "", 1)
+	if err != nil || len(evs) == 0 {
+		return 0, err
+	}
+	return evs[0].Seq, nil
 }
 
 // schedule queues one reconcile of agent at t, coalescing repeated requests.
@@ -276,7 +389,7 @@ func (r *run) reconcile(ctx context.Context, agent string, now time.Time) error 
 	return r.st.Update(ctx, func(tx store.Tx) error {
 		writes, wake := r.m.Plan(agent, now)
 		for _, w := range writes {
-			r.inFlight[w.System][agent] = w.StatusID
+			r.writes[w.System][agent] = append(r.writes[w.System][agent], &sent{w: w})
 			r.push(&item{at: now.Add(r.opts.WriteLatency), kind: kindLanding, w: w})
 		}
 		if !wake.IsZero() {
@@ -296,21 +409,59 @@ func (r *run) land(w engine.Write, now time.Time) {
 			werr = &connector.DeferredError{Reason: s.Name}
 		}
 	}
-	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, w: w, err: werr})
 	if werr != nil {
+		r.forget(w)
+		r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, w: w, err: werr})
 		return
+	}
+	for _, s := range r.writes[w.System][w.Agent] {
+		if s.w.ID == w.ID {
+			s.landed = now
+		}
 	}
 	r.truth[w.System][w.Agent] = w.StatusID
 	r.res.Writes = append(r.res.Writes, WriteLine{At: now, Agent: w.Agent, System: w.System, Status: w.Status,
 		StatusID: w.StatusID, Rule: w.Rule, Cause: w.Cause})
+	var receipt connector.Receipt
 	echo := presence.Event{ID: fmt.Sprintf("%s%d", EchoIDPrefix, w.ID), At: now, System: w.System, Agent: w.Account,
 		Type: presence.StatusChanged, Status: w.StatusID}
+	if !r.opts.Unmarked[w.System] {
+		receipt = connector.Receipt{Version: r.nextVersion(w.System), At: now}
+		echo.Version = receipt.Version
+	}
 	if r.cfg.Systems[w.System].Kind == "salesforce" && r.status(w.System, w.StatusID).Name == presence.OfflineName {
 		echo.Type, echo.Status = presence.Logout, ""
 	}
-	it := &item{at: now.Add(r.opts.EchoLag), kind: kindEcho, ev: echo}
+	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, w: w, receipt: receipt})
+	it := &item{at: now.Add(r.opts.EchoLag), kind: kindEcho, ev: echo, w: w}
 	r.push(it)
 	r.echoes[w.System][w.Agent] = append(r.echoes[w.System][w.Agent], it)
+}
+
+// forget drops a write that will not land from the ones whose echo is due.
+func (r *run) forget(w engine.Write) {
+	list := r.writes[w.System][w.Agent]
+	for i, s := range list {
+		if s.w.ID == w.ID {
+			r.writes[w.System][w.Agent] = append(list[:i:i], list[i+1:]...)
+			return
+		}
+	}
+}
+
+// deliverEcho hands one echo to the engine.
+func (r *run) deliverEcho(ctx context.Context, it *item, now time.Time) error {
+	it.delivered = true
+	for _, s := range r.writes[it.w.System][it.w.Agent] {
+		if s.w.ID == it.w.ID {
+			s.echoed = true
+		}
+	}
+	seq, err := r.ingest(ctx, it.ev, now)
+	if err == nil && seq != 0 {
+		r.res.EchoOf[seq] = it.w.ID
+	}
+	return err
 }
 
 // deliverEchoesBefore hands over, ahead of ev, the echoes its system emitted before it.
@@ -324,8 +475,7 @@ func (r *run) deliverEchoesBefore(ctx context.Context, ev presence.Event, now ti
 		it := queue[0]
 		queue = queue[1:]
 		if !it.delivered {
-			it.delivered = true
-			if err := r.ingest(ctx, it.ev, now); err != nil {
+			if err := r.deliverEcho(ctx, it, now); err != nil {
 				return err
 			}
 		}
@@ -335,10 +485,9 @@ func (r *run) deliverEchoesBefore(ctx context.Context, ev presence.Event, now ti
 }
 
 // answer hands the vendor's answer to the engine.
-func (r *run) answer(ctx context.Context, w engine.Write, werr error, now time.Time) error {
-	delete(r.inFlight[w.System], w.Agent)
+func (r *run) answer(ctx context.Context, w engine.Write, receipt connector.Receipt, werr error, now time.Time) error {
 	return r.st.Update(ctx, func(tx store.Tx) error {
-		if retry := r.m.Outcome(w, werr, now); !retry.IsZero() {
+		if retry := r.m.Outcome(w, receipt, werr, now); !retry.IsZero() {
 			r.schedule(w.Agent, retry)
 		}
 		r.schedule(w.Agent, now)

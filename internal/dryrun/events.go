@@ -40,8 +40,9 @@ func (es LineErrors) Error() string {
 
 // eventLine is the JSON Lines format of CONTRACTS.md.
 type eventLine struct {
-	ID     string         `json:"id"`
-	At     *time.Time     `json:"at"`
+	ID       string         `json:"id"`
+	At       *time.Time     `json:"at"`
+	Received *time.Time     `json:"received"`
 	System string         `json:"system"`
 	Agent  string         `json:"agent"`
 	Type   string         `json:"type"`
@@ -55,10 +56,10 @@ const maxLine = 1 << 20
 
 // ParseEvents reads JSON Lines events, checking each against cfg, and returns them ordered by
 // time (file order among equal times). Every bad line is reported, as FILE:LINE: message.
-func ParseEvents(name string, r io.Reader, cfg *policy.Config) ([]presence.Event, error) {
+func ParseEvents(name string, r io.Reader, cfg *policy.Config) ([]Event, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), maxLine)
-	var out []presence.Event
+	var out []Event
 	var errs LineErrors
 	n := 0
 	for sc.Scan() {
@@ -84,19 +85,21 @@ func ParseEvents(name string, r io.Reader, cfg *policy.Config) ([]presence.Event
 	return out, nil
 }
 
-func parseLine(line []byte, cfg *policy.Config) (presence.Event, string) {
+func parseLine(line []byte, cfg *policy.Config) (Event, string) {
 	var l eventLine
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&l); err != nil {
-		return presence.Event{}, "malformed event: " + strings.TrimPrefix(err.Error(), "json: ")
+		return Event{}, "malformed event: " + strings.TrimPrefix(err.Error(), "json: ")
 	}
 	if dec.More() {
-		return presence.Event{}, "malformed event: more than one JSON value on the line"
+		return Event{}, "malformed event: more than one JSON value on the line"
 	}
 	var problems []string
 	if l.At == nil {
 		problems = append(problems, `"at" is required (RFC 3339 time)`)
+	} else if l.Received != nil && l.Received.Before(*l.At) {
+		problems = append(problems, `"received" is before "at": an event cannot arrive before it happens`)
 	}
 	if l.System == "" {
 		problems = append(problems, `"system" is required`)
@@ -116,10 +119,14 @@ func parseLine(line []byte, cfg *policy.Config) (presence.Event, string) {
 		problems = append(problems, `"status" is required for status_changed`)
 	}
 	if len(problems) > 0 {
-		return presence.Event{}, strings.Join(problems, "; ")
+		return Event{}, strings.Join(problems, "; ")
 	}
-	return presence.Event{ID: l.ID, At: l.At.UTC(), System: l.System, Agent: l.Agent, Type: t,
-		Status: l.Status, Data: l.Data, Origin: l.Origin}, ""
+	ev := Event{Event: presence.Event{ID: l.ID, At: l.At.UTC(), System: l.System, Agent: l.Agent, Type: t,
+		Status: l.Status, Data: l.Data, Origin: l.Origin}}
+	if l.Received != nil {
+		ev.Received = l.Received.UTC()
+	}
+	return ev, ""
 }
 
 func typeList() string {
@@ -131,6 +138,6 @@ func typeList() string {
 }
 
 // sortEvents orders events by time, file order among equal times.
-func sortEvents(evs []presence.Event) {
+func sortEvents(evs []Event) {
 	sort.SliceStable(evs, func(i, j int) bool { return evs[i].At.Before(evs[j].At) })
 }

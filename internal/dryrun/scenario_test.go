@@ -213,7 +213,7 @@ func TestScenarios(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := loadConfig(t, tt.config)
-			events := append([]presence.Event(nil), tt.events...)
+			events := OnTime(tt.events)
 			sortEvents(events)
 			res, err := Run(context.Background(), cfg, events, Options{WriteLatency: tt.latency})
 			if err != nil {

@@ -2,7 +2,6 @@ package engine
 
 import (
 	"encoding/json"
-	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -10,8 +9,8 @@ import (
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
-// The engine writes an agent's state and one or more decision records for every event, so
-// their JSON is on the hot path. encoding/json spends most of that time in reflection; these
+// The engine writes one or more decision records for every event, so their JSON is on the hot
+// path. encoding/json spends most of that time in reflection; these
 // encoders append the same JSON (same field names and omissions as the struct tags, which
 // remain the way it is read back) without it. TestEncodersMatchEncodingJSON pins the match.
 
@@ -116,133 +115,11 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func (st *agentState) appendJSON(b []byte) []byte {
-	o := beginObject(b)
-	o.str("email", st.Email)
-	o.key("systems")
-	if st.Systems == nil {
-		o.b = append(o.b, "null"...)
-	} else {
-		names := make([]string, 0, len(st.Systems))
-		for name := range st.Systems {
-			names = append(names, name)
-		}
-		slices.Sort(names)
-		so := beginObject(o.b)
-		for _, name := range names {
-			so.key(name)
-			so.b = st.Systems[name].appendJSON(so.b)
-		}
-		o.b = so.end()
-	}
-	if len(st.Activities) > 0 {
-		o.key("activities")
-		o.b = append(o.b, '[')
-		for i, a := range st.Activities {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			o.b = a.appendJSON(o.b)
-		}
-		o.b = append(o.b, ']')
-	}
-	o.timeOmit("updated_at", st.UpdatedAt)
-	return o.end()
-}
-
-func (ss *systemState) appendJSON(b []byte) []byte {
-	o := beginObject(b)
-	o.strOmit("observed", ss.Observed)
-	o.timeOmit("observed_at", ss.ObservedAt)
-	o.strOmit("target", ss.Target)
-	o.timeOmit("cause_at", ss.CauseAt)
-	o.strOmit("cause_system", ss.CauseSystem)
-	o.strOmit("cause_rule", ss.CauseRule)
-	o.strOmit("cause_text", ss.CauseText)
-	o.intOmit("cause_seq", ss.CauseSeq)
-	o.timeOmit("target_since", ss.TargetSince)
-	if ss.InFlight != nil {
-		o.key("in_flight")
-		o.b = ss.InFlight.appendJSON(o.b)
-	}
-	if len(ss.Pending) > 0 {
-		o.key("pending")
-		o.b = append(o.b, '[')
-		for i, p := range ss.Pending {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			po := beginObject(o.b)
-			po.str("status_id", p.StatusID)
-			po.timeOmit("sent_at", p.SentAt)
-			o.b = po.end()
-		}
-		o.b = append(o.b, ']')
-	}
-	o.strOmit("deferred", ss.Deferred)
-	o.strOmit("deferred_for", ss.DeferredFor)
-	o.intOmit("attempts", int64(ss.Attempts))
-	o.timeOmit("next_attempt", ss.NextAttempt)
-	o.strOmit("failed", ss.Failed)
-	o.strOmit("failed_for", ss.FailedFor)
-	if ss.Overlay != nil {
-		o.key("overlay")
-		oo := beginObject(o.b)
-		oo.strOmit("base", ss.Overlay.Base)
-		oo.timeOmit("base_at", ss.Overlay.BaseAt)
-		oo.strOmit("base_why", ss.Overlay.BaseWhy)
-		oo.boolOmit("released", ss.Overlay.Released)
-		o.b = oo.end()
-	}
-	return o.end()
-}
-
-func (w *Write) appendJSON(b []byte) []byte {
-	o := beginObject(b)
-	o.int("id", w.ID)
-	o.str("agent", w.Agent)
-	o.str("system", w.System)
-	o.str("account", w.Account)
-	o.str("status_id", w.StatusID)
-	o.str("status", w.Status)
-	o.timeOmit("sent_at", w.SentAt)
-	o.int("attempt", int64(w.Attempt))
-	o.strOmit("rule", w.Rule)
-	o.strOmit("cause", w.Cause)
-	o.intOmit("cause_seq", w.CauseSeq)
-	o.boolOmit("echoed", w.Echoed)
-	o.timeOmit("echoed_at", w.EchoedAt)
-	return o.end()
-}
-
-func (a *activityInstance) appendJSON(b []byte) []byte {
-	o := beginObject(b)
-	o.str("name", a.Name)
-	o.strOmit("key", a.Key)
-	o.timeOmit("since", a.Since)
-	o.key("statuses")
-	if a.Statuses == nil {
-		o.b = append(o.b, "null"...)
-	} else {
-		keys := make([]string, 0, len(a.Statuses))
-		for k := range a.Statuses {
-			keys = append(keys, k)
-		}
-		slices.Sort(keys)
-		so := beginObject(o.b)
-		for _, k := range keys {
-			so.str(k, a.Statuses[k])
-		}
-		o.b = so.end()
-	}
-	return o.end()
-}
-
 func (s *Step) appendJSON(b []byte) []byte {
 	o := beginObject(b)
 	o.int("seq", s.Seq)
 	o.timeOmit("at", s.At)
-	o.str("kind", s.Kind)
+	o.str("kind", string(s.Kind))
 	o.intOmit("event_seq", s.EventSeq)
 	o.strOmit("system", s.System)
 	o.strOmit("status", s.Status)
@@ -285,5 +162,6 @@ func appendEvent(b []byte, ev presence.Event) ([]byte, error) {
 		o.b = append(o.b, data...)
 	}
 	o.strOmit("origin", ev.Origin)
+	o.strOmit("version", ev.Version)
 	return o.end(), nil
 }

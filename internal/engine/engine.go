@@ -87,6 +87,7 @@ type request struct {
 	ev       presence.Event
 	agent    string
 	w        Write
+	receipt  connector.Receipt
 	err      error
 	system   string
 	accounts []presence.Account
@@ -388,15 +389,15 @@ func (e *Engine) sequence(ctx context.Context) {
 				case opPlan:
 					resp.writes, resp.wake = e.m.Plan(r.agent, now)
 				case opOutcome:
-					resp.wake = e.m.Outcome(r.w, r.err, now)
+					resp.wake = e.m.Outcome(r.w, r.receipt, r.err, now)
 				case opAccounts:
 					e.m.SetAccounts(r.system, r.accounts)
 				case opExtension:
 					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
 				case opObserve:
 					for account, cur := range r.current {
-						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: cur.StatusID, At: now,
-							Data: map[string]any{"source": presence.SourceResync}}
+						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: cur.StatusID,
+							At: cur.Since, Version: cur.Version, Data: map[string]any{"source": presence.SourceResync}}
 						agent, err := e.m.Ingest(ctx, tx, ev, now)
 						if err != nil {
 							return err
@@ -490,8 +491,8 @@ func (e *Engine) reconcile(ctx context.Context, agent string) {
 	e.queue.Forget(agent)
 	wake := plan.wake
 	for _, w := range plan.writes {
-		_, werr := e.send(ctx, w)
-		out, err := e.call(ctx, &request{kind: opOutcome, w: w, err: werr})
+		receipt, werr := e.send(ctx, w)
+		out, err := e.call(ctx, &request{kind: opOutcome, w: w, receipt: receipt, err: werr})
 		if err != nil {
 			e.log.Error("recording a write outcome failed", "agent", agent, "system", w.System, "err", err)
 			e.queue.AddRateLimited(agent)

@@ -85,18 +85,18 @@ func TestEngineSyncsOnceAndStreamsDecisions(t *testing.T) {
 	if got := len(r.sf.Writes()); got != 0 {
 		t.Errorf("sf writes = %d, want 0: the echo must not come back", got)
 	}
-	kinds := map[string]bool{}
+	kinds := map[StepKind]bool{}
 	for len(decisions) > 0 {
 		d := <-decisions
 		kinds[d.Kind] = true
 	}
-	for _, k := range []string{"event", "intent", "write", "write_ok", "echo"} {
+	for _, k := range []StepKind{StepEvent, StepIntent, StepWrite, StepWriteOK, StepEcho} {
 		if !kinds[k] {
 			t.Errorf("live stream lacks a %q decision (got %v)", k, kinds)
 		}
 	}
 	steps, err := r.eng.Explain(context.Background(), ana, 50)
-	if err != nil || len(steps) < 5 || steps[0].Kind != "event" {
+	if err != nil || len(steps) < 5 || steps[0].Kind != StepEvent {
 		t.Errorf("explain = %+v, %v; want the chain, oldest first", steps, err)
 	}
 	v, ok, _ := r.eng.Agent(context.Background(), "ANA@example.com")

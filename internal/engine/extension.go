@@ -88,7 +88,7 @@ func (m *Machine) extensionSystems() (sf, gc string) {
 
 // queueExtension prepares the extension call for a status change on sf or gc, after the
 // policy's own decision: targets are the intents just decided, or the current status.
-func (m *Machine) queueExtension(email string, st *agentState, pol *policy.Policy, ev presence.Event,
+func (m *Machine) queueExtension(email string, f *foldState, pol *policy.Policy, ev presence.Event,
 	oldStatus, newStatus presence.Status, cause string, seq int64) {
 	sf, gc := m.extensionSystems()
 	if sf == "" || gc == "" || (ev.System != sf && ev.System != gc) {
@@ -98,11 +98,12 @@ func (m *Machine) queueExtension(email string, st *agentState, pol *policy.Polic
 		if sys == ev.System {
 			return oldStatus, newStatus
 		}
-		ss := st.system(sys)
-		cur = m.statusByID(sys, ss.Observed)
+		if st := m.agents[email]; st != nil && st.Systems[sys] != nil {
+			cur = m.statusByID(sys, st.Systems[sys].observed())
+		}
 		target = cur
-		if ss.Target != "" {
-			target = m.statusByID(sys, ss.Target)
+		if t := f.shows(sys); t != "" {
+			target = m.statusByID(sys, t)
 		}
 		return cur, target
 	}
@@ -148,13 +149,12 @@ func (m *Machine) ApplyExtension(call ExtensionCall, ans ExtensionAnswer, callEr
 	m.dirty[call.Agent] = true
 	rule := call.Policy + "/extension"
 	if callErr != nil {
-		m.record(call.Agent, now, call.EventSeq, Step{Kind: "extension_failed", Rule: rule, Cause: call.Cause,
+		m.record(call.Agent, now, call.EventSeq, Step{Kind: StepExtensionFailed, Rule: rule, Cause: call.Cause,
 			Summary: fmt.Sprintf("extension %s did not answer usefully (%v); the policy's own decision stands", call.URL, callErr)})
 		return ""
 	}
-	pol := m.cfg.PolicyFor(call.Agent)
-	step := Step{Kind: "extension", Rule: rule, Cause: call.Cause, Summary: "extension answered: no change"}
-	var intents []policy.Intent
+	step := Step{Kind: StepExtension, Rule: rule, Cause: call.Cause, Summary: "extension answered: no change"}
+	var targets []extTarget
 	for _, side := range []struct{ sys, sent, got string }{
 		{call.SF, call.sentSF, ans.SalesforceStatus.TargetStatus.StatusID},
 		{call.GC, call.sentGC, ans.GenesysCloudStatus.TargetStatus.ID},
@@ -172,16 +172,28 @@ func (m *Machine) ApplyExtension(call ExtensionCall, ans ExtensionAnswer, callEr
 			continue
 		}
 		step.Details = append(step.Details, fmt.Sprintf("%s: %s", side.sys, status.Name))
-		intents = append(intents, policy.Intent{System: side.sys, Status: status, Rule: rule})
+		targets = append(targets, extTarget{System: side.sys, Status: status.ID})
 	}
-	if len(intents) > 0 {
-		step.Summary = "extension answered with new targets"
+	if len(targets) == 0 {
+		m.record(call.Agent, now, call.EventSeq, step)
+		return ""
+	}
+	step.Summary = "extension answered with new targets"
+	idx := -1
+	for i := range st.History {
+		if st.History[i].Seq == call.EventSeq {
+			idx = i
+		}
+	}
+	if idx < 0 {
+		step.Summary = "extension answered with new targets, but the change it was asked about is older than the history kept; ignored"
+		m.record(call.Agent, now, call.EventSeq, step)
+		return ""
 	}
 	m.record(call.Agent, now, call.EventSeq, step)
-	ev := presence.Event{System: call.From, Agent: call.Agent, At: call.At}
-	for _, in := range intents {
-		m.applyIntent(call.Agent, st, in, ev, call.Cause, call.EventSeq, pol, now)
-	}
+	st.History[idx].Ext = targets
+	m.refold(st)
+	m.syncTargets(call.Agent, st, now)
 	return call.Agent
 }
 

@@ -27,7 +27,7 @@ func TestExtensionWebhook(t *testing.T) {
 		name    string
 		answer  func(w http.ResponseWriter, req extensionRequest)
 		wantGC  string
-		wantKnd string
+		wantKnd StepKind
 	}{
 		{"a new target overrides the map", func(w http.ResponseWriter, _ extensionRequest) {
 			io.WriteString(w, `{"salesforceStatus":{"targetStatus":{}},"genesysCloudStatus":{"targetStatus":{"id":"`+gcBreak+`"}}}`)

@@ -1,24 +1,23 @@
 // Package engine turns events into status writes: it recognises echoes of its own writes, keeps
-// per agent and system the status the newest cause wants, overlays activities, plans writes
-// within rate limits, and records every decision so explain can answer "why did my status
-// change?".
+// per agent the changes people and vendors made and the status the policy wants every system
+// to show after them, overlays activities, plans writes within rate limits, and records every
+// decision so explain can answer "why did my status change?".
 //
 // Machine is the deterministic core: no goroutines, no clock, no I/O but the store transaction it
-// is handed. Engine runs a Machine for `serve`; the dryrun package (`omnipresence simulate`) drives one on a virtual clock.
+// is handed. Engine runs a Machine for `serve`; the dryrun package (`omnipresence simulate`)
+// drives one on a virtual clock.
 package engine
 
 import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sort"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
 
-	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store"
@@ -26,7 +25,7 @@ import (
 
 // Options tune a Machine. Zero values take the defaults.
 type Options struct {
-	// EchoWindow is how long after a write an event with the written status counts as its echo.
+	// EchoWindow is how long after a write's answer its echo is still expected.
 	EchoWindow time.Duration
 	// RetryBudget is how many attempts a write gets before it is recorded as failed.
 	RetryBudget int
@@ -39,6 +38,14 @@ type Options struct {
 	Limits map[string]Limit
 	// Seed seeds the retry jitter, for deterministic runs.
 	Seed uint64
+	// MaxSkew is how far ahead of the clock an event may be dated; one dated later is taken at
+	// its receive time (default 5 minutes).
+	MaxSkew time.Duration
+	// HistoryWindow is how much vendor time of an agent's changes is kept so that a change
+	// arriving late is decided in its place (default 15 minutes); MaxHistory caps the number
+	// kept (default 64). Older changes are judged against the causes in force.
+	HistoryWindow time.Duration
+	MaxHistory    int
 }
 
 // Limit is a sustained write rate and a burst.
@@ -60,13 +67,26 @@ func (o *Options) defaults() {
 	if o.BackoffMax <= 0 {
 		o.BackoffMax = 2 * time.Minute
 	}
+	if o.MaxSkew <= 0 {
+		o.MaxSkew = 5 * time.Minute
+	}
+	if o.HistoryWindow <= 0 {
+		o.HistoryWindow = 15 * time.Minute
+	}
+	if o.MaxHistory <= 0 {
+		o.MaxHistory = 64
+	}
 }
+
+// minHistory is how many changes an agent keeps whatever their age.
+const minHistory = 4
 
 // Stats count what the machine decided; they feed metrics and simulate's summary.
 type Stats struct {
 	Events, Duplicates, Echoes, Writes, Deferred, Failed, Retries atomic.Int64
 	Unmapped, UnknownAgent, UnknownStatus, UnknownSystem          atomic.Int64
 	Stale, Superseded, NoPolicy                                   atomic.Int64
+	FutureDated, Reclassified, Corrections                        atomic.Int64
 }
 
 // Machine is the engine's decision core. It is not safe for concurrent use.
@@ -75,15 +95,17 @@ type Machine struct {
 	opts Options
 	rnd  *rand.Rand
 
-	agents   map[string]*agentState
-	byID     map[string]map[string]string // system → account id → email
-	byEmail  map[string]map[string]string // system → email → account id
+	agents  map[string]*agentState
+	byID    map[string]map[string]string // system → account id → email
+	byEmail map[string]map[string]string // system → email → account id
+	// awaiting holds the systems whose account directory is still to be loaded: nothing is
+	// written to them until it is.
+	awaiting map[string]bool
 	limiters map[string]*rate.Limiter
 
 	nextWrite int64
 	dirty     map[string]bool
 	records   []pendingRecord
-	buf       []byte
 	current   map[string]presence.Status
 	extCalls  []ExtensionCall
 
@@ -108,6 +130,7 @@ func NewMachine(cfg *policy.Config, opts Options) *Machine {
 		agents:   map[string]*agentState{},
 		byID:     map[string]map[string]string{},
 		byEmail:  map[string]map[string]string{},
+		awaiting: map[string]bool{},
 		limiters: map[string]*rate.Limiter{},
 		dirty:    map[string]bool{},
 	}
@@ -122,7 +145,16 @@ func NewMachine(cfg *policy.Config, opts Options) *Machine {
 	return m
 }
 
-// SetAccounts replaces the account directory of a system (inline or pulled from the vendor).
+// AwaitAccounts says the account directory of system will be loaded (SetAccounts): until then
+// nothing is written to it, since only its own account ids may address its vendor.
+func (m *Machine) AwaitAccounts(system string) {
+	if _, loaded := m.byEmail[system]; !loaded {
+		m.awaiting[system] = true
+	}
+}
+
+// SetAccounts replaces the account directory of a system (inline or pulled from the vendor) and
+// decides every agent again, since who has an account may have changed.
 func (m *Machine) SetAccounts(system string, accounts []presence.Account) {
 	ids := make(map[string]string, len(accounts))
 	emails := make(map[string]string, len(accounts))
@@ -136,6 +168,12 @@ func (m *Machine) SetAccounts(system string, accounts []presence.Account) {
 	}
 	m.byID[system] = ids
 	m.byEmail[system] = emails
+	delete(m.awaiting, system)
+	for email, st := range m.agents {
+		m.refold(st)
+		m.syncTargets(email, st, st.UpdatedAt)
+		m.dirty[email] = true
+	}
 }
 
 // Ingest stores ev (deduplicated) in tx and applies it. It returns the agent to reconcile, or
@@ -163,312 +201,179 @@ func (m *Machine) Ingest(ctx context.Context, tx store.Tx, ev presence.Event, no
 }
 
 func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, now time.Time) string {
-	cause := ev.Describe()
 	sys := m.cfg.Systems[ev.System]
 	if sys == nil {
 		m.Stats.UnknownSystem.Add(1)
-		m.record(ev.Agent, now, seq, Step{Kind: "unknown_system", System: ev.System, Cause: cause,
+		m.record(ev.Agent, now, seq, Step{Kind: StepUnknownSystem, System: ev.System, Cause: ev.Describe(),
 			Summary: fmt.Sprintf("event from unknown system %q ignored", ev.System)})
 		return ""
 	}
 	if !known {
 		m.Stats.UnknownAgent.Add(1)
-		m.record(ev.Agent, now, seq, Step{Kind: "unknown_agent", System: ev.System, Cause: cause,
+		m.record(ev.Agent, now, seq, Step{Kind: StepUnknownAgent, System: ev.System, Cause: ev.Describe(),
 			Summary: fmt.Sprintf("no agent has account %q in %s; event ignored", ev.Agent, ev.System)})
 		return ""
 	}
 	st := m.agent(email)
 	st.UpdatedAt = now
 	m.dirty[email] = true
-	pol := m.cfg.PolicyFor(email)
-	ss := st.system(ev.System)
-	ss.expirePending(now, m.opts.EchoWindow)
-
-	var newStatus, oldStatus presence.Status
-	current := m.currentStatuses(st)
+	ev.Agent = email
+	if ev.At.After(now.Add(m.opts.MaxSkew)) {
+		m.Stats.FutureDated.Add(1)
+		m.record(email, now, seq, Step{Kind: StepFutureDated, System: ev.System, Cause: ev.Describe(),
+			Summary: fmt.Sprintf("%s is dated %s, %s ahead of the clock; taken at its receive time %s",
+				ev.Describe(), stamp(ev.At), ev.At.Sub(now).Round(time.Second), stamp(now))})
+		ev.At = now
+	}
+	c := change{Seq: seq, Event: ev}
 	if ev.ChangesStatus() {
 		status, ok := m.resolveStatus(sys, ev)
-		if ev.Type != presence.Logout {
-			cause = ev.System + " " + string(ev.Type) + " " + status.Name
-		}
+		c.Event.Status = status.ID
 		if !ok {
 			m.Stats.UnknownStatus.Add(1)
-			m.record(email, now, seq, Step{Kind: "unknown_status", System: ev.System, Status: status.Name, Cause: cause,
-				Summary: fmt.Sprintf("status %q is not in %s's catalog; recorded, maps cannot use it", status.Name, ev.System)})
+			m.record(email, now, seq, Step{Kind: StepUnknownStatus, System: ev.System, Status: status.Name, Cause: m.describe(c.Event),
+				Summary: fmt.Sprintf("status %q is not in %s's catalog; taken as a person's choice, which maps cannot use", status.Name, ev.System)})
 		}
-		if ev.At.Before(ss.ObservedAt) {
-			m.Stats.Stale.Add(1)
-			echo := ss.takeEcho(status.ID, ev.At)
-			if echo {
-				m.Stats.Echoes.Add(1)
-			}
-			m.record(email, now, seq, Step{Kind: "stale", System: ev.System, Status: status.Name, Cause: cause,
-				Summary: fmt.Sprintf("%s at %s is older than what %s showed since %s; kept as history only",
-					status.Name, stamp(ev.At), ev.System, stamp(ss.ObservedAt)),
-				Details: echoDetail(echo)})
-			return ""
+		ss := st.system(ev.System)
+		if ev.IsResync() && ev.At.IsZero() {
+			// The vendor does not date its reading: it is no older than what the engine knew.
+			c.Event.At = ss.observedAt()
 		}
-		if ev.Origin == presence.OriginSelf || ss.takeEcho(status.ID, ev.At) {
-			m.Stats.Echoes.Add(1)
-			ss.Observed, ss.ObservedAt = status.ID, ev.At
-			if ss.Deferred != "" && ss.Observed == ss.DeferredFor {
-				ss.Deferred, ss.DeferredFor = "", ""
-			}
-			m.record(email, now, seq, Step{Kind: "echo", System: ev.System, Status: status.Name, Cause: cause,
-				Summary: fmt.Sprintf("%s now shows %s: the echo of our write; not evaluated again", ev.System, status.Name)})
+		m.expireWrites(ss, now)
+		if m.observe(email, st, ss, &c, now) {
 			return email
 		}
-		// A vendor delivers a system's events in order, so the echo of every write it answered
-		// before this event happened has already come: stop waiting for it.
-		ss.retirePending(ev.At)
-		if ev.IsResync() && ss.Observed == "" {
-			ss.Observed, ss.ObservedAt = status.ID, ev.At
-			m.record(email, now, seq, Step{Kind: "baseline", System: ev.System, Status: status.Name, Cause: cause,
-				Summary: fmt.Sprintf("%s shows %s (first reading); nothing to decide", ev.System, status.Name)})
-			return ""
+		if ss.Deferred != "" {
+			// The system changed: the state that deferred our write may have ended.
+			ss.Deferred, ss.NextAttempt = "", time.Time{}
 		}
-		if status.ID == ss.Observed {
-			// Picking the status a system already shows changes nothing, so it decides nothing.
-			ss.ObservedAt = ev.At
-			m.record(email, now, seq, Step{Kind: "unchanged", System: ev.System, Status: status.Name, Cause: cause,
-				Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, status.Name)})
-			return email
-		}
-		oldStatus = m.statusByID(ev.System, ss.Observed)
-		newStatus = status
-		previous := ss.Observed
-		ss.Observed, ss.ObservedAt = status.ID, ev.At
-		if ss.Deferred != "" && isSystemState(oldStatus) && !isSystemState(status) {
-			m.record(email, now, seq, Step{Kind: "state_ended", System: ev.System, Status: status.Name, Cause: cause,
-				Summary: fmt.Sprintf("%s left %s; the deferred write of %s goes out now", ev.System, oldStatus.Name,
-					m.statusByID(ev.System, ss.DeferredFor).Name)})
-			ss.Deferred = ""
-			return email
-		}
-		if isSystemState(status) {
-			if ss.Target == previous && !ss.writesOutstanding() {
-				ss.Target = ""
-			}
-		} else {
-			m.manualChange(email, st, ss, ev, cause, status, seq, pol, now)
-		}
-	} else {
-		newStatus = current[ev.System]
-		oldStatus = newStatus
 	}
-
-	if pol == nil {
-		m.Stats.NoPolicy.Add(1)
-		m.record(email, now, seq, Step{Kind: "event", System: ev.System, Status: newStatus.Name, Cause: cause,
-			Summary: fmt.Sprintf("%s: no policy applies to %s", cause, email)})
-		return email
-	}
-	eval := pol.Evaluate(policy.Input{Event: withAgent(ev, email), New: newStatus, Old: oldStatus, Current: current})
-	step := Step{Kind: "event", System: ev.System, Status: newStatus.Name, Cause: cause, Summary: cause}
-	for _, s := range eval.Steps {
-		mark := "·"
-		if s.Matched {
-			mark = "✓"
-		}
-		step.Details = append(step.Details, fmt.Sprintf("%s %s: %s", mark, s.Rule, s.Detail))
-	}
-	if eval.Unmapped {
-		m.Stats.Unmapped.Add(1)
-		step.Kind = "unmapped"
-		step.Summary = cause + ": no map, rule or activity matched; no change"
-	}
-	m.record(email, now, seq, step)
-
-	for _, in := range eval.Intents {
-		m.applyIntent(email, st, in, ev, cause, seq, pol, now)
-	}
-	for _, hit := range eval.Ends {
-		m.endActivity(email, st, hit, ev, cause, seq, now)
-	}
-	for _, hit := range eval.Starts {
-		m.startActivity(email, st, hit, ev, cause, seq, now)
-	}
-	if pol.Extension != nil && ev.ChangesStatus() {
-		m.queueExtension(email, st, pol, ev, oldStatus, newStatus, cause, seq)
-	}
+	m.decide(email, st, c, now)
 	return email
 }
 
-// manualChange handles a status the agent (or their vendor) chose on a system.
-func (m *Machine) manualChange(email string, st *agentState, ss *systemState, ev presence.Event, cause string,
-	status presence.Status, seq int64, pol *policy.Policy, now time.Time) {
-	if !m.newer(ev.At, ev.System, ss, pol) {
-		m.record(email, now, seq, Step{Kind: "superseded", System: ev.System, Status: status.Name, Cause: cause,
-			Summary: fmt.Sprintf("%s is older than the cause in force (%s at %s); %s goes back to %s",
-				status.Name, ss.CauseText, stamp(ss.CauseAt), ev.System, m.statusByID(ev.System, ss.Target).Name)})
-		m.Stats.Superseded.Add(1)
-		return
+// decide puts a change into the agent's history at its place and decides again what every
+// system should show.
+func (m *Machine) decide(email string, st *agentState, c change, now time.Time) {
+	pol := m.cfg.PolicyFor(email)
+	rec := func(s Step) { m.record(email, now, c.Seq, s) }
+	h := st.History
+	pos := len(h)
+	for pos > 0 && historyLess(pol, &c, &h[pos-1]) {
+		pos--
 	}
-	m.setTarget(ss, status.ID, ev.At, ev.System, "manual change", cause, seq, now)
-	if ss.Overlay != nil && !ss.Overlay.Released && m.overlaid(st, ev.System) {
-		ss.Overlay.Released = true
-		m.record(email, now, seq, Step{Kind: "activity_released", System: ev.System, Status: status.Name, Cause: cause,
-			Summary: fmt.Sprintf("changed by hand during an activity: %s stays when the activity ends", status.Name)})
+	if st.fold == nil {
+		m.refold(st)
 	}
-}
-
-func (m *Machine) applyIntent(email string, st *agentState, in policy.Intent, ev presence.Event, cause string,
-	seq int64, pol *policy.Policy, now time.Time) {
-	ts := st.system(in.System)
-	if _, ok := m.account(in.System, email); !ok {
-		m.record(email, now, seq, Step{Kind: "no_account", System: in.System, Status: in.Status.Name, Rule: in.Rule, Cause: cause,
-			Summary: fmt.Sprintf("%s has no account in %s; %s not applied", email, in.System, in.Status.Name)})
-		return
-	}
-	if ts.Overlay != nil && !ts.Overlay.Released && m.overlaid(st, in.System) {
-		if !ev.At.Before(ts.Overlay.BaseAt) {
-			ts.Overlay.Base, ts.Overlay.BaseAt, ts.Overlay.BaseWhy = in.Status.ID, ev.At, in.Rule
-		}
-		m.record(email, now, seq, Step{Kind: "held", System: in.System, Status: in.Status.Name, Rule: in.Rule, Cause: cause,
-			Summary: fmt.Sprintf("%s should show %s, but an activity covers it; applied when the activity ends", in.System, in.Status.Name)})
-		return
-	}
-	if !m.newer(ev.At, ev.System, ts, pol) {
-		m.Stats.Superseded.Add(1)
-		m.record(email, now, seq, Step{Kind: "superseded", System: in.System, Status: in.Status.Name, Rule: in.Rule, Cause: cause,
-			Summary: fmt.Sprintf("%s → %s is older than the cause in force on %s (%s at %s); ignored",
-				in.Rule, in.Status.Name, in.System, ts.CauseText, stamp(ts.CauseAt))})
-		return
-	}
-	m.setTarget(ts, in.Status.ID, ev.At, ev.System, in.Rule, cause, seq, now)
-	m.record(email, now, seq, Step{Kind: "intent", System: in.System, Status: in.Status.Name, Rule: in.Rule, Cause: cause,
-		Summary: fmt.Sprintf("%s should show %s (%s)", in.System, in.Status.Name, in.Rule)})
-}
-
-func (m *Machine) startActivity(email string, st *agentState, hit policy.ActivityHit, ev presence.Event, cause string, seq int64, now time.Time) {
-	for _, inst := range st.Activities {
-		if inst.Name == hit.Activity.Name && inst.Key == hit.Key {
-			m.record(email, now, seq, Step{Kind: "activity", Rule: hit.Activity.Name, Cause: cause,
-				Summary: fmt.Sprintf("%s %s is already running", hit.Activity.Name, hit.Key)})
-			return
-		}
-	}
-	inst := &activityInstance{Name: hit.Activity.Name, Key: hit.Key, Since: ev.At, Statuses: map[string]string{}}
-	var names []string
-	for sys, status := range hit.Activity.Set {
-		if _, ok := m.account(sys, email); !ok {
-			continue
-		}
-		inst.Statuses[sys] = status.ID
-		names = append(names, sys)
-	}
-	sort.Strings(names)
-	for _, sys := range names {
-		ts := st.system(sys)
-		if ts.Overlay == nil || (ts.Overlay.Released && !m.overlaid(st, sys)) {
-			base := ts.Target
-			if base == "" {
-				base = ts.Observed
+	switch {
+	case st.Base != nil && pos == 0 && c.Event.At.Before(st.BaseAt):
+		m.Stats.Stale.Add(1)
+		rec(Step{Kind: StepLate, System: c.Event.System, Cause: m.describe(c.Event),
+			Summary: fmt.Sprintf("%s happened at %s, before the changes still kept; it is judged against the causes in force",
+				m.describe(c.Event), stamp(c.Event.At))})
+		fd := folder{m: m, email: email, pol: pol, f: st.Base, rec: rec, judged: true}
+		fd.apply(&c)
+		m.refold(st)
+	case pos == len(h):
+		fd := folder{m: m, email: email, pol: pol, f: st.fold, rec: rec}
+		fd.apply(&c)
+		st.History = append(st.History, c)
+	default:
+		m.Stats.Stale.Add(1)
+		rec(Step{Kind: StepLate, System: c.Event.System, Cause: m.describe(c.Event),
+			Summary: fmt.Sprintf("%s happened at %s, before %d change(s) already decided; it takes its place and they are decided again",
+				m.describe(c.Event), stamp(c.Event.At), len(h)-pos)})
+		st.History = append(h[:pos:pos], append([]change{c}, h[pos:]...)...)
+		fd := folder{m: m, email: email, pol: pol, f: st.Base.clone()}
+		var intents []decided
+		for i := range st.History {
+			fd.rec = nil
+			if i == pos {
+				fd.rec = rec
 			}
-			ts.Overlay = &overlay{Base: base, BaseAt: ts.CauseAt, BaseWhy: ts.CauseRule}
+			fd.apply(&st.History[i])
+			if i == pos {
+				intents = fd.intents
+			}
 		}
-		if ts.Overlay.Released {
-			continue
+		st.fold = fd.f
+		for _, d := range intents {
+			fs := st.fold.Systems[d.system]
+			if fs != nil && fs.Cause.Seq != c.Seq {
+				m.Stats.Superseded.Add(1)
+				rec(Step{Kind: StepSuperseded, System: d.system, Status: m.statusByID(d.system, d.status).Name, Rule: d.rule,
+					Cause: m.describe(c.Event), Summary: fmt.Sprintf("%s → %s is older than the cause in force on %s (%s at %s)",
+						d.rule, m.statusByID(d.system, d.status).Name, d.system, fs.Cause.Text, stamp(fs.Cause.At))})
+			}
 		}
-		m.setTarget(ts, inst.Statuses[sys], ev.At, ev.System, hit.Activity.Name, cause, seq, now)
 	}
-	st.Activities = append(st.Activities, inst)
-	m.record(email, now, seq, Step{Kind: "activity_start", Rule: hit.Activity.Name, Cause: cause,
-		Summary: fmt.Sprintf("%s started%s: %s", hit.Activity.Name, keySuffix(hit.Key), m.describeSet(inst.Statuses))})
+	m.syncTargets(email, st, now)
+	m.prune(st)
 }
 
-func (m *Machine) endActivity(email string, st *agentState, hit policy.ActivityHit, ev presence.Event, cause string, seq int64, now time.Time) {
-	idx := -1
-	for i, inst := range st.Activities {
-		if inst.Name == hit.Activity.Name && (hit.Key == "" || inst.Key == hit.Key) {
-			idx = i
-			break
-		}
-	}
-	if idx < 0 {
-		m.record(email, now, seq, Step{Kind: "activity", Rule: hit.Activity.Name, Cause: cause,
-			Summary: fmt.Sprintf("%s ended%s, but it was not running; nothing to restore", hit.Activity.Name, keySuffix(hit.Key))})
+// syncTargets copies the policy's targets to the systems' bookkeeping; a new target starts
+// its writes afresh.
+func (m *Machine) syncTargets(email string, st *agentState, now time.Time) {
+	if st.fold == nil {
 		return
 	}
-	inst := st.Activities[idx]
-	st.Activities = append(st.Activities[:idx:idx], st.Activities[idx+1:]...)
-	if len(st.Activities) == 0 {
-		st.Activities = nil
-	}
-	m.record(email, now, seq, Step{Kind: "activity_end", Rule: inst.Name, Cause: cause,
-		Summary: fmt.Sprintf("%s ended%s", inst.Name, keySuffix(inst.Key))})
-	systems := make([]string, 0, len(inst.Statuses))
-	for sys := range inst.Statuses {
-		systems = append(systems, sys)
-	}
-	sort.Strings(systems)
-	for _, sys := range systems {
-		ts := st.system(sys)
-		ov := ts.Overlay
-		if ov == nil {
+	for name, fs := range st.fold.Systems {
+		ss := st.system(name)
+		target := fs.Target
+		if fs.State != "" && !fs.Cause.At.After(fs.StateSince) {
+			// A state only the vendor ends holds the system, and nothing decided since wants
+			// it changed: the system is where the policy wants it.
+			target = ""
+		}
+		if ss.Target == target {
 			continue
 		}
-		if latest := m.latestCovering(st, sys); latest != nil {
-			if !ov.Released {
-				m.setTarget(ts, latest.Statuses[sys], ev.At, ev.System, latest.Name, cause, seq, now)
-			}
-			continue
-		}
-		ts.Overlay = nil
-		switch {
-		case ov.Released:
-			m.record(email, now, seq, Step{Kind: "restore", System: sys, Rule: inst.Name + " restore", Cause: cause,
-				Summary: fmt.Sprintf("%s keeps %s: it was changed by hand during the activity", sys, m.statusByID(sys, ts.Observed).Name)})
-		case ov.Base == "":
-			m.record(email, now, seq, Step{Kind: "restore", System: sys, Rule: inst.Name + " restore", Cause: cause,
-				Summary: fmt.Sprintf("%s had no known status before the activity; nothing to restore", sys)})
-		default:
-			m.setTarget(ts, ov.Base, ev.At, ev.System, inst.Name+" restore", cause, seq, now)
-			name := m.statusByID(sys, ov.Base).Name
-			m.record(email, now, seq, Step{Kind: "restore", System: sys, Status: name, Rule: inst.Name + " restore", Cause: cause,
-				Summary: fmt.Sprintf("%s goes back to %s, the status before the activity", sys, name)})
-		}
-	}
-}
-
-// latestCovering returns the newest running activity that covers sys.
-func (m *Machine) latestCovering(st *agentState, sys string) *activityInstance {
-	for i := len(st.Activities) - 1; i >= 0; i-- {
-		if _, ok := st.Activities[i].Statuses[sys]; ok {
-			return st.Activities[i]
-		}
-	}
-	return nil
-}
-
-func (m *Machine) overlaid(st *agentState, sys string) bool { return m.latestCovering(st, sys) != nil }
-
-// newer reports whether a cause at `at` from system `from` beats the cause in force on ss:
-// later wins; inside the same instant the policy's master wins, otherwise the later arrival.
-func (m *Machine) newer(at time.Time, from string, ss *systemState, pol *policy.Policy) bool {
-	if ss.CauseAt.IsZero() || at.After(ss.CauseAt) {
-		return true
-	}
-	if at.Before(ss.CauseAt) {
-		return false
-	}
-	if pol != nil && pol.Master != "" && from != pol.Master && ss.CauseSystem == pol.Master {
-		return false
-	}
-	return true
-}
-
-func (m *Machine) setTarget(ss *systemState, statusID string, at time.Time, from, rule, cause string, seq int64, now time.Time) {
-	if ss.Target != statusID {
-		ss.TargetSince = now
+		ss.Target, ss.TargetSince = target, now
 		ss.Attempts, ss.NextAttempt = 0, time.Time{}
 		ss.Failed, ss.FailedFor = "", ""
-		if ss.DeferredFor != statusID {
+		if ss.DeferredFor != fs.Target {
 			ss.Deferred, ss.DeferredFor = "", ""
 		}
+		m.dirty[email] = true
 	}
-	ss.Target = statusID
-	ss.CauseAt, ss.CauseSystem, ss.CauseRule, ss.CauseText, ss.CauseSeq = at, from, rule, cause, seq
+}
+
+// prune folds the oldest changes into Base once they are older than the history window (or
+// too many), and forgets timeline marks no decision needs any more.
+func (m *Machine) prune(st *agentState) {
+	h := st.History
+	if len(h) > minHistory {
+		newest := h[len(h)-1].Event.At
+		n := 0
+		for len(h)-n > minHistory && (len(h)-n > m.opts.MaxHistory || h[n].Event.At.Before(newest.Add(-m.opts.HistoryWindow))) {
+			n++
+		}
+		if n > 0 {
+			if st.Base == nil {
+				st.Base = &foldState{}
+			}
+			fd := folder{m: m, email: st.Email, pol: m.cfg.PolicyFor(st.Email), f: st.Base}
+			for i := 0; i < n; i++ {
+				fd.apply(&h[i])
+			}
+			st.BaseAt = h[n-1].Event.At
+			st.History = append(h[:0:0], h[n:]...)
+		}
+	}
+	for _, ss := range st.Systems {
+		tl := ss.Timeline
+		if len(tl) <= 2 {
+			continue
+		}
+		horizon := tl[len(tl)-1].At.Add(-m.opts.HistoryWindow)
+		n := 0
+		for len(tl)-n > 2 && tl[n].At.Before(horizon) && (tl[n].Write == 0 || ss.openWrite(tl[n].Write) == nil) {
+			n++
+		}
+		if n > 0 {
+			ss.Timeline = append(tl[:0:0], tl[n:]...)
+		}
+	}
 }
 
 // Plan returns the writes due now for an agent, marks them in flight, and returns when the agent
@@ -494,6 +399,10 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 		if ss.Failed != "" && ss.FailedFor == ss.Target {
 			continue
 		}
+		quiet := ss.DeferredFor == ss.Target // retrying a deferred write is explained once
+		if ss.queued(ss.Target) {
+			continue // the vendor holds this very write until the agent's state ends
+		}
 		if ss.Deferred != "" && ss.DeferredFor == ss.Target {
 			if m.opts.DeferredRecheck <= 0 {
 				continue
@@ -512,7 +421,7 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 				continue
 			}
 		}
-		account, ok := m.account(name, agent)
+		account, ok := m.writeAccount(name, agent)
 		if !ok {
 			continue
 		}
@@ -525,91 +434,20 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 			}
 		}
 		status := m.statusByID(name, ss.Target)
+		why := st.fold.Systems[name].Cause
 		m.nextWrite++
 		w := Write{ID: m.nextWrite, Agent: agent, System: name, Account: account, StatusID: status.ID, Status: status.Name,
-			SentAt: now, Attempt: ss.Attempts + 1, Rule: ss.CauseRule, Cause: ss.CauseText, CauseSeq: ss.CauseSeq}
+			SentAt: now, Attempt: ss.Attempts + 1, Rule: why.Rule, Cause: why.Text, CauseSeq: why.Seq}
 		ss.InFlight = &w
+		ss.Writes = append(ss.Writes, openWrite{ID: w.ID, StatusID: w.StatusID, SentAt: now})
 		writes = append(writes, w)
 		m.dirty[agent] = true
-		m.record(agent, now, ss.CauseSeq, Step{Kind: "write", System: name, Status: status.Name, Rule: w.Rule, Cause: w.Cause,
-			Summary: fmt.Sprintf("writing %s to %s (attempt %d)", status.Name, name, w.Attempt)})
+		if !quiet {
+			m.record(agent, now, why.Seq, Step{Kind: StepWrite, System: name, Status: status.Name, Rule: w.Rule, Cause: w.Cause,
+				Summary: fmt.Sprintf("writing %s to %s (attempt %d)", status.Name, name, w.Attempt)})
+		}
 	}
 	return writes, wake
-}
-
-// Outcome records the vendor's answer to a write. It returns the time the agent should be
-// looked at again for a retry (zero when none is needed beyond the usual reconcile).
-func (m *Machine) Outcome(w Write, err error, now time.Time) time.Time {
-	st := m.agents[w.Agent]
-	if st == nil {
-		return time.Time{}
-	}
-	ss := st.system(w.System)
-	if ss.InFlight == nil || ss.InFlight.ID != w.ID {
-		return time.Time{}
-	}
-	inf := ss.InFlight
-	ss.InFlight = nil
-	m.dirty[w.Agent] = true
-	step := Step{System: w.System, Status: w.Status, Rule: w.Rule, Cause: w.Cause}
-	var retryAt time.Time
-	switch d, deferred := connector.IsDeferred(err); {
-	case err == nil:
-		m.Stats.Writes.Add(1)
-		// The vendor took the write. If its echo came and a change followed (a vendor reports a
-		// system's events in order), that change is what it shows and the write has nothing
-		// more to say. Otherwise it shows the write now, even over a change a person made while
-		// it was in flight (a corrective write follows), and the write's own event is still
-		// expected even if an event with its status was taken for the echo (that one may have
-		// been a person's): the entry lasts until a later change or the echo window.
-		if !inf.Echoed || !ss.ObservedAt.After(inf.EchoedAt) {
-			ss.Pending = append(ss.Pending, pendingWrite{StatusID: w.StatusID, SentAt: now})
-			ss.Observed = w.StatusID
-		}
-		// An event the vendor dates before this write was sent describes the system before it.
-		if ss.ObservedAt.Before(w.SentAt) {
-			ss.ObservedAt = w.SentAt
-		}
-		ss.Attempts, ss.NextAttempt = 0, time.Time{}
-		ss.Deferred, ss.DeferredFor, ss.Failed, ss.FailedFor = "", "", "", ""
-		step.Kind, step.Summary = "write_ok", fmt.Sprintf("%s accepted %s", w.System, w.Status)
-	case deferred:
-		if ss.DeferredFor != w.StatusID {
-			m.Stats.Deferred.Add(1)
-		}
-		ss.Deferred, ss.DeferredFor = d.Reason, w.StatusID
-		if m.opts.DeferredRecheck > 0 {
-			ss.NextAttempt = now.Add(m.opts.DeferredRecheck)
-			retryAt = ss.NextAttempt
-		}
-		step.Kind, step.Summary = "deferred", fmt.Sprintf("%s cannot take %s now (%s); written when that ends", w.System, w.Status, d.Reason)
-	case connector.IsPermanent(err):
-		m.fail(ss, w, err, &step)
-	default:
-		ss.Attempts++
-		if ss.Attempts >= m.opts.RetryBudget {
-			m.fail(ss, w, err, &step)
-			break
-		}
-		m.Stats.Retries.Add(1)
-		wait, ok := connector.RetryAfter(err)
-		if !ok {
-			wait = m.backoff(ss.Attempts)
-		}
-		ss.NextAttempt = now.Add(wait)
-		retryAt = ss.NextAttempt
-		step.Kind, step.Summary = "retry", fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
-	}
-	m.record(w.Agent, now, w.CauseSeq, step)
-	return retryAt
-}
-
-func (m *Machine) fail(ss *systemState, w Write, err error, step *Step) {
-	m.Stats.Failed.Add(1)
-	ss.Failed, ss.FailedFor = err.Error(), w.StatusID
-	ss.Attempts, ss.NextAttempt = 0, time.Time{}
-	step.Kind = "failed"
-	step.Summary = fmt.Sprintf("writing %s to %s failed: %v; retried on the next change", w.Status, w.System, err)
 }
 
 // backoff is base·2^(attempt-1), capped, with ±20% jitter.
@@ -622,11 +460,15 @@ func (m *Machine) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * jitter)
 }
 
+// agent returns an agent's state, creating it, with its fold computed.
 func (m *Machine) agent(email string) *agentState {
 	st := m.agents[email]
 	if st == nil {
 		st = &agentState{Email: email, Systems: map[string]*systemState{}}
 		m.agents[email] = st
+	}
+	if st.fold == nil {
+		m.refold(st)
 	}
 	return st
 }
@@ -641,7 +483,8 @@ func (m *Machine) resolveAgent(system, raw string) (string, bool) {
 	return "", false
 }
 
-// account returns an agent's account id in a system; without a directory the email is the id.
+// account reports whether an agent has an account in a system as far as is known: a system
+// without a directory, or one whose directory is still loading, takes every agent.
 func (m *Machine) account(system, email string) (string, bool) {
 	dir, ok := m.byEmail[system]
 	if !ok {
@@ -651,6 +494,18 @@ func (m *Machine) account(system, email string) (string, bool) {
 	return id, ok
 }
 
+// writeAccount returns the account id to address a write to: from the system's directory, or
+// the email for a system that has none (simulated systems). While the directory loads there is
+// none yet.
+func (m *Machine) writeAccount(system, email string) (string, bool) {
+	if m.awaiting[system] {
+		return "", false
+	}
+	return m.account(system, email)
+}
+
+// resolveStatus finds an event's status in the system's catalog. A status the catalog lacks
+// is a person's choice all the same: it stands for itself, by id, and can be written back.
 func (m *Machine) resolveStatus(sys *policy.System, ev presence.Event) (presence.Status, bool) {
 	raw := ev.Status
 	if ev.Type == presence.Logout {
@@ -665,7 +520,7 @@ func (m *Machine) resolveStatus(sys *policy.System, ev presence.Event) (presence
 	if ev.Type == presence.Logout {
 		return presence.Status{ID: raw, Name: raw, Category: presence.CategoryOffline, Settable: true}, true
 	}
-	return presence.Status{ID: raw, Name: raw}, false
+	return presence.Status{ID: raw, Name: raw, Settable: true}, false
 }
 
 // statusByID names a status id of a system; unknown ids name themselves.
@@ -679,33 +534,6 @@ func (m *Machine) statusByID(system, id string) presence.Status {
 		}
 	}
 	return presence.Status{ID: id, Name: id, Settable: true}
-}
-
-// currentStatuses returns what each system shows; the map is reused by the next call.
-func (m *Machine) currentStatuses(st *agentState) map[string]presence.Status {
-	if m.current == nil {
-		m.current = map[string]presence.Status{}
-	}
-	out := m.current
-	clear(out)
-	for name, ss := range st.Systems {
-		if ss.Observed != "" {
-			out[name] = m.statusByID(name, ss.Observed)
-		}
-	}
-	return out
-}
-
-func (m *Machine) describeSet(statuses map[string]string) string {
-	parts := make([]string, 0, len(statuses))
-	for sys, id := range statuses {
-		parts = append(parts, sys+" → "+m.statusByID(sys, id).Name)
-	}
-	sort.Strings(parts)
-	if len(parts) == 0 {
-		return "no system to cover"
-	}
-	return strings.Join(parts, ", ")
 }
 
 func (m *Machine) record(agent string, at time.Time, eventSeq int64, s Step) {
@@ -728,13 +556,6 @@ func keySuffix(key string) string {
 		return ""
 	}
 	return " (" + key + ")"
-}
-
-func echoDetail(echo bool) []string {
-	if echo {
-		return []string{"it matched a write of ours, which is now confirmed"}
-	}
-	return nil
 }
 
 func stamp(t time.Time) string {

@@ -67,7 +67,7 @@ func (r *rig) plan(now time.Duration) ([]Write, time.Time) {
 func (r *rig) outcome(w Write, err error, now time.Duration) time.Time {
 	r.t.Helper()
 	var retry time.Time
-	r.do(func(store.Tx) error { retry = r.m.Outcome(w, err, t0.Add(now)); return nil })
+	r.do(func(store.Tx) error { retry = r.m.Outcome(w, connector.Receipt{}, err, t0.Add(now)); return nil })
 	return retry
 }
 
@@ -267,7 +267,7 @@ func TestRestoreAssumesUnansweredWriteMayHaveLanded(t *testing.T) {
 	}
 }
 
-func TestResyncReadIsABaselineOrAMissedChange(t *testing.T) {
+func TestResyncReadIsAVendorDatedChange(t *testing.T) {
 	r := newRig(t, "two-way.yaml", Options{})
 	resync := func(at time.Duration, status string) {
 		r.do(func(tx store.Tx) error {
@@ -276,10 +276,15 @@ func TestResyncReadIsABaselineOrAMissedChange(t *testing.T) {
 			return err
 		})
 	}
-	resync(0, "Break") // first reading: a baseline
-	if got := r.desired("sf"); got != "" {
-		t.Errorf("a first reading must decide nothing, sf desired = %q", got)
+	resync(0, "Break") // first reading: what gc shows, dated by the vendor, is the newest change known
+	if got := r.desired("sf"); got != "Break" {
+		t.Errorf("a first reading must bring the other systems into agreement, sf desired = %q, want Break", got)
 	}
+	ws, _ := r.plan(0)
+	if len(ws) != 1 || ws[0].System != "sf" {
+		t.Fatalf("plan = %+v, want sf Break", ws)
+	}
+	r.outcome(ws[0], nil, 0)
 	resync(time.Second, "Break") // same again: no change
 	if ws, _ := r.plan(time.Second); len(ws) != 0 {
 		t.Errorf("an unchanged reading must write nothing, got %+v", ws)

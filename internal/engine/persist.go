@@ -23,8 +23,11 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 			if st == nil {
 				continue
 			}
-			m.buf = st.appendJSON(m.buf[:0])
-			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: m.buf, UpdatedAt: st.UpdatedAt}); err != nil {
+			b, err := json.Marshal(st)
+			if err != nil {
+				return nil, fmt.Errorf("encoding agent %s: %w", k, err)
+			}
+			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: b, UpdatedAt: st.UpdatedAt}); err != nil {
 				return nil, err
 			}
 		}
@@ -37,7 +40,7 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	out := make([]Decision, len(m.records))
 	for i, r := range m.records {
 		b := r.step.appendJSON(nil)
-		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: r.step.Kind, EventSeq: r.eventSeq, Body: b}
+		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: string(r.step.Kind), EventSeq: r.eventSeq, Body: b}
 		out[i] = Decision{Agent: r.agent, Step: r.step}
 	}
 	m.records = m.records[:0]
@@ -68,6 +71,7 @@ func (m *Machine) Discard(ctx context.Context, s store.Store) error {
 		if err != nil {
 			return err
 		}
+		m.refold(st)
 		m.agents[k] = st
 	}
 	clear(m.dirty)
@@ -75,9 +79,9 @@ func (m *Machine) Discard(ctx context.Context, s store.Store) error {
 }
 
 // Restore loads every committed agent after a start. A write that was in flight when the
-// process stopped may or may not have landed: its echo is still recognised, and the agent's
-// target is written again either way. Restore returns the
-// agents that need a reconcile.
+// process stopped may or may not have landed: its echo is still recognised for a while, and
+// when the target has moved on since, the system is assumed to show it, so the target is
+// written over it. Restore returns the agents that need a reconcile.
 func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) {
 	agents, err := s.Agents(ctx)
 	if err != nil {
@@ -91,24 +95,27 @@ func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) 
 		}
 		needs := false
 		for _, ss := range st.Systems {
-			if ss.InFlight != nil {
-				// It may or may not have landed; either way the target must be written (again):
-				// the same write when the target is still its status, otherwise the new target
-				// over what the write may have set.
-				ss.Pending = append(ss.Pending, pendingWrite{StatusID: ss.InFlight.StatusID, SentAt: ss.InFlight.SentAt})
-				if ss.Target != ss.InFlight.StatusID {
-					ss.Observed = ss.InFlight.StatusID
+			for _, w := range ss.Writes {
+				m.nextWrite = max(m.nextWrite, w.ID)
+			}
+			if w := ss.InFlight; w != nil {
+				m.nextWrite = max(m.nextWrite, w.ID)
+				if ow := ss.openWrite(w.ID); ow != nil {
+					ow.Answered, ow.AnsweredAt, ow.Unsure = true, w.SentAt, true
 				}
-				if ss.InFlight.ID > m.nextWrite {
-					m.nextWrite = ss.InFlight.ID
+				if ss.Target != w.StatusID {
+					ss.addMark(mark{At: w.SentAt, Status: w.StatusID, Write: w.ID, Estimated: true})
 				}
 				ss.InFlight = nil
 			}
+		}
+		m.agents[a.Key] = st
+		m.refold(st)
+		for _, ss := range st.Systems {
 			if ss.needsWrite() {
 				needs = true
 			}
 		}
-		m.agents[a.Key] = st
 		if needs {
 			todo = append(todo, a.Key)
 		}
@@ -147,36 +154,46 @@ func (m *Machine) Views() []AgentView {
 }
 
 func (m *Machine) view(st *agentState) AgentView {
-	v := AgentView{Email: st.Email, Systems: map[string]SystemView{}, UpdatedAt: st.UpdatedAt}
+	v := AgentView{Email: st.Email, Systems: map[string]SystemView{}, UpdatedAt: st.UpdatedAt, InSync: true}
 	if p := m.cfg.PolicyFor(st.Email); p != nil {
 		v.Policy = p.Name
 	}
 	for name, ss := range st.Systems {
-		sv := SystemView{Observed: m.statusByID(name, ss.Observed).Name, ObservedID: ss.Observed,
-			Deferred: ss.Deferred, InSync: !ss.needsWrite()}
+		observed := ss.observed()
+		sv := SystemView{Observed: m.statusByID(name, observed).Name, ObservedID: observed,
+			ObservedSince: ss.observedAt(), Deferred: ss.Deferred, Covered: ss.Target != ""}
 		if acct, ok := m.account(name, st.Email); ok {
 			sv.Account = acct
 		}
 		desired := ss.Target
 		if desired == "" {
-			desired = ss.Observed
+			desired = observed
 		}
 		sv.Desired, sv.DesiredID = m.statusByID(name, desired).Name, desired
+		sv.InSync = desired == observed && (ss.InFlight == nil || ss.InFlight.StatusID == desired)
 		if ss.InFlight != nil {
 			sv.Pending = ss.InFlight.Status
 		}
 		if ss.Failed != "" && ss.FailedFor == ss.Target {
 			sv.Failed = ss.Failed
 		}
+		if st.fold != nil {
+			if fs := st.fold.Systems[name]; fs != nil && fs.Target != "" {
+				sv.Rule, sv.Cause = fs.Cause.Rule, fs.Cause.Text
+			}
+		}
+		v.InSync = v.InSync && sv.InSync
 		v.Systems[name] = sv
 	}
-	for _, inst := range st.Activities {
-		av := ActivityView{Name: inst.Name, Key: inst.Key, Since: inst.Since}
-		for sys := range inst.Statuses {
-			av.Systems = append(av.Systems, sys)
+	if st.fold != nil {
+		for _, inst := range st.fold.Activities {
+			av := ActivityView{Name: inst.Name, Key: inst.Key, Since: inst.Since}
+			for sys := range inst.Statuses {
+				av.Systems = append(av.Systems, sys)
+			}
+			sort.Strings(av.Systems)
+			v.Activities = append(v.Activities, av)
 		}
-		sort.Strings(av.Systems)
-		v.Activities = append(v.Activities, av)
 	}
 	return v
 }

@@ -8,6 +8,8 @@ type AgentView struct {
 	// Policy is the name of the policy that applies, "" when none does.
 	Policy  string                `json:"policy,omitempty"`
 	Systems map[string]SystemView `json:"systems"`
+	// InSync is true when every system shows what the policy wants it to show.
+	InSync bool `json:"in_sync"`
 	// Activities are the overlays in force (a non-ACD call, …).
 	Activities []ActivityView `json:"activities,omitempty"`
 	UpdatedAt  time.Time      `json:"updated_at,omitzero"`
@@ -19,16 +21,23 @@ type SystemView struct {
 	// Observed and Desired are status names; "" when unknown or when no policy has an opinion.
 	Observed   string `json:"observed"`
 	ObservedID string `json:"observed_id,omitempty"`
-	Desired    string `json:"desired"`
-	DesiredID  string `json:"desired_id,omitempty"`
+	// ObservedSince is the vendor time the observed status began, as far as known.
+	ObservedSince time.Time `json:"observed_since,omitzero"`
+	Desired       string    `json:"desired"`
+	DesiredID     string    `json:"desired_id,omitempty"`
 	// Pending names the status of a write in flight or awaiting its echo.
 	Pending string `json:"pending,omitempty"`
 	// Deferred gives the reason a write waits for a system state to end.
 	Deferred string `json:"deferred,omitempty"`
 	// Failed is the last error of a write that used up its retries.
 	Failed string `json:"failed,omitempty"`
-	// InSync is true when nothing remains to be written.
+	// InSync is true when the system shows what the policy wants it to show (or the policy
+	// has no opinion about it) and no write of another status is under way.
 	InSync bool `json:"in_sync"`
+	// Covered is true when the policy wants a status for the system; Rule and Cause say why.
+	Covered bool   `json:"covered"`
+	Rule    string `json:"rule,omitempty"`
+	Cause   string `json:"cause,omitempty"`
 }
 
 // ActivityView is one activity overlay in force.
@@ -43,7 +52,7 @@ type ActivityView struct {
 type Step struct {
 	Seq      int64     `json:"seq"`
 	At       time.Time `json:"at,omitzero"`
-	Kind     string    `json:"kind"`
+	Kind     StepKind  `json:"kind"`
 	EventSeq int64     `json:"event_seq,omitempty"`
 	System   string    `json:"system,omitempty"`
 	Status   string    `json:"status,omitempty"`
