@@ -200,16 +200,16 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 	}
 	r := &run{
 		cfg: cfg, opts: opts,
-		m:        engine.NewMachine(cfg, opts.Machine),
-		st:       memory.New(),
-		planned:  map[string]time.Time{},
-		truth:    map[string]map[string]string{},
-		versions: map[string]int{},
-		emails:   map[string]map[string]string{},
+		m:          engine.NewMachine(cfg, opts.Machine),
+		st:         memory.New(),
+		planned:    map[string]time.Time{},
+		truth:      map[string]map[string]string{},
+		versions:   map[string]int{},
+		emails:     map[string]map[string]string{},
 		writes:     map[string]map[string][]*sent{},
 		deliveries: map[int]*item{},
 		echoes:     map[string]map[string][]*item{},
-		res:      &Result{Repeats: map[int]bool{}, EchoOf: map[int64]int64{}},
+		res:        &Result{Repeats: map[int]bool{}, EchoOf: map[int64]int64{}},
 	}
 	for name, sys := range cfg.Systems {
 		r.truth[name] = map[string]string{}

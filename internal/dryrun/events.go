@@ -43,12 +43,12 @@ type eventLine struct {
 	ID       string         `json:"id"`
 	At       *time.Time     `json:"at"`
 	Received *time.Time     `json:"received"`
-	System string         `json:"system"`
-	Agent  string         `json:"agent"`
-	Type   string         `json:"type"`
-	Status string         `json:"status"`
-	Data   map[string]any `json:"data"`
-	Origin string         `json:"origin"`
+	System   string         `json:"system"`
+	Agent    string         `json:"agent"`
+	Type     string         `json:"type"`
+	Status   string         `json:"status"`
+	Data     map[string]any `json:"data"`
+	Origin   string         `json:"origin"`
 }
 
 // maxLine bounds one events line (vendor payloads included).
