@@ -92,9 +92,14 @@ type Result struct {
 	// Repeats lists the events (by index) that reported the status their system already
 	// showed when they happened: not changes, so they decide nothing.
 	Repeats map[int]bool
-	// Ambiguous lists a person's changes on an unmarked system that the engine cannot tell from
-	// the echo of a write of ours: the same status, delivered while that write's echo was due.
+	// Ambiguous lists a person's status events on an unmarked system that the engine cannot
+	// tell from the echo of a write of ours: the same status, delivered while that write's echo
+	// was due.
 	Ambiguous []Ambiguity
+	// Landings are our writes that landed, in the order they did.
+	Landings []Landing
+	// Truth is what each simulated system shows at the end: agent → system → status id.
+	Truth map[string]map[string]string
 	// EchoOf maps the seq of each stored echo event to the write it echoed.
 	EchoOf map[int64]int64
 	// Machine is the engine after the run, for tests and explain.
@@ -103,9 +108,20 @@ type Result struct {
 	Store store.Store
 }
 
-// Ambiguity is a person's change (Event, an index of the input) that had the status of our
-// write Write, which landed at Landed. Read as the echo, the engine sees the person's change
-// at Landed instead.
+// Landing is a write of ours landing on its system; its echo reaches the engine at Received.
+type Landing struct {
+	Write    int64
+	System   string
+	Agent    string
+	StatusID string
+	At       time.Time
+	Received time.Time
+}
+
+// Ambiguity is a person's status event (Event, an index of the input) on a system that does
+// not mark its changes, delivered while the echo of our write Write, with the same status, was
+// due; the write landed at Landed. The engine may read it as that echo, and the write's own
+// event, at Landed, as a person's.
 type Ambiguity struct {
 	Event  int
 	Write  int64
@@ -162,8 +178,8 @@ func (a *agenda) Pop() any {
 // sent is one write of ours on its way, for the ambiguity report.
 type sent struct {
 	w      engine.Write
-	landed time.Time
-	echoed bool // its echo was delivered
+	landed   time.Time
+	answered time.Time
 }
 
 // run is one simulation in progress.
@@ -182,6 +198,10 @@ type run struct {
 	emails   map[string]map[string]string
 	// writes are our writes per system and agent, in the order sent.
 	writes map[string]map[string][]*sent
+	// applied remembers the events applied, by system and vendor id, to the input index.
+	applied map[string]int
+	// landed holds when each write that landed did.
+	landed map[int64]time.Time
 	// deliveries are the items that hand each input event to the engine, by index.
 	deliveries map[int]*item
 	// echoes holds the echoes on their way, per system and agent: a vendor delivers a
@@ -208,6 +228,8 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 		emails:     map[string]map[string]string{},
 		writes:     map[string]map[string][]*sent{},
 		deliveries: map[int]*item{},
+		landed:     map[int64]time.Time{},
+		applied:    map[string]int{},
 		echoes:     map[string]map[string][]*item{},
 		res:        &Result{Repeats: map[int]bool{}, EchoOf: map[int64]int64{}},
 	}
@@ -255,6 +277,24 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 	r.res.Machine = r.m
 	r.res.Store = r.st
 	r.res.Summary = r.summary()
+	// A write that never landed owes no echo: a change with its status was a person's.
+	amb := r.res.Ambiguous[:0]
+	for _, a := range r.res.Ambiguous {
+		if at, ok := r.landed[a.Write]; ok {
+			a.Landed = at
+			amb = append(amb, a)
+		}
+	}
+	r.res.Ambiguous = amb
+	r.res.Truth = map[string]map[string]string{}
+	for system, agents := range r.truth {
+		for agent, id := range agents {
+			if r.res.Truth[agent] == nil {
+				r.res.Truth[agent] = map[string]string{}
+			}
+			r.res.Truth[agent][system] = id
+		}
+	}
 	return r.res, nil
 }
 
@@ -300,6 +340,17 @@ func (r *run) step(ctx context.Context, it *item) error {
 // system's next version marker.
 func (r *run) change(it *item) {
 	ev := &it.ev
+	if ev.ID != "" {
+		key := ev.System + "/" + ev.ID
+		if first, dup := r.applied[key]; dup {
+			// The same event delivered again: it happened once.
+			ev.Version = r.deliveries[first].ev.Version
+			r.deliveries[it.index].ev.Version = ev.Version
+			r.res.Repeats[it.index] = true
+			return
+		}
+		r.applied[key] = it.index
+	}
 	if !ev.ChangesStatus() {
 		return
 	}
@@ -332,7 +383,7 @@ func (r *run) nextVersion(system string) string {
 // write of ours with the same status was due.
 func (r *run) noteAmbiguity(it *item) {
 	ev := it.ev
-	if !ev.ChangesStatus() || !r.opts.Unmarked[ev.System] || r.res.Repeats[it.index] {
+	if !ev.ChangesStatus() || !r.opts.Unmarked[ev.System] {
 		return
 	}
 	email, ok := r.email(ev.System, ev.Agent)
@@ -341,8 +392,10 @@ func (r *run) noteAmbiguity(it *item) {
 	}
 	id := r.statusOf(ev).ID
 	for _, s := range r.writes[ev.System][email] {
-		if s.w.StatusID == id && !s.echoed && (s.landed.IsZero() || s.landed.After(ev.At)) {
-			r.res.Ambiguous = append(r.res.Ambiguous, Ambiguity{Event: it.index, Write: s.w.ID, Landed: s.landed})
+		// While a write is unanswered, any event with its status may be its echo; once
+		// answered, any dated no later than the answer.
+		if s.w.StatusID == id && !ev.At.Before(s.w.SentAt) && (s.answered.IsZero() || !ev.At.After(s.answered)) {
+			r.res.Ambiguous = append(r.res.Ambiguous, Ambiguity{Event: it.index, Write: s.w.ID})
 			return
 		}
 	}
@@ -419,6 +472,9 @@ func (r *run) land(w engine.Write, now time.Time) {
 			s.landed = now
 		}
 	}
+	r.landed[w.ID] = now
+	r.res.Landings = append(r.res.Landings, Landing{Write: w.ID, System: w.System, Agent: w.Agent, StatusID: w.StatusID,
+		At: now, Received: now.Add(r.opts.EchoLag)})
 	r.truth[w.System][w.Agent] = w.StatusID
 	r.res.Writes = append(r.res.Writes, WriteLine{At: now, Agent: w.Agent, System: w.System, Status: w.Status,
 		StatusID: w.StatusID, Rule: w.Rule, Cause: w.Cause})
@@ -452,11 +508,6 @@ func (r *run) forget(w engine.Write) {
 // deliverEcho hands one echo to the engine.
 func (r *run) deliverEcho(ctx context.Context, it *item, now time.Time) error {
 	it.delivered = true
-	for _, s := range r.writes[it.w.System][it.w.Agent] {
-		if s.w.ID == it.w.ID {
-			s.echoed = true
-		}
-	}
 	seq, err := r.ingest(ctx, it.ev, now)
 	if err == nil && seq != 0 {
 		r.res.EchoOf[seq] = it.w.ID
@@ -486,6 +537,11 @@ func (r *run) deliverEchoesBefore(ctx context.Context, ev presence.Event, now ti
 
 // answer hands the vendor's answer to the engine.
 func (r *run) answer(ctx context.Context, w engine.Write, receipt connector.Receipt, werr error, now time.Time) error {
+	for _, s := range r.writes[w.System][w.Agent] {
+		if s.w.ID == w.ID {
+			s.answered = now
+		}
+	}
 	return r.st.Update(ctx, func(tx store.Tx) error {
 		if retry := r.m.Outcome(w, receipt, werr, now); !retry.IsZero() {
 			r.schedule(w.Agent, retry)

@@ -46,30 +46,55 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 				ev.System, m.statusByID(ev.System, ev.Status).Name)})
 		return true
 	}
-	for i := range ss.Writes {
-		w := &ss.Writes[i]
-		if w.StatusID != ev.Status || (w.Answered && !w.Unsure && w.Version != "" && ev.Version != "") {
-			continue
+	candidate := func(w *openWrite) bool {
+		if w.StatusID != ev.Status || ev.At.Before(w.SentAt.Add(-m.opts.ClockTolerance)) {
+			// A write lands after it is sent: an event dated before is not its echo.
+			return false
 		}
-		if w.Maybe == nil {
+		if w.Answered && !w.Unsure {
+			// A write lands before the vendor answers it, so its echo is dated no later than
+			// the answer (give or take the clocks' difference); with versions on both sides, the
+			// exact match above has already spoken.
+			return !(w.Version != "" && ev.Version != "") && !ev.At.After(w.AnsweredAt.Add(m.opts.ClockTolerance))
+		}
+		return true
+	}
+	for i := range ss.Writes {
+		if w := &ss.Writes[i]; candidate(w) && len(w.Maybes) == 0 {
 			if w.Answered {
 				m.echo(email, st, ss, w, c, now, "it has our write's status, and the write owed its echo")
 			} else {
-				m.maybeEcho(email, ss, w, c, now)
+				m.maybeEcho(email, st, ss, w, c, now)
 			}
 			return true
 		}
+	}
+	if ev.Version != "" {
+		// Versioned events with the status of a write still unanswered: its receipt will say
+		// which one, if any, is its echo.
+		for i := range ss.Writes {
+			if w := &ss.Writes[i]; candidate(w) && !w.Answered && w.Maybes[0].Event.Version != "" {
+				m.maybeEcho(email, st, ss, w, c, now)
+				return true
+			}
+		}
+	}
+	for i := range ss.Writes {
+		w := &ss.Writes[i]
+		if !candidate(w) || len(w.Maybes) == 0 {
+			continue
+		}
 		// A second event with the write's status. If the system showed something else in
 		// between, the write landed after that: this is its echo, and the first was a person's.
-		if !ss.changedBetween(w.Maybe.Event.At, ev.At, ev.Status) {
+		if !ss.changedSince(w.ID, w.Maybes[0].Seq, ev.At, ev.Status) {
 			break
 		}
-		m.reclassify(email, st, ss, w, now)
+		m.reclassify(email, st, ss, w, 0, now)
 		if w = ss.openWrite(w.ID); w != nil {
 			if w.Answered {
 				m.echo(email, st, ss, w, c, now, "our write's status again, after the system showed another: our write landed last")
 			} else {
-				m.maybeEcho(email, ss, w, c, now)
+				m.maybeEcho(email, st, ss, w, c, now)
 			}
 		}
 		return true
@@ -77,9 +102,12 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 	if prev, _ := ss.statusAt(ev.At, nil); prev == ev.Status {
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
 			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
+		report := *ev
+		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report})
 		return true
 	}
-	ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq})
+	i := ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq})
+	defer m.rederive(email, st, ss, i+1, now)
 	status := m.statusByID(ev.System, ev.Status)
 	for i := 0; i < len(ss.Writes); i++ {
 		w := &ss.Writes[i]
@@ -88,7 +116,7 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			// The vendor applied another status than the one it held for us.
 			ss.closeWrite(w.ID)
 			i--
-		case w.Answered && w.Queued == "" && !w.AnsweredAt.IsZero() && ev.At.After(w.AnsweredAt):
+		case w.Answered && !w.Unsure && w.Queued == "" && ev.At.After(w.AnsweredAt.Add(m.opts.ClockTolerance)):
 			// A vendor reports a system's events in order: the echo of a write answered before
 			// this change happened has come already (or the vendor sends none).
 			ss.closeWrite(w.ID)
@@ -103,9 +131,10 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 	m.Stats.Echoes.Add(1)
 	ev := c.Event
 	id := w.ID
-	ss.dropMarks(id)
-	ss.addMark(mark{At: ev.At, Status: ev.Status, Write: id, Seq: c.Seq})
+	m.unmark(email, st, ss, id, now)
+	m.mark(email, st, ss, mark{At: ev.At, Status: ev.Status, Write: id, Seq: c.Seq}, now)
 	ss.closeWrite(id)
+	m.endsState(email, st, ss, c, now)
 	name := m.statusByID(ev.System, ev.Status).Name
 	m.record(email, now, c.Seq, Step{Kind: StepEcho, System: ev.System, Status: name, Cause: m.describe(ev),
 		Summary: fmt.Sprintf("%s now shows %s: the echo of our write (%s); not evaluated again", ev.System, name, why)})
@@ -114,29 +143,67 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 
 // maybeEcho takes c for the echo of an unanswered write, until its answer or a later event says
 // otherwise.
-func (m *Machine) maybeEcho(email string, ss *systemState, w *openWrite, c *change, now time.Time) {
+func (m *Machine) maybeEcho(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time) {
 	m.Stats.Echoes.Add(1)
-	cp := *c
-	w.Maybe = &cp
-	ss.addMark(mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq})
+	w.Maybes = append(w.Maybes, *c)
+	m.mark(email, nil, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
+	defer m.endsState(email, st, ss, c, now)
 	name := m.statusByID(c.Event.System, c.Event.Status).Name
 	m.record(email, now, c.Seq, Step{Kind: StepEcho, System: c.Event.System, Status: name, Cause: m.describe(c.Event),
 		Summary: fmt.Sprintf("%s now shows %s: taken for the echo of our write, which the vendor has not answered yet", c.Event.System, name)})
 }
 
-// reclassify turns the event w had taken for its echo back into a person's change, decided at
-// its own time.
-func (m *Machine) reclassify(email string, st *agentState, ss *systemState, w *openWrite, now time.Time) {
-	e := *w.Maybe
-	w.Maybe = nil
+// endsState puts into the history, when the echo c of our write follows a state only the vendor
+// ends, that the state is over.
+func (m *Machine) endsState(email string, st *agentState, ss *systemState, c *change, now time.Time) {
+	for i, mk := range ss.Timeline {
+		if mk.Seq != c.Seq || mk.Write == 0 {
+			continue
+		}
+		if i > 0 && isSystemState(m.statusByID(c.Event.System, ss.Timeline[i-1].Status)) {
+			ours := *c
+			ours.Event.Origin = presence.OriginSelf
+			m.decide(email, st, ours, now)
+		}
+		return
+	}
+}
+
+// reclassify turns the i-th event w had taken for its echo back into a person's change, decided
+// at its own time.
+func (m *Machine) reclassify(email string, st *agentState, ss *systemState, w *openWrite, i int, now time.Time) {
+	e := w.Maybes[i]
+	w.Maybes = append(w.Maybes[:i:i], w.Maybes[i+1:]...)
+	if len(w.Maybes) == 0 {
+		w.Maybes = nil
+	}
+	repeat := false
 	for i := range ss.Timeline {
 		if mk := &ss.Timeline[i]; mk.Write == w.ID && mk.Seq == e.Seq {
 			mk.Write = 0
+			if ss.prevStatus(i) == mk.Status {
+				report := e.Event
+				mk.Report, repeat = &report, true
+			}
+		}
+	}
+	for j := range st.History {
+		if h := st.History[j]; h.Seq == e.Seq && h.Event.Origin == presence.OriginSelf {
+			st.History = append(st.History[:j:j], st.History[j+1:]...)
+			m.refold(st)
+			m.syncTargets(email, st, now)
+			break
 		}
 	}
 	m.Stats.Echoes.Add(-1)
 	m.Stats.Reclassified.Add(1)
 	name := m.statusByID(e.Event.System, e.Event.Status).Name
+	if repeat {
+		m.record(email, now, e.Seq, Step{Kind: StepReclassified, System: e.Event.System, Status: name, Cause: m.describe(e.Event),
+			Summary: fmt.Sprintf("the %s reported at %s was not our write's echo, but the system showed it already: no change",
+				name, stamp(e.Event.At))})
+		return
+	}
 	m.record(email, now, e.Seq, Step{Kind: StepReclassified, System: e.Event.System, Status: name, Cause: m.describe(e.Event),
 		Summary: fmt.Sprintf("the %s reported at %s was a person's change, not our write's echo; it is decided at its own time",
 			name, stamp(e.Event.At))})
@@ -200,6 +267,8 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 		return time.Time{}
 	}
 	ss.InFlight = nil
+	moved := ss.Moved
+	ss.Moved = false
 	m.dirty[w.Agent] = true
 	ow := ss.openWrite(w.ID)
 	if ow == nil {
@@ -225,31 +294,25 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 		if r.Version != "" {
 			step.Details = []string{"vendor version " + r.Version}
 		}
-		if e := ow.Maybe; e != nil {
-			switch {
-			case r.Version != "" && e.Event.Version != "" && e.Event.Version != r.Version:
-				m.record(w.Agent, now, w.CauseSeq, step)
-				m.reclassify(w.Agent, st, ss, ow, now)
-				m.land(ss, w, r, now)
-				m.noteCorrection(w.Agent, st, ss, w.System, w.StatusID, now, w.CauseSeq)
-				return time.Time{}
-			case r.Version != "" || !ss.changedAfter(e.Event.At, w.StatusID):
-				ss.closeWrite(w.ID)
-			}
-			// Otherwise a change followed the event taken for the echo: the write's own event
-			// may still come, and would show it landed after that change.
-			break
+		if len(ow.Maybes) > 0 {
+			m.record(w.Agent, now, w.CauseSeq, step)
+			m.settle(st, ss, ow, w, r, now)
+			return time.Time{}
 		}
-		m.land(ss, w, r, now)
+		m.land(st, ss, w, r, now)
 		m.noteCorrection(w.Agent, st, ss, w.System, w.StatusID, now, w.CauseSeq)
 	case deferred:
-		ss.closeWrite(w.ID)
+		m.refused(st, ss, ow, now)
 		if ss.DeferredFor != w.StatusID {
 			m.Stats.Deferred.Add(1)
 		}
 		quiet := ss.DeferredFor == w.StatusID
 		ss.Deferred, ss.DeferredFor = d.Reason, w.StatusID
-		if m.opts.DeferredRecheck > 0 {
+		switch {
+		case moved:
+			// The system changed while the write was on its way: try again now.
+			ss.Deferred, retryAt = "", now
+		case m.opts.DeferredRecheck > 0:
 			ss.NextAttempt = now.Add(m.opts.DeferredRecheck)
 			retryAt = ss.NextAttempt
 		}
@@ -258,7 +321,7 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 		}
 		step.Kind, step.Summary = StepDeferred, fmt.Sprintf("%s cannot take %s now (%s); written when that ends", w.System, w.Status, d.Reason)
 	case connector.IsPermanent(err):
-		ss.closeWrite(w.ID)
+		m.refused(st, ss, ow, now)
 		m.fail(ss, w, err, &step)
 	default:
 		// The write may have landed all the same (a timeout): its echo is still recognised.
@@ -281,15 +344,106 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 	return retryAt
 }
 
+// refused forgets a write the vendor refused: it owes no echo, so an event taken for its echo
+// was a person's change.
+func (m *Machine) refused(st *agentState, ss *systemState, ow *openWrite, now time.Time) {
+	for len(ow.Maybes) > 0 {
+		m.reclassify(st.Email, st, ss, ow, 0, now)
+	}
+	m.unmark(st.Email, st, ss, ow.ID, now)
+	ss.closeWrite(ow.ID)
+}
+
+// settle decides, once the vendor answered, which of the events taken for the write's echo is
+// it. With a version, the one that carries it; the others were people's changes. Without, the
+// one taken stays the echo unless a change followed it: the write's own event may then still
+// come, and would show that it landed after that change.
+func (m *Machine) settle(st *agentState, ss *systemState, ow *openWrite, w Write, r connector.Receipt, now time.Time) {
+	if r.Version != "" {
+		echo := -1
+		for i, e := range ow.Maybes {
+			if e.Event.Version == r.Version || e.Event.Version == "" && echo < 0 {
+				echo = i
+			}
+		}
+		for i := len(ow.Maybes) - 1; i >= 0; i-- {
+			if i != echo {
+				m.reclassify(st.Email, st, ss, ow, i, now)
+			}
+		}
+		if echo >= 0 {
+			ss.closeWrite(ow.ID)
+			return
+		}
+		m.land(st, ss, w, r, now)
+		m.noteCorrection(st.Email, st, ss, w.System, w.StatusID, now, w.CauseSeq)
+		return
+	}
+	if !ss.changedSince(ow.ID, ow.Maybes[0].Seq, time.Time{}, w.StatusID) {
+		ss.closeWrite(ow.ID)
+	}
+}
+
 // land marks where an accepted write landed: at the receipt's time, or, when the vendor does not
 // say, when it answered.
-func (m *Machine) land(ss *systemState, w Write, r connector.Receipt, now time.Time) {
+func (m *Machine) land(st *agentState, ss *systemState, w Write, r connector.Receipt, now time.Time) {
 	at, est := r.At, r.At.IsZero()
 	if est {
 		at = now
 	}
-	ss.dropMarks(w.ID)
-	ss.addMark(mark{At: at, Status: w.StatusID, Write: w.ID, Estimated: est})
+	m.unmark(st.Email, st, ss, w.ID, now)
+	m.mark(st.Email, st, ss, mark{At: at, Status: w.StatusID, Write: w.ID, Estimated: est}, now)
+}
+
+// mark adds mk to the system's timeline; the change that follows it may turn out to be a mere
+// report, or a report a change.
+func (m *Machine) mark(email string, st *agentState, ss *systemState, mk mark, now time.Time) {
+	i := ss.addMark(mk)
+	if st != nil {
+		m.rederive(email, st, ss, i+1, now)
+	}
+}
+
+// unmark removes the marks of our write id, and looks again at what followed them.
+func (m *Machine) unmark(email string, st *agentState, ss *systemState, id int64, now time.Time) {
+	for _, i := range ss.dropMarks(id) {
+		m.rederive(email, st, ss, i, now)
+	}
+}
+
+// rederive looks again at the person's mark at index i after the mark before it changed: a
+// report that now follows another status is a change, decided in its place; a change that now
+// follows its own status is a report, and leaves the history.
+func (m *Machine) rederive(email string, st *agentState, ss *systemState, i int, now time.Time) {
+	if i <= 0 || i >= len(ss.Timeline) || !ss.Timeline[i].person() || ss.Timeline[i].Seq == 0 {
+		return
+	}
+	mk := &ss.Timeline[i]
+	prev := ss.prevStatus(i)
+	switch {
+	case mk.Report != nil && mk.Status != prev:
+		ev := *mk.Report
+		mk.Report = nil
+		m.record(email, now, mk.Seq, Step{Kind: StepLate, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
+			Cause: m.describe(ev), Summary: fmt.Sprintf("%s at %s now follows another status (an earlier change arrived late): it is a change",
+				m.describe(ev), stamp(ev.At))})
+		m.decide(email, st, change{Seq: mk.Seq, Event: ev}, now)
+	case mk.Report == nil && mk.Status == prev:
+		for j := range st.History {
+			if st.History[j].Seq != mk.Seq {
+				continue
+			}
+			ev := st.History[j].Event
+			mk.Report = &ev
+			st.History = append(st.History[:j:j], st.History[j+1:]...)
+			m.record(email, now, mk.Seq, Step{Kind: StepLate, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
+				Cause: m.describe(ev), Summary: fmt.Sprintf("%s at %s now follows the same status (an earlier change arrived late): it changed nothing",
+					m.describe(ev), stamp(ev.At))})
+			m.refold(st)
+			m.syncTargets(email, st, now)
+			return
+		}
+	}
 }
 
 func (m *Machine) fail(ss *systemState, w Write, err error, step *Step) {

@@ -166,6 +166,9 @@ func New(cfg Config) (*Engine, error) {
 	if opts.DeferredRecheck == 0 {
 		opts.DeferredRecheck = 30 * time.Second
 	}
+	if opts.ClockTolerance == 0 {
+		opts.ClockTolerance = time.Second
+	}
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,

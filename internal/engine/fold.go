@@ -74,6 +74,17 @@ func (fd *folder) apply(c *change) {
 	text := m.describe(ev)
 	fs := f.system(sys)
 	var newS, oldS presence.Status
+	if ev.Origin == presence.OriginSelf {
+		// Our write landed while the system was in a state only its vendor ends: that state
+		// is over, and the write is what it shows.
+		if fs.State != "" {
+			fd.record(Step{Kind: StepStateEnded, System: sys, Status: m.statusByID(sys, ev.Status).Name, Cause: text,
+				Summary: fmt.Sprintf("%s left %s: our write of %s took effect", sys, m.statusByID(sys, fs.State).Name,
+					m.statusByID(sys, ev.Status).Name)})
+			fs.State, fs.StateSince = "", time.Time{}
+		}
+		return
+	}
 	if ev.ChangesStatus() {
 		newS = m.statusByID(sys, ev.Status)
 		old := f.shows(sys)
@@ -92,7 +103,7 @@ func (fd *folder) apply(c *change) {
 		case fs.State != "":
 			since := fs.StateSince
 			fs.State, fs.StateSince = "", time.Time{}
-			if fs.Target != "" && fs.Target != newS.ID && fs.Cause.At.After(since) {
+			if fs.Target != "" && fs.Cause.At.After(since) {
 				fd.record(Step{Kind: StepStateEnded, System: sys, Status: newS.Name, Cause: text,
 					Summary: fmt.Sprintf("%s left %s; the status decided meanwhile, %s, goes out now", sys, oldS.Name,
 						m.statusByID(sys, fs.Target).Name)})
@@ -250,11 +261,7 @@ func (fd *folder) startActivity(hit policy.ActivityHit, ev presence.Event, why c
 	for _, sys := range systems {
 		fs := f.system(sys)
 		if fs.Overlay == nil || (fs.Overlay.Released && fd.covering(sys) == nil) {
-			base := fs.Target
-			if base == "" {
-				base = fs.State
-			}
-			fs.Overlay = &overlay{Base: base, BaseWhy: fs.Cause}
+			fs.Overlay = &overlay{Base: fs.Target, BaseWhy: fs.Cause}
 		}
 		if fs.Overlay.Released {
 			continue

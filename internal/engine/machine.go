@@ -46,6 +46,10 @@ type Options struct {
 	// kept (default 64). Older changes are judged against the causes in force.
 	HistoryWindow time.Duration
 	MaxHistory    int
+	// ClockTolerance is how far the vendors' clocks may be off the engine's when an event's
+	// vendor time is compared with when the engine got a write's answer (the service uses a
+	// second; the dry run's clocks are one).
+	ClockTolerance time.Duration
 }
 
 // Limit is a sustained write rate and a burst.
@@ -227,13 +231,8 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 	}
 	c := change{Seq: seq, Event: ev}
 	if ev.ChangesStatus() {
-		status, ok := m.resolveStatus(sys, ev)
+		status, known := m.resolveStatus(sys, ev)
 		c.Event.Status = status.ID
-		if !ok {
-			m.Stats.UnknownStatus.Add(1)
-			m.record(email, now, seq, Step{Kind: StepUnknownStatus, System: ev.System, Status: status.Name, Cause: m.describe(c.Event),
-				Summary: fmt.Sprintf("status %q is not in %s's catalog; taken as a person's choice, which maps cannot use", status.Name, ev.System)})
-		}
 		ss := st.system(ev.System)
 		if ev.IsResync() && ev.At.IsZero() {
 			// The vendor does not date its reading: it is no older than what the engine knew.
@@ -243,10 +242,16 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 		if m.observe(email, st, ss, &c, now) {
 			return email
 		}
+		if !known {
+			m.Stats.UnknownStatus.Add(1)
+			m.record(email, now, seq, Step{Kind: StepUnknownStatus, System: ev.System, Status: status.Name, Cause: m.describe(c.Event),
+				Summary: fmt.Sprintf("status %q is not in %s's catalog; taken as a person's choice, which maps cannot use", status.Name, ev.System)})
+		}
 		if ss.Deferred != "" {
 			// The system changed: the state that deferred our write may have ended.
 			ss.Deferred, ss.NextAttempt = "", time.Time{}
 		}
+		ss.Moved = ss.InFlight != nil
 	}
 	m.decide(email, st, c, now)
 	return email
@@ -256,7 +261,12 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 // system should show.
 func (m *Machine) decide(email string, st *agentState, c change, now time.Time) {
 	pol := m.cfg.PolicyFor(email)
-	rec := func(s Step) { m.record(email, now, c.Seq, s) }
+	rec := func(s Step) {
+		if s.Kind == StepLate && c.Event.Origin == presence.OriginSelf {
+			return // our own write's landing: placing it is bookkeeping, not news
+		}
+		m.record(email, now, c.Seq, s)
+	}
 	h := st.History
 	pos := len(h)
 	for pos > 0 && historyLess(pol, &c, &h[pos-1]) {
@@ -316,6 +326,13 @@ func (m *Machine) decide(email string, st *agentState, c change, now time.Time) 
 func (m *Machine) syncTargets(email string, st *agentState, now time.Time) {
 	if st.fold == nil {
 		return
+	}
+	for name, ss := range st.Systems {
+		if _, ok := st.fold.Systems[name]; !ok && ss.Target != "" {
+			// A late change took back every decision about the system.
+			ss.Target, ss.TargetSince = "", now
+			m.dirty[email] = true
+		}
 	}
 	for name, fs := range st.fold.Systems {
 		ss := st.system(name)
@@ -393,7 +410,7 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 	}
 	for _, name := range m.cfg.SystemNames {
 		ss := st.Systems[name]
-		if ss == nil || !ss.needsWrite() || ss.InFlight != nil {
+		if ss == nil || !ss.needsWrite() || ss.InFlight != nil || isSystemState(m.statusByID(name, ss.Target)) {
 			continue
 		}
 		if ss.Failed != "" && ss.FailedFor == ss.Target {

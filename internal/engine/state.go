@@ -120,6 +120,10 @@ type systemState struct {
 	Target      string    `json:"target,omitempty"`
 	TargetSince time.Time `json:"target_since,omitzero"`
 
+	// Moved is set when the system changed while a write was in flight: a refusal of that
+	// write may describe a state that has ended already.
+	Moved bool `json:"moved,omitempty"`
+
 	Deferred    string    `json:"deferred,omitempty"`
 	DeferredFor string    `json:"deferred_for,omitempty"`
 	Attempts    int       `json:"attempts,omitempty"`
@@ -139,7 +143,13 @@ type mark struct {
 	Estimated bool `json:"estimated,omitempty"`
 	// Seq is the event that told (0 for an estimated landing).
 	Seq int64 `json:"seq,omitempty"`
+	// Report holds a person's event that reported what the system already showed, so not a
+	// change; should a late change come to lie before it, it is the change it then is.
+	Report *presence.Event `json:"report,omitempty"`
 }
+
+// person reports whether the mark is a change or report someone else made, not our write.
+func (mk mark) person() bool { return mk.Write == 0 }
 
 // openWrite is a write of ours whose echo is still expected.
 type openWrite struct {
@@ -154,9 +164,10 @@ type openWrite struct {
 	Unsure     bool      `json:"unsure,omitempty"`
 	// Queued is the vendor's reason for holding the write until the agent's state ends.
 	Queued string `json:"queued,omitempty"`
-	// Maybe is an event taken for the write's echo while another event may still prove to be
-	// it; until then the write stays open.
-	Maybe *change `json:"maybe,omitempty"`
+	// Maybes are events taken for the write's echo while the answer, or another event, may
+	// still prove otherwise; until then the write stays open. Events that carry a version all
+	// wait for the answer's version; without versions there is at most one.
+	Maybes []change `json:"maybes,omitempty"`
 }
 
 // Write is one status write handed to a connector.
@@ -215,32 +226,54 @@ func (ss *systemState) statusAt(t time.Time, skip func(mark) bool) (string, int)
 	return "", -1
 }
 
-// addMark inserts mk in vendor time order, after marks of the same time.
-func (ss *systemState) addMark(mk mark) {
+// addMark inserts mk in vendor time order, after marks of the same time, and returns its index.
+func (ss *systemState) addMark(mk mark) int {
 	i := sort.Search(len(ss.Timeline), func(i int) bool { return ss.Timeline[i].At.After(mk.At) })
 	ss.Timeline = slices.Insert(ss.Timeline, i, mk)
+	return i
 }
 
-// dropMark removes the marks of write id.
-func (ss *systemState) dropMarks(write int64) {
-	ss.Timeline = slices.DeleteFunc(ss.Timeline, func(mk mark) bool { return mk.Write == write })
-}
-
-// changedBetween reports whether the timeline shows a status other than status strictly after
-// from and at or before to.
-func (ss *systemState) changedBetween(from, to time.Time, status string) bool {
+// dropMarks removes the marks of write id and returns the indexes that now hold the marks
+// that followed them.
+func (ss *systemState) dropMarks(write int64) []int {
+	var at []int
+	out := ss.Timeline[:0]
 	for _, mk := range ss.Timeline {
-		if mk.At.After(from) && !mk.At.After(to) && mk.Status != status {
-			return true
+		if mk.Write == write {
+			at = append(at, len(out))
+			continue
+		}
+		out = append(out, mk)
+	}
+	ss.Timeline = out
+	return at
+}
+
+// prevStatus is the status of the mark before index i ("" when none).
+func (ss *systemState) prevStatus(i int) string {
+	if i > 0 && i <= len(ss.Timeline) {
+		return ss.Timeline[i-1].Status
+	}
+	return ""
+}
+
+// changedSince reports whether, after the mark event seq left for write id, the timeline shows
+// a status other than status at or before to (zero: at any time).
+func (ss *systemState) changedSince(id, seq int64, to time.Time, status string) bool {
+	start := -1
+	for i, mk := range ss.Timeline {
+		if mk.Write == id && mk.Seq == seq {
+			start = i
 		}
 	}
-	return false
-}
-
-// changedAfter reports whether the timeline shows a status other than status after from.
-func (ss *systemState) changedAfter(from time.Time, status string) bool {
-	for _, mk := range ss.Timeline {
-		if mk.At.After(from) && mk.Status != status {
+	if start < 0 {
+		return false
+	}
+	for _, mk := range ss.Timeline[start+1:] {
+		if !to.IsZero() && mk.At.After(to) {
+			break
+		}
+		if mk.Status != status {
 			return true
 		}
 	}

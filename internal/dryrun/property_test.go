@@ -1,0 +1,574 @@
+package dryrun
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/engine"
+	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
+)
+
+var (
+	propertySeeds = flag.Int("property.seeds", 400, "random worlds the property test runs (60 with -short)")
+	propertyFrom  = flag.Int("property.from", 0, "first seed of the property test")
+)
+
+// The property test: in random worlds — policies with non-involutive maps, rules, activities,
+// a master, debounce, vendor-only states, over 2 or 3 systems of different kinds, some marking
+// their changes and some not — and random days — status changes, logouts and logins, unknown
+// statuses, calls that overlap and arrive end-first, duplicates, equal timestamps, late
+// delivery, bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer
+// and its echo in either order — every system ends where the ideal world ends: the policy
+// decided over the changes in the order they happened, with every write landing at once
+// (engine.Ideal). A change on a system that does not mark its changes, with the status of a
+// write of ours whose echo is due, cannot be told from that echo; the test then accepts the
+// ideal answer of every reading of it and nothing else: the person's change at its own time
+// (our write's echo came later), or no change at all (it was the echo, and the event at our
+// write's landing was a person picking the status the system already showed).
+
+// world is a random policy.
+type world struct {
+	systems []sysSpec
+	// acts names the systems whose calls start and end activities.
+	acts []string
+	yaml string
+}
+
+type sysSpec struct {
+	name, kind string
+	statuses   []string // settable statuses, by name
+	state      string   // a state only the vendor sets, "" when none
+	marked     bool
+}
+
+// vendorStates are states each kind enters on its own, as the vendors name them.
+var vendorStates = map[string]string{"amazonconnect": "AfterCallWork", "genesys": "Idle", "cxone": "InboundContact"}
+
+func (s sysSpec) sources() []string {
+	out := append([]string(nil), s.statuses...)
+	if s.state != "" {
+		out = append(out, s.state)
+	}
+	return out
+}
+
+func newWorld(rnd *rand.Rand) world {
+	var w world
+	kinds := []string{"genesys", "salesforce", "amazonconnect", "cxone"}
+	rnd.Shuffle(len(kinds), func(i, j int) { kinds[i], kinds[j] = kinds[j], kinds[i] })
+	n := 2 + rnd.IntN(2)
+	var b strings.Builder
+	b.WriteString("version: 1\nsystems:\n")
+	for i := range n {
+		s := sysSpec{name: string(rune('a' + i)), kind: kinds[i], marked: rnd.IntN(2) == 0}
+		for j := range 4 {
+			s.statuses = append(s.statuses, fmt.Sprintf("%s%d", strings.ToUpper(s.name), j))
+		}
+		fmt.Fprintf(&b, "  %s:\n    kind: %s\n    catalog:\n", s.name, s.kind)
+		for j, st := range s.statuses {
+			fmt.Fprintf(&b, "      - {id: %s-id-%d, name: %s, category: away}\n", s.name, j, st)
+		}
+		if st, ok := vendorStates[s.kind]; ok && rnd.IntN(2) == 0 {
+			s.state = st
+			fmt.Fprintf(&b, "      - {id: %s-state, name: %s, category: system}\n", s.name, st)
+		}
+		if s.kind == "salesforce" {
+			s.statuses = append(s.statuses, presence.OfflineName)
+		}
+		w.systems = append(w.systems, s)
+	}
+	b.WriteString("policies:\n  - name: random\n")
+	if rnd.IntN(3) == 0 {
+		fmt.Fprintf(&b, "    master: %s\n", w.systems[rnd.IntN(n)].name)
+	}
+	if rnd.IntN(3) == 0 {
+		fmt.Fprintf(&b, "    debounce: %dms\n", rnd.IntN(300))
+	}
+	b.WriteString("    map:\n")
+	for _, from := range w.systems {
+		for _, to := range w.systems {
+			if from.name == to.name {
+				continue
+			}
+			var pairs []string
+			for _, src := range from.sources() {
+				if rnd.IntN(4) == 0 {
+					continue // unmapped: no change
+				}
+				pairs = append(pairs, fmt.Sprintf("%s: %s", src, to.statuses[rnd.IntN(len(to.statuses))]))
+			}
+			if len(pairs) == 0 {
+				continue
+			}
+			fmt.Fprintf(&b, "      - from: %s\n        to: %s\n        states: {%s}\n", from.name, to.name, strings.Join(pairs, ", "))
+		}
+	}
+	if k := rnd.IntN(4); k > 0 {
+		b.WriteString("    rules:\n")
+		for i := range k {
+			on := w.systems[rnd.IntN(n)]
+			typ := "status_changed"
+			if on.kind == "salesforce" && rnd.IntN(3) == 0 {
+				typ = "logout"
+			}
+			about := w.systems[rnd.IntN(n)]
+			field := []string{"new_state", "old_state"}[rnd.IntN(2)]
+			op := []string{"eq", "ne"}[rnd.IntN(2)]
+			srcs := about.sources()
+			target := w.systems[rnd.IntN(n)]
+			fmt.Fprintf(&b, "      - name: r%d\n        on: %s.%s\n        when: {a: %s.%s, op: %s, b: %s}\n        set: {%s: %s}\n",
+				i, on.name, typ, about.name, field, op, srcs[rnd.IntN(len(srcs))], target.name, target.statuses[rnd.IntN(len(target.statuses))])
+		}
+	}
+	if rnd.IntN(2) == 0 {
+		on := w.systems[rnd.IntN(n)]
+		covered := w.systems[rnd.IntN(n)]
+		w.acts = []string{on.name}
+		fmt.Fprintf(&b, "    activities:\n      - name: call\n        start: %s.conversation_started\n        end: %s.conversation_ended\n", on.name, on.name)
+		if rnd.IntN(2) == 0 {
+			b.WriteString("        match: [{path: queueId, op: not_exists}]\n")
+		}
+		fmt.Fprintf(&b, "        set: {%s: %s}\n", covered.name, covered.statuses[rnd.IntN(len(covered.statuses))])
+	}
+	w.yaml = b.String()
+	return w
+}
+
+// day is a random sequence of events for the world's agents.
+func (w world) day(rnd *rand.Rand, agents []string) []Event {
+	var out []Event
+	at := base
+	humans := 3 + rnd.IntN(23)
+	calls := map[string]int{} // agent → calls started
+	for i := range humans {
+		switch r := rnd.IntN(10); {
+		case r == 0: // same instant as the previous event
+		case r == 1: // a burst far below the write latency
+			at = at.Add(time.Duration(rnd.IntN(3)) * time.Millisecond)
+		default:
+			at = at.Add(time.Millisecond + time.Duration(rnd.Int64N(int64(2*time.Second))))
+		}
+		agent := agents[rnd.IntN(len(agents))]
+		sys := w.systems[rnd.IntN(len(w.systems))]
+		ev := presence.Event{ID: fmt.Sprintf("h%d", i), At: at, System: sys.name, Agent: agent, Type: presence.StatusChanged}
+		switch r := rnd.IntN(20); {
+		case r < 3 && len(w.acts) > 0:
+			ev.System = w.acts[0]
+			ev.Type = presence.ConversationStarted
+			if calls[agent] > 0 && rnd.IntN(2) == 0 {
+				ev.Type = presence.ConversationEnded
+			} else {
+				calls[agent]++
+			}
+			ev.Data = map[string]any{"conversationId": fmt.Sprintf("c%d", 1+rnd.IntN(max(calls[agent], 1)))}
+			if rnd.IntN(4) == 0 {
+				ev.Data["queueId"] = "q1"
+			}
+		case r < 5 && sys.state != "":
+			ev.Status = sys.state
+		case r < 6:
+			ev.Status = "Nap" // not in the catalog
+		case r < 8 && sys.kind == "salesforce":
+			ev.Type = presence.Logout
+		case r < 9 && sys.kind == "salesforce":
+			ev.Type, ev.Status = presence.Login, sys.statuses[rnd.IntN(len(sys.statuses)-1)]
+		default:
+			ev.Status = sys.statuses[rnd.IntN(len(sys.statuses))]
+		}
+		e := Event{Event: ev}
+		if rnd.IntN(5) == 0 { // delivered late
+			e.Received = at.Add(time.Millisecond + time.Duration(rnd.Int64N(int64(3*time.Second))))
+		}
+		out = append(out, e)
+		if rnd.IntN(20) == 0 { // delivered twice
+			d := e
+			d.Received = e.received().Add(time.Duration(rnd.Int64N(int64(time.Second))))
+			out = append(out, d)
+		}
+	}
+	return out
+}
+
+func TestPropertyEndsWhereTheIdealWorldEnds(t *testing.T) {
+	seeds := *propertySeeds
+	if testing.Short() && seeds > 60 {
+		seeds = 60
+	}
+	dir := t.TempDir()
+	stats := map[string]int{}
+	for seed := uint64(*propertyFrom); seed < uint64(*propertyFrom+seeds); seed++ {
+		checkWorld(t, dir, seed, stats)
+		if t.Failed() {
+			return
+		}
+	}
+	t.Logf("%d seeds: %v", seeds, stats)
+}
+
+func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
+	rnd := rand.New(rand.NewPCG(seed, 7))
+	w := newWorld(rnd)
+	path := filepath.Join(dir, fmt.Sprintf("p%d.yaml", seed))
+	if err := os.WriteFile(path, []byte(w.yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(path, policy.Options{})
+	if err != nil {
+		t.Fatalf("seed %d: generated policy does not load: %v\n%s", seed, err, w.yaml)
+	}
+	agents := []string{"ana@example.com", "bo@example.com"}[:1+rnd.IntN(2)]
+	events := w.day(rnd, agents)
+	latency := time.Duration(float64(time.Millisecond) * pow1000(rnd.Float64())) // 1ms to 1s
+	opts := Options{WriteLatency: latency, Unmarked: map[string]bool{}}
+	for _, s := range w.systems {
+		if !s.marked {
+			opts.Unmarked[s.name] = true
+		}
+	}
+	if rnd.IntN(2) == 0 { // the vendor's answer and its event arrive in either order
+		opts.AnswerLag = time.Duration(rnd.Int64N(int64(latency)))
+	} else {
+		opts.EchoLag = time.Duration(rnd.Int64N(int64(latency)))
+	}
+	res, err := Run(context.Background(), cfg, events, opts)
+	if err != nil {
+		t.Fatalf("seed %d: %v", seed, err)
+	}
+	fail := func(format string, args ...any) {
+		t.Helper()
+		var evs strings.Builder
+		for i, e := range events {
+			late := ""
+			if !e.Received.IsZero() {
+				late = fmt.Sprintf(" (received %s)", e.Received.Sub(base))
+			}
+			fmt.Fprintf(&evs, "  #%d %s %s %s %s %s %v%s repeat=%v\n", i, e.At.Sub(base), e.Agent, e.System, e.Type, e.Status, e.Data, late, res.Repeats[i])
+		}
+		var ws strings.Builder
+		for _, x := range res.Writes {
+			fmt.Fprintf(&ws, "  %s %s %s %s (%s; %s)\n", x.At.Sub(base), x.Agent, x.System, x.Status, x.Rule, x.Cause)
+		}
+		t.Fatalf("seed %d (latency %s, answer lag %s, echo lag %s, unmarked %v, ambiguous %+v): %s\npolicy:\n%s\nevents:\n%swrites:\n%s",
+			seed, latency, opts.AnswerLag, opts.EchoLag, opts.Unmarked, res.Ambiguous, fmt.Sprintf(format, args...), w.yaml, evs.String(), ws.String())
+	}
+	stats["ambiguous"] += len(res.Ambiguous)
+	stats["writes"] += int(res.Summary.Writes)
+	stats["late"] += int(res.Machine.Stats.Stale.Load())
+	stats["reclassified"] += int(res.Machine.Stats.Reclassified.Load())
+	stats["corrections"] += int(res.Machine.Stats.Corrections.Load())
+
+	// 1. Every system ends where the ideal world ends, under some reading of the ambiguous changes.
+	for _, agent := range agents {
+		readings := idealReadings(cfg, agent, events, res)
+		got := map[string]string{}
+		for sys, id := range res.Truth[agent] {
+			got[sys] = id
+		}
+		// A system no one changed and the policy, in the end, decided nothing for may keep what
+		// a decision taken back by a late event wrote: its status before is unknown.
+		for sys := range got {
+			if !touched(events, agent, sys) && !decidedInAny(readings, sys) {
+				delete(got, sys)
+			}
+		}
+		if !containsReading(readings, got) {
+			fail("%s ends at %v; the ideal world ends at one of %v", agent, names(cfg, got), namesAll(cfg, readings))
+		}
+		// 2. The engine knows what every system shows, and calls it in sync only when it is.
+		v, _ := res.Machine.View(agent)
+		for sys, id := range got {
+			if sv := v.Systems[sys]; sv.ObservedID != id {
+				fail("%s: the engine believes %s shows %q, it shows %q", agent, sys, sv.ObservedID, id)
+			}
+		}
+		for sys, sv := range v.Systems {
+			if sv.InSync && sv.DesiredID != sv.ObservedID {
+				fail("%s: %s reported in sync while it shows %s and should show %s", agent, sys, sv.Observed, sv.Desired)
+			}
+		}
+	}
+	// 3. No echo is evaluated, unless the run was ambiguous about it.
+	ambiguousWrites := map[int64]bool{}
+	for _, a := range res.Ambiguous {
+		ambiguousWrites[a.Write] = true
+	}
+	for seq, kinds := range echoStepKinds(t, res) {
+		for _, k := range kinds {
+			if k != engine.StepEcho && k != engine.StepUnchanged && k != engine.StepStateEnded && !ambiguousWrites[res.EchoOf[seq]] {
+				fail("the echo event %d of write %d was handled as %v", seq, res.EchoOf[seq], kinds)
+			}
+		}
+	}
+	// 4. Writes are bounded by the changes: one per system for each change, and one
+	// correction for each write a person's change raced.
+	changes := 0
+	for i := range events {
+		if !res.Repeats[i] {
+			changes++
+		}
+	}
+	if bound := changes*len(w.systems) + res.Raced; int(res.Summary.Writes) > bound {
+		fail("%d writes for %d changes over %d systems and %d raced writes (bound %d)", res.Summary.Writes, changes, len(w.systems), res.Raced, bound)
+	}
+}
+
+// pow1000 maps [0,1) to [1,1000) on a log scale.
+func pow1000(x float64) float64 {
+	v := 1.0
+	for range 3 {
+		v *= 1 + 9*x
+	}
+	return min(v, 999)
+}
+
+// idealReadings returns the ideal outcome for every reading of the ambiguous events. Each
+// reading rebuilds what the agent's systems showed — people's events and our writes' landings,
+// in the order they happened — with the events read as echoes swapped with the landings of
+// their writes (the landing then read as a person's event); a person's event that reports the
+// status its system already showed is no change. The changes that remain are decided in the
+// ideal world.
+func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result) []map[string]string {
+	var amb []Ambiguity
+	for _, a := range res.Ambiguous {
+		if strings.EqualFold(events[a.Event].Agent, agent) {
+			amb = append(amb, a)
+		}
+	}
+	if len(amb) > 16 {
+		panic(fmt.Sprintf("%d ambiguous events for one agent: too many readings to enumerate", len(amb)))
+	}
+	landings := map[int64]Landing{}
+	for _, l := range res.Landings {
+		landings[l.Write] = l
+	}
+	var out []map[string]string
+	for mask := 0; mask < 1<<len(amb); mask++ {
+		flipped := map[int]int64{} // event index → write whose landing it is read as
+		for i, a := range amb {
+			if mask&(1<<i) != 0 {
+				flipped[a.Event] = a.Write
+			}
+		}
+		out = append(out, engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, landings)))
+	}
+	return out
+}
+
+// point is one entry of a rebuilt timeline: a person's event or one of our landings.
+type point struct {
+	ev       presence.Event
+	status   string
+	at       time.Time
+	received time.Time
+	ours     bool
+	order    int
+}
+
+func readingChanges(cfg *policy.Config, agent string, events []Event, res *Result, flipped map[int]int64, landings map[int64]Landing) []presence.Event {
+	statusOf := func(ev presence.Event) string {
+		raw := ev.Status
+		if ev.Type == presence.Logout {
+			raw = presence.OfflineName
+		}
+		if c := cfg.Systems[ev.System].Catalog; c != nil {
+			if s, ok := c.Resolve(raw); ok {
+				return s.ID
+			}
+		}
+		return raw
+	}
+	seen := map[string]bool{}
+	timelines := map[string][]point{}
+	var others []point
+	// A system applies its events in the order they happen, within one instant in the order
+	// it reports them.
+	idx := make([]int, len(events))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool {
+		ea, eb := events[idx[a]], events[idx[b]]
+		if !ea.At.Equal(eb.At) {
+			return ea.At.Before(eb.At)
+		}
+		return ea.received().Before(eb.received())
+	})
+	for n, i := range idx {
+		e := events[i]
+		if !strings.EqualFold(e.Agent, agent) {
+			continue
+		}
+		key := e.System + "/" + e.ID
+		if e.ID != "" && seen[key] {
+			continue // a duplicate delivery: the engine drops it
+		}
+		seen[key] = true
+		p := point{ev: e.Event, at: e.At, received: e.received(), order: n}
+		if !e.ChangesStatus() {
+			others = append(others, p)
+			continue
+		}
+		p.status = statusOf(e.Event)
+		if _, ok := flipped[i]; ok {
+			p.ours = true
+			p.ev.Status = p.status
+		}
+		timelines[e.System] = append(timelines[e.System], p)
+	}
+	flippedWrites := map[int64]bool{}
+	for _, w := range flipped {
+		flippedWrites[w] = true
+	}
+	for _, l := range landings {
+		if !strings.EqualFold(l.Agent, agent) {
+			continue
+		}
+		p := point{status: l.StatusID, at: l.At, received: l.Received, ours: true, order: len(events) + int(l.Write),
+			ev: presence.Event{System: l.System, Agent: agent, Type: presence.StatusChanged, Status: l.StatusID, At: l.At}}
+		if flippedWrites[l.Write] {
+			p.ours = false
+		}
+		timelines[l.System] = append(timelines[l.System], p)
+	}
+	changes := others
+	for _, tl := range timelines {
+		sort.SliceStable(tl, func(i, j int) bool {
+			if !tl[i].at.Equal(tl[j].at) {
+				return tl[i].at.Before(tl[j].at)
+			}
+			return tl[i].order < tl[j].order
+		})
+		prev := ""
+		for _, p := range tl {
+			switch {
+			case !p.ours && p.status != prev:
+				changes = append(changes, p)
+			case p.ours && prev != "" && isVendorState(cfg, p.ev.System, prev):
+				// our write landing ends a state only the vendor ends
+				p.ev.Origin = presence.OriginSelf
+				changes = append(changes, p)
+			}
+			prev = p.status
+		}
+	}
+	sort.SliceStable(changes, func(i, j int) bool {
+		if !changes[i].received.Equal(changes[j].received) {
+			return changes[i].received.Before(changes[j].received)
+		}
+		return changes[i].order < changes[j].order
+	})
+	out := make([]presence.Event, len(changes))
+	for i, p := range changes {
+		out[i] = p.ev
+	}
+	return out
+}
+
+// touched reports whether a person changed system for agent.
+func touched(events []Event, agent, system string) bool {
+	for _, e := range events {
+		if strings.EqualFold(e.Agent, agent) && e.System == system && e.ChangesStatus() {
+			return true
+		}
+	}
+	return false
+}
+
+func decidedInAny(readings []map[string]string, system string) bool {
+	for _, r := range readings {
+		if _, ok := r[system]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// isVendorState reports whether status is one only the system's vendor sets.
+func isVendorState(cfg *policy.Config, system, status string) bool {
+	if c := cfg.Systems[system].Catalog; c != nil {
+		if s, ok := c.ByID(status); ok {
+			return s.Category == presence.CategorySystem || !s.Settable
+		}
+	}
+	return false
+}
+
+func containsReading(readings []map[string]string, got map[string]string) bool {
+	for _, r := range readings {
+		same := true
+		for sys, id := range r {
+			if got[sys] != id {
+				same = false
+			}
+		}
+		for sys, id := range got {
+			if r[sys] != id {
+				same = false
+			}
+		}
+		if same {
+			return true
+		}
+	}
+	return false
+}
+
+func names(cfg *policy.Config, m map[string]string) map[string]string {
+	out := map[string]string{}
+	for sys, id := range m {
+		out[sys] = id
+		if c := cfg.Systems[sys].Catalog; c != nil {
+			if s, ok := c.ByID(id); ok {
+				out[sys] = s.Name
+			}
+		}
+	}
+	return out
+}
+
+func namesAll(cfg *policy.Config, ms []map[string]string) []map[string]string {
+	out := make([]map[string]string, len(ms))
+	for i, m := range ms {
+		out[i] = names(cfg, m)
+	}
+	return out
+}
+
+// echoStepKinds returns, for every echo event the simulated systems emitted, the kinds of the
+// decision steps recorded for it.
+func echoStepKinds(t *testing.T, res *Result) map[int64][]engine.StepKind {
+	t.Helper()
+	recs, err := res.Store.Audit(context.Background(), "", 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := engine.DecodeSteps(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[int64][]engine.StepKind{}
+	for seq := range res.EchoOf {
+		out[seq] = nil
+	}
+	for _, s := range steps {
+		if _, ok := out[s.EventSeq]; !ok {
+			continue
+		}
+		switch s.Kind {
+		case engine.StepWrite, engine.StepWriteOK, engine.StepRetry, engine.StepDeferred, engine.StepFailed, engine.StepCorrection:
+			// about a write whose cause is this event's seq, not about the event itself
+		default:
+			out[s.EventSeq] = append(out[s.EventSeq], s.Kind)
+		}
+	}
+	return out
+}
