@@ -177,7 +177,7 @@ func (a *agenda) Pop() any {
 
 // sent is one write of ours on its way, for the ambiguity report.
 type sent struct {
-	w      engine.Write
+	w        engine.Write
 	landed   time.Time
 	answered time.Time
 }
