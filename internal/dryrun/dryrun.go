@@ -54,6 +54,10 @@ type Options struct {
 	// simulated system marks them, as the real vendors do (Genesys modifiedDate, the Salesforce
 	// bridge's commandId, Connect and CXone state start times).
 	Unmarked map[string]bool
+	// Restarts are times at which the engine stops without warning and starts again from its
+	// store: answers to writes in flight are lost, and on start it reads what every system shows
+	// (a resync, dated by the vendor), as the service does.
+	Restarts []time.Time
 	// Machine tunes the engine; the echo window defaults to ten times the write latency.
 	Machine engine.Options
 }
@@ -100,7 +104,7 @@ type Result struct {
 	Landings []Landing
 	// Truth is what each simulated system shows at the end: agent → system → status id.
 	Truth map[string]map[string]string
-	// EchoOf maps the seq of each stored echo event to the write it echoed.
+	// EchoOf maps the seq of each stored echo event to the write it echoed (Landing.Write).
 	EchoOf map[int64]int64
 	// Machine is the engine after the run, for tests and explain.
 	Machine *engine.Machine
@@ -109,6 +113,7 @@ type Result struct {
 }
 
 // Landing is a write of ours landing on its system; its echo reaches the engine at Received.
+// Write numbers the run's writes in the order they were sent.
 type Landing struct {
 	Write    int64
 	System   string
@@ -118,10 +123,11 @@ type Landing struct {
 	Received time.Time
 }
 
-// Ambiguity is a person's status event (Event, an index of the input) on a system that does
-// not mark its changes, delivered while the echo of our write Write, with the same status, was
-// due; the write landed at Landed. The engine may read it as that echo, and the write's own
-// event, at Landed, as a person's.
+// Ambiguity is a person's status event (Event, an index of the input) that the engine cannot
+// tell from the echo of our write Write, which has its status (and landed at Landed, unless it
+// never did): the system does not mark its changes, or the write's answer was lost in a restart.
+// The engine may read the event as that echo, and the write's own event, at Landed, as a
+// person's. An event may have several such writes.
 type Ambiguity struct {
 	Event  int
 	Write  int64
@@ -141,6 +147,7 @@ const (
 	kindAnswer
 	kindEcho
 	kindReconcile
+	kindRestart
 )
 
 type item struct {
@@ -150,6 +157,7 @@ type item struct {
 	ev      presence.Event
 	index   int
 	w       engine.Write
+	sent    *sent
 	receipt connector.Receipt
 	err     error
 	agent   string
@@ -175,11 +183,15 @@ func (a *agenda) Pop() any {
 	return it
 }
 
-// sent is one write of ours on its way, for the ambiguity report.
+// sent is one write of ours on its way. Key numbers writes across restarts (the engine's write
+// ids may be used again once nothing names them).
 type sent struct {
+	key      int64
 	w        engine.Write
 	landed   time.Time
 	answered time.Time
+	// generation is the engine that sent it: a restart loses its answer.
+	generation int
 }
 
 // run is one simulation in progress.
@@ -191,17 +203,24 @@ type run struct {
 	agenda  agenda
 	order   int64
 	planned map[string]time.Time // agent → time of its queued reconcile
-	// truth is what each simulated system shows: system → agent email → status id.
+	// truth is what each simulated system shows: system → agent email → status id; since is
+	// when each began, with the version of the change that set it.
 	truth map[string]map[string]string
+	since map[string]map[string]connector.Current
+	// generation counts restarts: answers for writes of an earlier engine are lost.
+	generation int
 	// versions counts the changes of each system, for their version markers.
 	versions map[string]int
 	emails   map[string]map[string]string
 	// writes are our writes per system and agent, in the order sent.
 	writes map[string]map[string][]*sent
+	// suspects are the events that may be read as echoes, until the run says which are.
+	suspects []suspect
 	// applied remembers the events applied, by system and vendor id, to the input index.
 	applied map[string]int
-	// landed holds when each write that landed did.
-	landed map[int64]time.Time
+	// landed holds when each write that landed did, by key.
+	landed    map[int64]time.Time
+	sentCount int64
 	// deliveries are the items that hand each input event to the engine, by index.
 	deliveries map[int]*item
 	// echoes holds the echoes on their way, per system and agent: a vendor delivers a
@@ -224,6 +243,7 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 		st:         memory.New(),
 		planned:    map[string]time.Time{},
 		truth:      map[string]map[string]string{},
+		since:      map[string]map[string]connector.Current{},
 		versions:   map[string]int{},
 		emails:     map[string]map[string]string{},
 		writes:     map[string]map[string][]*sent{},
@@ -235,6 +255,7 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 	}
 	for name, sys := range cfg.Systems {
 		r.truth[name] = map[string]string{}
+		r.since[name] = map[string]connector.Current{}
 		r.writes[name] = map[string][]*sent{}
 		r.echoes[name] = map[string][]*item{}
 		ids := map[string]string{}
@@ -268,6 +289,9 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 		r.deliveries[i] = &item{at: events[i].received(), kind: kindDeliver, ev: events[i].Event, index: i}
 		r.push(r.deliveries[i])
 	}
+	for _, t := range opts.Restarts {
+		r.push(&item{at: t, kind: kindRestart})
+	}
 	for r.agenda.Len() > 0 {
 		it := heap.Pop(&r.agenda).(*item)
 		if err := r.step(ctx, it); err != nil {
@@ -277,15 +301,7 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 	r.res.Machine = r.m
 	r.res.Store = r.st
 	r.res.Summary = r.summary()
-	// A write that never landed owes no echo: a change with its status was a person's.
-	amb := r.res.Ambiguous[:0]
-	for _, a := range r.res.Ambiguous {
-		if at, ok := r.landed[a.Write]; ok {
-			a.Landed = at
-			amb = append(amb, a)
-		}
-	}
-	r.res.Ambiguous = amb
+	r.res.Ambiguous = r.ambiguities()
 	r.res.Truth = map[string]map[string]string{}
 	for system, agents := range r.truth {
 		for agent, id := range agents {
@@ -318,10 +334,13 @@ func (r *run) step(ctx context.Context, it *item) error {
 		_, err := r.ingest(ctx, it.ev, now)
 		return err
 	case kindLanding:
-		r.land(it.w, now)
+		r.land(it.sent, now)
 		return nil
 	case kindAnswer:
-		return r.answer(ctx, it.w, it.receipt, it.err, now)
+		if it.sent.generation != r.generation {
+			return nil // the engine that sent the write stopped: its answer is lost (answered stays zero)
+		}
+		return r.answer(ctx, it.sent, it.receipt, it.err, now)
 	case kindEcho:
 		if it.delivered {
 			return nil
@@ -332,6 +351,8 @@ func (r *run) step(ctx context.Context, it *item) error {
 			delete(r.planned, it.agent)
 		}
 		return r.reconcile(ctx, it.agent, now)
+	case kindRestart:
+		return r.restart(ctx, now)
 	}
 	return nil
 }
@@ -367,10 +388,10 @@ func (r *run) change(it *item) {
 	if r.truth[ev.System][email] == id {
 		r.res.Repeats[it.index] = true
 	}
-	r.truth[ev.System][email] = id
 	if ev.Version == "" && !r.opts.Unmarked[ev.System] {
 		ev.Version = r.nextVersion(ev.System)
 	}
+	r.show(ev.System, email, id, ev.At, ev.Version)
 	r.deliveries[it.index].ev.Version = ev.Version // the delivery carries the same marker
 }
 
@@ -379,11 +400,12 @@ func (r *run) nextVersion(system string) string {
 	return fmt.Sprintf("%s-v%d", system, r.versions[system])
 }
 
-// noteAmbiguity records a person's change on an unmarked system delivered while the echo of a
-// write of ours with the same status was due.
+// noteAmbiguity remembers, for a person's status event about to be delivered, the writes of
+// ours with its status already sent: once the run is over, ambiguities says which the engine
+// could have taken it for the echo of.
 func (r *run) noteAmbiguity(it *item) {
 	ev := it.ev
-	if !ev.ChangesStatus() || !r.opts.Unmarked[ev.System] {
+	if !ev.ChangesStatus() {
 		return
 	}
 	email, ok := r.email(ev.System, ev.Agent)
@@ -392,13 +414,40 @@ func (r *run) noteAmbiguity(it *item) {
 	}
 	id := r.statusOf(ev).ID
 	for _, s := range r.writes[ev.System][email] {
-		// While a write is unanswered, any event with its status may be its echo; once
-		// answered, any dated no later than the answer.
-		if s.w.StatusID == id && !ev.At.Before(s.w.SentAt) && (s.answered.IsZero() || !ev.At.After(s.answered)) {
-			r.res.Ambiguous = append(r.res.Ambiguous, Ambiguity{Event: it.index, Write: s.w.ID})
-			return
+		if s.w.StatusID == id && !ev.At.Before(s.w.SentAt) {
+			r.suspects = append(r.suspects, suspect{event: it.index, at: ev.At, system: ev.System, sent: s})
 		}
 	}
+}
+
+// suspect is a person's status event delivered after a write of ours with its status was sent.
+type suspect struct {
+	event  int
+	at     time.Time
+	system string
+	sent   *sent
+}
+
+// ambiguities keeps the suspects the engine cannot tell from the write's echo: on a system
+// that does not mark its changes, or for a write whose answer (with its version) was lost,
+// an event dated before the answer — or within the echo window, when no answer came.
+func (r *run) ambiguities() []Ambiguity {
+	var out []Ambiguity
+	for _, sp := range r.suspects {
+		s := sp.sent
+		landed, ok := r.landed[s.key]
+		if !ok && !s.answered.IsZero() {
+			continue // a write refused, as the engine heard, owes no echo
+		}
+		due := s.answered
+		if due.IsZero() {
+			due = s.w.SentAt.Add(r.opts.Machine.EchoWindow)
+		}
+		if (r.opts.Unmarked[sp.system] || s.answered.IsZero()) && !sp.at.After(due) {
+			out = append(out, Ambiguity{Event: sp.event, Write: s.key, Landed: landed})
+		}
+	}
+	return out
 }
 
 func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) (int64, error) {
@@ -442,8 +491,10 @@ func (r *run) reconcile(ctx context.Context, agent string, now time.Time) error 
 	return r.st.Update(ctx, func(tx store.Tx) error {
 		writes, wake := r.m.Plan(agent, now)
 		for _, w := range writes {
-			r.writes[w.System][agent] = append(r.writes[w.System][agent], &sent{w: w})
-			r.push(&item{at: now.Add(r.opts.WriteLatency), kind: kindLanding, w: w})
+			r.sentCount++
+			s := &sent{key: r.sentCount, w: w, generation: r.generation}
+			r.writes[w.System][agent] = append(r.writes[w.System][agent], s)
+			r.push(&item{at: now.Add(r.opts.WriteLatency), kind: kindLanding, sent: s})
 		}
 		if !wake.IsZero() {
 			r.schedule(agent, wake)
@@ -455,7 +506,8 @@ func (r *run) reconcile(ctx context.Context, agent string, now time.Time) error 
 
 // land delivers a write to its simulated system: refused while a system state blocks writes,
 // otherwise applied; the vendor then answers and emits its own status event (the echo).
-func (r *run) land(w engine.Write, now time.Time) {
+func (r *run) land(s *sent, now time.Time) {
+	w := s.w
 	var werr error
 	if cur := r.truth[w.System][w.Agent]; cur != "" {
 		if s := r.status(w.System, cur); s.Category == presence.CategorySystem || !s.Settable {
@@ -463,46 +515,73 @@ func (r *run) land(w engine.Write, now time.Time) {
 		}
 	}
 	if werr != nil {
-		r.forget(w)
-		r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, w: w, err: werr})
+		r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, sent: s, err: werr})
 		return
 	}
-	for _, s := range r.writes[w.System][w.Agent] {
-		if s.w.ID == w.ID {
-			s.landed = now
-		}
-	}
-	r.landed[w.ID] = now
-	r.res.Landings = append(r.res.Landings, Landing{Write: w.ID, System: w.System, Agent: w.Agent, StatusID: w.StatusID,
+	s.landed = now
+	r.landed[s.key] = now
+	r.res.Landings = append(r.res.Landings, Landing{Write: s.key, System: w.System, Agent: w.Agent, StatusID: w.StatusID,
 		At: now, Received: now.Add(r.opts.EchoLag)})
-	r.truth[w.System][w.Agent] = w.StatusID
 	r.res.Writes = append(r.res.Writes, WriteLine{At: now, Agent: w.Agent, System: w.System, Status: w.Status,
 		StatusID: w.StatusID, Rule: w.Rule, Cause: w.Cause})
 	var receipt connector.Receipt
-	echo := presence.Event{ID: fmt.Sprintf("%s%d", EchoIDPrefix, w.ID), At: now, System: w.System, Agent: w.Account,
+	echo := presence.Event{ID: fmt.Sprintf("%s%d", EchoIDPrefix, len(r.res.Landings)), At: now, System: w.System, Agent: w.Account,
 		Type: presence.StatusChanged, Status: w.StatusID}
 	if !r.opts.Unmarked[w.System] {
 		receipt = connector.Receipt{Version: r.nextVersion(w.System), At: now}
 		echo.Version = receipt.Version
 	}
+	r.show(w.System, w.Agent, w.StatusID, now, receipt.Version)
 	if r.cfg.Systems[w.System].Kind == "salesforce" && r.status(w.System, w.StatusID).Name == presence.OfflineName {
 		echo.Type, echo.Status = presence.Logout, ""
 	}
-	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, w: w, receipt: receipt})
-	it := &item{at: now.Add(r.opts.EchoLag), kind: kindEcho, ev: echo, w: w}
+	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, sent: s, receipt: receipt})
+	it := &item{at: now.Add(r.opts.EchoLag), kind: kindEcho, ev: echo, sent: s}
 	r.push(it)
 	r.echoes[w.System][w.Agent] = append(r.echoes[w.System][w.Agent], it)
 }
 
-// forget drops a write that will not land from the ones whose echo is due.
-func (r *run) forget(w engine.Write) {
-	list := r.writes[w.System][w.Agent]
-	for i, s := range list {
-		if s.w.ID == w.ID {
-			r.writes[w.System][w.Agent] = append(list[:i:i], list[i+1:]...)
-			return
+// show makes a simulated system show status for agent from at, set by the change version.
+func (r *run) show(system, agent, status string, at time.Time, version string) {
+	r.truth[system][agent] = status
+	r.since[system][agent] = connector.Current{StatusID: status, Since: at, Version: version}
+}
+
+// restart stops the engine and starts a new one from the store, which then reads what every
+// system shows.
+func (r *run) restart(ctx context.Context, now time.Time) error {
+	r.generation++
+	r.m = engine.NewMachine(r.cfg, r.opts.Machine)
+	todo, err := r.m.Restore(ctx, r.st)
+	if err != nil {
+		return err
+	}
+	r.planned = map[string]time.Time{}
+	for _, agent := range todo {
+		r.schedule(agent, now)
+	}
+	systems := make([]string, 0, len(r.since))
+	for name := range r.since {
+		systems = append(systems, name)
+	}
+	sort.Strings(systems)
+	for _, system := range systems {
+		agents := make([]string, 0, len(r.since[system]))
+		for agent := range r.since[system] {
+			agents = append(agents, agent)
+		}
+		sort.Strings(agents)
+		for _, agent := range agents {
+			cur := r.since[system][agent]
+			ev := presence.Event{ID: fmt.Sprintf("resync-%d-%s", r.generation, agent), System: system, Agent: agent,
+				Type: presence.StatusChanged, Status: cur.StatusID, At: cur.Since, Version: cur.Version,
+				Data: map[string]any{"source": presence.SourceResync}}
+			if _, err := r.ingest(ctx, ev, now); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
 // deliverEcho hands one echo to the engine.
@@ -510,7 +589,7 @@ func (r *run) deliverEcho(ctx context.Context, it *item, now time.Time) error {
 	it.delivered = true
 	seq, err := r.ingest(ctx, it.ev, now)
 	if err == nil && seq != 0 {
-		r.res.EchoOf[seq] = it.w.ID
+		r.res.EchoOf[seq] = it.sent.key
 	}
 	return err
 }
@@ -536,12 +615,9 @@ func (r *run) deliverEchoesBefore(ctx context.Context, ev presence.Event, now ti
 }
 
 // answer hands the vendor's answer to the engine.
-func (r *run) answer(ctx context.Context, w engine.Write, receipt connector.Receipt, werr error, now time.Time) error {
-	for _, s := range r.writes[w.System][w.Agent] {
-		if s.w.ID == w.ID {
-			s.answered = now
-		}
-	}
+func (r *run) answer(ctx context.Context, s *sent, receipt connector.Receipt, werr error, now time.Time) error {
+	w := s.w
+	s.answered = now
 	return r.st.Update(ctx, func(tx store.Tx) error {
 		if retry := r.m.Outcome(w, receipt, werr, now); !retry.IsZero() {
 			r.schedule(w.Agent, retry)

@@ -24,7 +24,8 @@ var (
 
 // The property test: in random worlds — policies with non-involutive maps, rules, activities,
 // a master, debounce, vendor-only states, over 2 or 3 systems of different kinds, some marking
-// their changes and some not — and random days — status changes, logouts and logins, unknown
+// their changes and some not — and random days, with the engine killed and restarted from its
+// store now and then — status changes, logouts and logins, unknown
 // statuses, calls that overlap and arrive end-first, duplicates, equal timestamps, late
 // delivery, bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer
 // and its echo in either order — every system ends where the ideal world ends: the policy
@@ -239,6 +240,10 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 	} else {
 		opts.EchoLag = time.Duration(rnd.Int64N(int64(latency)))
 	}
+	for range rnd.IntN(3) { // the engine is killed and starts again from its store
+		last := events[len(events)-1].received()
+		opts.Restarts = append(opts.Restarts, base.Add(time.Duration(rnd.Int64N(int64(last.Sub(base)+time.Second)))))
+	}
 	res, err := Run(context.Background(), cfg, events, opts)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
@@ -257,8 +262,8 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 		for _, x := range res.Writes {
 			fmt.Fprintf(&ws, "  %s %s %s %s (%s; %s)\n", x.At.Sub(base), x.Agent, x.System, x.Status, x.Rule, x.Cause)
 		}
-		t.Fatalf("seed %d (latency %s, answer lag %s, echo lag %s, unmarked %v, ambiguous %+v): %s\npolicy:\n%s\nevents:\n%swrites:\n%s",
-			seed, latency, opts.AnswerLag, opts.EchoLag, opts.Unmarked, res.Ambiguous, fmt.Sprintf(format, args...), w.yaml, evs.String(), ws.String())
+		t.Fatalf("seed %d (latency %s, answer lag %s, echo lag %s, unmarked %v, restarts %v, ambiguous %+v): %s\npolicy:\n%s\nevents:\n%swrites:\n%s",
+			seed, latency, opts.AnswerLag, opts.EchoLag, opts.Unmarked, opts.Restarts, res.Ambiguous, fmt.Sprintf(format, args...), w.yaml, evs.String(), ws.String())
 	}
 	stats["ambiguous"] += len(res.Ambiguous)
 	stats["writes"] += int(res.Summary.Writes)
@@ -337,29 +342,52 @@ func pow1000(x float64) float64 {
 // status its system already showed is no change. The changes that remain are decided in the
 // ideal world.
 func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result) []map[string]string {
-	var amb []Ambiguity
+	// Per ambiguous event, the writes whose echo it may be read as.
+	var order []int
+	suspects := map[int][]int64{}
 	for _, a := range res.Ambiguous {
-		if strings.EqualFold(events[a.Event].Agent, agent) {
-			amb = append(amb, a)
+		if !strings.EqualFold(events[a.Event].Agent, agent) {
+			continue
 		}
-	}
-	if len(amb) > 16 {
-		panic(fmt.Sprintf("%d ambiguous events for one agent: too many readings to enumerate", len(amb)))
+		if _, ok := suspects[a.Event]; !ok {
+			order = append(order, a.Event)
+		}
+		suspects[a.Event] = append(suspects[a.Event], a.Write)
 	}
 	landings := map[int64]Landing{}
 	for _, l := range res.Landings {
 		landings[l.Write] = l
 	}
 	var out []map[string]string
-	for mask := 0; mask < 1<<len(amb); mask++ {
-		flipped := map[int]int64{} // event index → write whose landing it is read as
-		for i, a := range amb {
-			if mask&(1<<i) != 0 {
-				flipped[a.Event] = a.Write
-			}
+	seen := map[string]bool{}
+	// Every reading: each ambiguous event a person's, or the echo of one of its writes, no write
+	// echoed twice.
+	var walk func(i int, flipped map[int]int64, used map[int64]bool)
+	walk = func(i int, flipped map[int]int64, used map[int64]bool) {
+		if len(out) > 1<<14 {
+			panic("too many readings to enumerate")
 		}
-		out = append(out, engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, landings)))
+		if i == len(order) {
+			r := engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, landings))
+			if key := fmt.Sprint(r); !seen[key] {
+				seen[key] = true
+				out = append(out, r)
+			}
+			return
+		}
+		walk(i+1, flipped, used)
+		ev := order[i]
+		for _, w := range suspects[ev] {
+			if used[w] {
+				continue
+			}
+			flipped[ev], used[w] = w, true
+			walk(i+1, flipped, used)
+			delete(flipped, ev)
+			delete(used, w)
+		}
 	}
+	walk(0, map[int]int64{}, map[int64]bool{})
 	return out
 }
 

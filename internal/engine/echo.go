@@ -24,6 +24,25 @@ import (
 // mark it has added to the system's timeline.
 func (m *Machine) observe(email string, st *agentState, ss *systemState, c *change, now time.Time) bool {
 	ev := &c.Event
+	if ev.IsResync() {
+		// A reading says what shows now, since when: a landing of ours the engine only guessed,
+		// dated after that, did not happen (yet).
+		for i := len(ss.Timeline) - 1; i >= 0; i-- {
+			if mk := ss.Timeline[i]; mk.Estimated && mk.At.After(ev.At) {
+				m.unmark(email, st, ss, mk.Write, now)
+				i = min(i, len(ss.Timeline))
+			}
+		}
+	}
+	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status {
+		// A reading of what the engine knew already (the landing of a write of ours
+		// included): it owes no write an echo.
+		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
+			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s shows %s, as known; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
+		report := *ev
+		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: true})
+		return true
+	}
 	if v := ev.Version; v != "" {
 		for i := range ss.Writes {
 			if w := &ss.Writes[i]; w.Answered && !w.Unsure && w.Version == v {
@@ -81,8 +100,8 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 	}
 	for i := range ss.Writes {
 		w := &ss.Writes[i]
-		if !candidate(w) || len(w.Maybes) == 0 {
-			continue
+		if !candidate(w) || len(w.Maybes) == 0 || ev.IsResync() {
+			continue // a reading says what shows, not what just happened
 		}
 		// A second event with the write's status. If the system showed something else in
 		// between, the write landed after that: this is its echo, and the first was a person's.
@@ -99,14 +118,15 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 		return true
 	}
-	if prev, _ := ss.statusAt(ev.At, nil); prev == ev.Status {
+	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status {
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
 			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
 		report := *ev
-		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report})
+		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()})
 		return true
 	}
-	i := ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq})
+	i := ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Reading: ev.IsResync()})
+	ss.moved(i)
 	defer m.rederive(email, st, ss, i+1, now)
 	status := m.statusByID(ev.System, ev.Status)
 	for i := 0; i < len(ss.Writes); i++ {
@@ -153,19 +173,41 @@ func (m *Machine) maybeEcho(email string, st *agentState, ss *systemState, w *op
 		Summary: fmt.Sprintf("%s now shows %s: taken for the echo of our write, which the vendor has not answered yet", c.Event.System, name)})
 }
 
-// endsState puts into the history, when the echo c of our write follows a state only the vendor
-// ends, that the state is over.
+// endsState looks at the mark the echo c of our write left.
 func (m *Machine) endsState(email string, st *agentState, ss *systemState, c *change, now time.Time) {
 	for i, mk := range ss.Timeline {
-		if mk.Seq != c.Seq || mk.Write == 0 {
-			continue
+		if mk.Seq == c.Seq && mk.Write != 0 {
+			m.settleState(email, st, ss, i, now)
+			return
 		}
-		if i > 0 && isSystemState(m.statusByID(c.Event.System, ss.Timeline[i-1].Status)) {
-			ours := *c
-			ours.Event.Origin = presence.OriginSelf
-			m.decide(email, st, ours, now)
+	}
+}
+
+// settleState keeps the history right about our landing at mark i: when it follows a state only
+// the vendor ends, that state ended with it (a change of ours in the history); otherwise not.
+func (m *Machine) settleState(email string, st *agentState, ss *systemState, i int, now time.Time) {
+	mk := ss.Timeline[i]
+	system := ""
+	have := -1
+	for j, h := range st.History {
+		if h.Seq == mk.Seq && h.Event.Origin == presence.OriginSelf {
+			have, system = j, h.Event.System
 		}
-		return
+	}
+	for name, s := range st.Systems {
+		if s == ss {
+			system = name
+		}
+	}
+	want := i > 0 && isSystemState(m.statusByID(system, ss.Timeline[i-1].Status))
+	switch {
+	case want && have < 0:
+		m.decide(email, st, change{Seq: mk.Seq, Event: presence.Event{System: system, Agent: email,
+			Type: presence.StatusChanged, Status: mk.Status, At: mk.At, Origin: presence.OriginSelf}}, now)
+	case !want && have >= 0:
+		st.History = append(st.History[:have:have], st.History[have+1:]...)
+		m.refold(st)
+		m.syncTargets(email, st, now)
 	}
 }
 
@@ -244,6 +286,15 @@ func (m *Machine) expireWrites(ss *systemState, now time.Time) {
 	}
 }
 
+// moved notes that the mark at index i was added: when it is the newest, the system changed, and
+// a write in flight may be refused for a state that is over already.
+func (ss *systemState) moved(i int) {
+	if i != len(ss.Timeline)-1 {
+		return
+	}
+	ss.Moved = ss.InFlight != nil
+}
+
 // queued reports whether the vendor holds a write of status for when the agent's state ends.
 func (ss *systemState) queued(status string) bool {
 	for _, w := range ss.Writes {
@@ -307,7 +358,7 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 			m.Stats.Deferred.Add(1)
 		}
 		quiet := ss.DeferredFor == w.StatusID
-		ss.Deferred, ss.DeferredFor = d.Reason, w.StatusID
+		ss.Deferred, ss.DeferredFor, ss.DeferredHead = d.Reason, w.StatusID, ss.head()
 		switch {
 		case moved:
 			// The system changed while the write was on its way: try again now.
@@ -399,6 +450,7 @@ func (m *Machine) land(st *agentState, ss *systemState, w Write, r connector.Rec
 // report, or a report a change.
 func (m *Machine) mark(email string, st *agentState, ss *systemState, mk mark, now time.Time) {
 	i := ss.addMark(mk)
+	ss.moved(i)
 	if st != nil {
 		m.rederive(email, st, ss, i+1, now)
 	}
@@ -415,7 +467,11 @@ func (m *Machine) unmark(email string, st *agentState, ss *systemState, id int64
 // report that now follows another status is a change, decided in its place; a change that now
 // follows its own status is a report, and leaves the history.
 func (m *Machine) rederive(email string, st *agentState, ss *systemState, i int, now time.Time) {
-	if i <= 0 || i >= len(ss.Timeline) || !ss.Timeline[i].person() || ss.Timeline[i].Seq == 0 {
+	if i <= 0 || i >= len(ss.Timeline) || ss.Timeline[i].Seq == 0 {
+		return
+	}
+	if !ss.Timeline[i].person() {
+		m.settleState(email, st, ss, i, now)
 		return
 	}
 	mk := &ss.Timeline[i]

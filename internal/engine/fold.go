@@ -343,7 +343,7 @@ func (fd *folder) endActivity(hit policy.ActivityHit, ev presence.Event, why cau
 }
 
 // historyLess orders changes: vendor time, then the master's last within one instant (it wins
-// a conflict), then arrival.
+// a conflict), then readings after the changes reported for their instant, then arrival.
 func historyLess(pol *policy.Policy, a, b *change) bool {
 	if !a.Event.At.Equal(b.Event.At) {
 		return a.Event.At.Before(b.Event.At)
@@ -353,6 +353,9 @@ func historyLess(pol *policy.Policy, a, b *change) bool {
 		if am != bm {
 			return bm
 		}
+	}
+	if ar, br := a.Event.IsResync(), b.Event.IsResync(); ar != br {
+		return br
 	}
 	return a.Seq < b.Seq
 }

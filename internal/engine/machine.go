@@ -229,6 +229,11 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 				ev.Describe(), stamp(ev.At), ev.At.Sub(now).Round(time.Second), stamp(now))})
 		ev.At = now
 	}
+	if ev.IsResync() && ev.Type == presence.StatusChanged && sys.OfflineLogsOut() {
+		if s, _ := m.resolveStatus(sys, ev); s.Name == presence.OfflineName {
+			ev.Type, ev.Status = presence.Logout, "" // on this system, showing Offline means logged out
+		}
+	}
 	c := change{Seq: seq, Event: ev}
 	if ev.ChangesStatus() {
 		status, known := m.resolveStatus(sys, ev)
@@ -247,11 +252,6 @@ func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, 
 			m.record(email, now, seq, Step{Kind: StepUnknownStatus, System: ev.System, Status: status.Name, Cause: m.describe(c.Event),
 				Summary: fmt.Sprintf("status %q is not in %s's catalog; taken as a person's choice, which maps cannot use", status.Name, ev.System)})
 		}
-		if ss.Deferred != "" {
-			// The system changed: the state that deferred our write may have ended.
-			ss.Deferred, ss.NextAttempt = "", time.Time{}
-		}
-		ss.Moved = ss.InFlight != nil
 	}
 	m.decide(email, st, c, now)
 	return email
@@ -419,6 +419,10 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 		quiet := ss.DeferredFor == ss.Target // retrying a deferred write is explained once
 		if ss.queued(ss.Target) {
 			continue // the vendor holds this very write until the agent's state ends
+		}
+		if ss.Deferred != "" && ss.head() != ss.DeferredHead {
+			// The system reported something since: the state that deferred the write may be over.
+			ss.Deferred, ss.NextAttempt = "", time.Time{}
 		}
 		if ss.Deferred != "" && ss.DeferredFor == ss.Target {
 			if m.opts.DeferredRecheck <= 0 {

@@ -95,8 +95,12 @@ func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) 
 		}
 		needs := false
 		for _, ss := range st.Systems {
+			// Write ids stay unique: marks and open writes name writes by them.
 			for _, w := range ss.Writes {
 				m.nextWrite = max(m.nextWrite, w.ID)
+			}
+			for _, mk := range ss.Timeline {
+				m.nextWrite = max(m.nextWrite, mk.Write)
 			}
 			if w := ss.InFlight; w != nil {
 				m.nextWrite = max(m.nextWrite, w.ID)

@@ -124,12 +124,15 @@ type systemState struct {
 	// write may describe a state that has ended already.
 	Moved bool `json:"moved,omitempty"`
 
-	Deferred    string    `json:"deferred,omitempty"`
-	DeferredFor string    `json:"deferred_for,omitempty"`
-	Attempts    int       `json:"attempts,omitempty"`
-	NextAttempt time.Time `json:"next_attempt,omitzero"`
-	Failed      string    `json:"failed,omitempty"`
-	FailedFor   string    `json:"failed_for,omitempty"`
+	Deferred    string `json:"deferred,omitempty"`
+	DeferredFor string `json:"deferred_for,omitempty"`
+	// DeferredHead is the newest timeline mark (its seq) when the write was deferred: once the
+	// system reports anything newer, the state that deferred it may be over.
+	DeferredHead int64     `json:"deferred_head,omitempty"`
+	Attempts     int       `json:"attempts,omitempty"`
+	NextAttempt  time.Time `json:"next_attempt,omitzero"`
+	Failed       string    `json:"failed,omitempty"`
+	FailedFor    string    `json:"failed_for,omitempty"`
 }
 
 // mark is one entry of a system's timeline.
@@ -146,6 +149,9 @@ type mark struct {
 	// Report holds a person's event that reported what the system already showed, so not a
 	// change; should a late change come to lie before it, it is the change it then is.
 	Report *presence.Event `json:"report,omitempty"`
+	// Reading marks a reading taken at start or reconnect: what the system showed then, since
+	// At. Changes the vendor reports for the same instant come before it.
+	Reading bool `json:"reading,omitempty"`
 }
 
 // person reports whether the mark is a change or report someone else made, not our write.
@@ -205,6 +211,14 @@ func (ss *systemState) observed() string {
 	return ""
 }
 
+// head is the seq of the newest mark (0 when none).
+func (ss *systemState) head() int64 {
+	if n := len(ss.Timeline); n > 0 {
+		return ss.Timeline[n-1].Seq
+	}
+	return 0
+}
+
 // observedAt is the vendor time of the newest mark.
 func (ss *systemState) observedAt() time.Time {
 	if n := len(ss.Timeline); n > 0 {
@@ -213,12 +227,12 @@ func (ss *systemState) observedAt() time.Time {
 	return time.Time{}
 }
 
-// statusAt is what the system showed at t, marks at t included, skip excluded ("" when
-// unknown), and the index of that mark (-1 when none).
-func (ss *systemState) statusAt(t time.Time, skip func(mark) bool) (string, int) {
+// statusAt is what the system showed at t, marks at t included, and the index of that mark
+// (-1 when none). For a change the vendor reports (not a reading), readings at t come after it.
+func (ss *systemState) statusAt(t time.Time, reading bool) (string, int) {
 	for i := len(ss.Timeline) - 1; i >= 0; i-- {
 		mk := ss.Timeline[i]
-		if mk.At.After(t) || (skip != nil && skip(mk)) {
+		if mk.At.After(t) || mk.At.Equal(t) && mk.Reading && !reading {
 			continue
 		}
 		return mk.Status, i
@@ -228,7 +242,10 @@ func (ss *systemState) statusAt(t time.Time, skip func(mark) bool) (string, int)
 
 // addMark inserts mk in vendor time order, after marks of the same time, and returns its index.
 func (ss *systemState) addMark(mk mark) int {
-	i := sort.Search(len(ss.Timeline), func(i int) bool { return ss.Timeline[i].At.After(mk.At) })
+	i := sort.Search(len(ss.Timeline), func(i int) bool {
+		o := ss.Timeline[i]
+		return o.At.After(mk.At) || o.At.Equal(mk.At) && o.Reading && !mk.Reading
+	})
 	ss.Timeline = slices.Insert(ss.Timeline, i, mk)
 	return i
 }

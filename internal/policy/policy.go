@@ -85,6 +85,10 @@ type System struct {
 	Accounts []presence.Account
 }
 
+// OfflineLogsOut reports whether showing Offline means the agent logged out of the system
+// (Salesforce Omni-Channel): then a reading of Offline is a logout.
+func (s *System) OfflineLogsOut() bool { return s.Kind == KindSalesforce }
+
 // Agent is one entry of the agents directory.
 type Agent struct {
 	Email string
