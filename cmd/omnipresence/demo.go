@@ -42,7 +42,7 @@ func init() {
 }
 
 func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic bool) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := newLoggerTo(stderr)
 	dir, err := os.MkdirTemp("", "omnipresence-demo-")
 	if err != nil {
 		return err

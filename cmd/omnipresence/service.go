@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +31,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/store/postgres"
 	"github.com/omnipresence/omnipresence/internal/store/sqlite"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // serviceOptions configure one running service (serve, or demo around its simulators).
 type serviceOptions struct {
@@ -122,7 +120,8 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoCollector(currentBuild()))
 	eng, err := engine.New(engine.Config{Policy: cfg, Store: st, Connectors: conns, Logger: log, Registerer: reg})
 	if err != nil {
 		return err
@@ -139,7 +138,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 		WebhookSecret: o.webhookSecret, Logger: log, Version: version, Bridge: bridgeHandler})
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: listenError(o.addr, err)}
 	}
 	url := "http://" + ln.Addr().String()
 	if err := o.started(url); err != nil {
@@ -194,6 +193,19 @@ func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *e
 	return hub, h, nil
 }
 
+// listenError explains a failed listen in the user's words: a port in use names --addr.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("cannot listen on %s: the address is already in use (another omnipresence, "+
+			"or another program); pick another with --addr HOST:PORT (port 0 picks a free one)", addr)
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("cannot listen on %s: permission denied (ports below 1024 need privileges); "+
+			"pick another with --addr HOST:PORT", addr)
+	}
+	return fmt.Errorf("cannot listen on %s: %w; check --addr HOST:PORT", addr, err)
+}
+
 // printJSONLine writes v as one line of JSON.
 func printJSONLine(w io.Writer, v any) error {
 	b, err := json.Marshal(v)
@@ -226,8 +238,4 @@ func redactURL(u string) string {
 		}
 	}
 	return u
-}
-
-func newLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

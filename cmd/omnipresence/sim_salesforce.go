@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -35,7 +34,7 @@ func init() {
 			if err := faults.Validate(); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := newLogger()
 			cfg := salesforce.Config{DailyAPIRequests: daily, SessionTimeout: sessionTime, Channels: channels,
 				Faults: faults, Logger: log}
 			if seed != "" {
@@ -57,7 +56,7 @@ func init() {
 				return &exitError{code: 2, err: err}
 			}
 			if _, err := srv.Start(addr); err != nil {
-				return err
+				return &exitError{code: 2, err: listenError(addr, err)}
 			}
 			line, err := json.Marshal(srv.Info())
 			if err != nil {
