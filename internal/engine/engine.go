@@ -80,6 +80,7 @@ const (
 	opAccounts
 	opObserve
 	opExtension
+	opRetry
 )
 
 type request struct {
@@ -393,6 +394,13 @@ func (e *Engine) sequence(ctx context.Context) {
 					e.m.SetAccounts(r.system, r.accounts)
 				case opExtension:
 					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
+				case opRetry:
+					ok, err := e.m.Retry(r.agent, r.system, now)
+					if err != nil {
+						resp.err = err
+					} else if ok {
+						resp.agent = r.agent
+					}
 				case opObserve:
 					for account, cur := range r.current {
 						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: cur.StatusID, At: now,

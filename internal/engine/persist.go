@@ -153,7 +153,7 @@ func (m *Machine) view(st *agentState) AgentView {
 	}
 	for name, ss := range st.Systems {
 		sv := SystemView{Observed: m.statusByID(name, ss.Observed).Name, ObservedID: ss.Observed,
-			Deferred: ss.Deferred, InSync: !ss.needsWrite()}
+			ObservedAt: ss.ObservedAt, Deferred: ss.Deferred, InSync: !ss.needsWrite()}
 		if acct, ok := m.account(name, st.Email); ok {
 			sv.Account = acct
 		}

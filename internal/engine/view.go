@@ -19,6 +19,8 @@ type SystemView struct {
 	// Observed and Desired are status names; "" when unknown or when no policy has an opinion.
 	Observed   string `json:"observed"`
 	ObservedID string `json:"observed_id,omitempty"`
+	// ObservedAt is the vendor's time of the latest observation of Observed.
+	ObservedAt time.Time `json:"observed_at,omitzero"`
 	Desired    string `json:"desired"`
 	DesiredID  string `json:"desired_id,omitempty"`
 	// Pending names the status of a write in flight or awaiting its echo.
