@@ -21,8 +21,8 @@ type SystemView struct {
 	ObservedID string `json:"observed_id,omitempty"`
 	// ObservedAt is the vendor's time of the latest observation of Observed.
 	ObservedAt time.Time `json:"observed_at,omitzero"`
-	Desired    string `json:"desired"`
-	DesiredID  string `json:"desired_id,omitempty"`
+	Desired    string    `json:"desired"`
+	DesiredID  string    `json:"desired_id,omitempty"`
 	// Pending names the status of a write in flight or awaiting its echo.
 	Pending string `json:"pending,omitempty"`
 	// Deferred gives the reason a write waits for a system state to end.
