@@ -262,6 +262,7 @@ func (e *Engine) loadAccounts(ctx context.Context) error {
 		for {
 			accts, err := c.Accounts(ctx)
 			if err == nil {
+				accts = e.listed(accts)
 				if _, err := e.call(ctx, &request{kind: opAccounts, system: name, accounts: accts}); err != nil {
 					return err
 				}
@@ -279,6 +280,27 @@ func (e *Engine) loadAccounts(ctx context.Context) error {
 	return nil
 }
 
+// listed keeps, when the policy has an agents directory, only the accounts of the people it
+// lists: the directory says who the agents are, so an integration user or a supervisor of the
+// vendor's user list is not one.
+func (e *Engine) listed(accts []presence.Account) []presence.Account {
+	dir := e.cfg.Policy.Agents
+	if dir == nil {
+		return accts
+	}
+	known := make(map[string]bool, len(dir))
+	for _, a := range dir {
+		known[normalizeEmail(a.Email)] = true
+	}
+	out := accts[:0:0]
+	for _, a := range accts {
+		if known[normalizeEmail(a.Email)] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // resync reads what every system that can tell shows now, so a restart catches up with
 // changes made while the service was down.
 func (e *Engine) resync(ctx context.Context) {
@@ -288,7 +310,19 @@ func (e *Engine) resync(ctx context.Context) {
 			continue
 		}
 		e.notReady.Store("reading current statuses of " + name)
-		current, err := cr.CurrentStatuses(ctx, nil)
+		// With an agents directory, only the listed people's accounts are read.
+		var accounts []string
+		if e.cfg.Policy.Agents != nil {
+			e.mu.RLock()
+			for id := range e.m.byID[name] {
+				accounts = append(accounts, id)
+			}
+			e.mu.RUnlock()
+			if len(accounts) == 0 {
+				continue
+			}
+		}
+		current, err := cr.CurrentStatuses(ctx, accounts)
 		if err != nil {
 			e.log.Warn("reading current statuses failed; changes made while stopped are picked up as they recur", "system", name, "err", err)
 			continue

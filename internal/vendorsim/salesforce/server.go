@@ -77,9 +77,17 @@ type Server struct {
 	// reasons keeps each user's latest status-change reason, which the console reports.
 	reasonsMu sync.Mutex
 	reasons   map[string]string
-	log       *slog.Logger
-	jwtKey    *rsa.PublicKey
-	now       func() time.Time
+	// hooks are called with every change of a user's status (headless consoles).
+	hooksMu sync.Mutex
+	hooks   map[string][]func(Change)
+	// polls is when each user's console page last asked for its state, browserBridges which
+	// pages run a bridge; a headless console steps aside while its user's page is open.
+	pollsMu        sync.Mutex
+	polls          map[string]time.Time
+	browserBridges map[string]bool
+	log            *slog.Logger
+	jwtKey         *rsa.PublicKey
+	now            func() time.Time
 
 	mu        sync.Mutex
 	sessions  map[string]session
@@ -182,6 +190,7 @@ func (s *Server) SetStatus(user, status, reason string) (Change, error) {
 	if err == nil && ch.From != ch.To {
 		s.rememberReason(ch)
 		s.log.Info("omni status changed", "user", ch.UserID, "from", ch.From, "to", ch.To, "reason", reason)
+		s.notifyChange(ch)
 	}
 	return ch, err
 }
