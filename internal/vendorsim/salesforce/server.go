@@ -60,6 +60,9 @@ type Config struct {
 	Channels []string
 	// Seed is the org's content; nil loads DemoSeed.
 	Seed *Seed
+	// PubSubAddr is where Start serves the Pub/Sub API (HOST:PORT); empty picks a free port on
+	// the REST address's host.
+	PubSubAddr string
 	// Faults are the faults in force at start; /_sim/faults changes them at run time. They
 	// apply to REST and OAuth; drop_sockets also ends Pub/Sub streams and expire_tokens
 	// invalidates every session.
@@ -233,7 +236,11 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	gl, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	pubsubAddr := s.cfg.PubSubAddr
+	if pubsubAddr == "" {
+		pubsubAddr = net.JoinHostPort(host, "0")
+	}
+	gl, err := net.Listen("tcp", pubsubAddr)
 	if err != nil {
 		ln.Close()
 		return "", err
