@@ -221,12 +221,24 @@ func (s *Server) crossCheck(pol *policy.Policy, cells map[string]SystemCell) {
 			note := fmt.Sprintf("the policy maps neither %s %s nor %s %s", p.a, stA.Name, p.b, stB.Name)
 			mark(p.a, StateNotCovered, note)
 			mark(p.b, StateNotCovered, note)
-		case knowB:
-			note := fmt.Sprintf("%s %s means %s %s, but %s shows %s", p.a, stA.Name, p.b, wantB.Name, p.b, stB.Name)
-			mark(p.b, StateDrifting, note)
 		default:
-			note := fmt.Sprintf("%s %s means %s %s, but %s shows %s", p.b, stB.Name, p.a, wantA.Name, p.a, stA.Name)
-			mark(p.a, StateDrifting, note)
+			// The side seen later is the newer cause (newest cause wins): the other should follow
+			// it. Seen at the same time, neither is known to be right.
+			noteB := fmt.Sprintf("%s %s means %s %s, but %s shows %s", p.a, stA.Name, p.b, wantB.Name, p.b, stB.Name)
+			noteA := fmt.Sprintf("%s %s means %s %s, but %s shows %s", p.b, stB.Name, p.a, wantA.Name, p.a, stA.Name)
+			newerA, newerB := ca.ObservedAt.After(cb.ObservedAt), cb.ObservedAt.After(ca.ObservedAt)
+			if knowB && !newerB {
+				mark(p.b, StateDrifting, noteB)
+			}
+			if knowA && !newerA {
+				mark(p.a, StateDrifting, noteA)
+			}
+			if knowB && newerB && !knowA {
+				mark(p.b, StateDrifting, noteB)
+			}
+			if knowA && newerA && !knowB {
+				mark(p.a, StateDrifting, noteA)
+			}
 		}
 	}
 }
