@@ -27,10 +27,11 @@ func init() {
 	cmd := &cobra.Command{
 		Use:   "demo",
 		Short: "Run the service with the Salesforce and Genesys simulators and a demo policy",
-		Long: "demo starts the Salesforce and Genesys Cloud simulators (the same 50 agents in both),\n" +
-			"and the service on an embedded SQLite store with the demo policy (examples/demo),\n" +
-			"plus synthetic agents changing status unless --no-traffic. It prints one JSON line\n" +
-			"with the service, admin UI and simulator URLs, then runs until interrupted.",
+		Long: "demo starts the Salesforce and Genesys Cloud simulators (the same 50 agents in both,\n" +
+			"each agent's Salesforce console open with the omnipresence bridge), and the service on an\n" +
+			"embedded SQLite store with the demo policy (examples/demo), plus synthetic agents changing\n" +
+			"status unless --no-traffic. It prints one JSON line with the service, admin UI and\n" +
+			"simulator URLs, then runs until interrupted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), addr, !noTraffic)
@@ -42,7 +43,7 @@ func init() {
 }
 
 func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic bool) error {
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	log := newLoggerTo(stderr)
 	dir, err := os.MkdirTemp("", "omnipresence-demo-")
 	if err != nil {
 		return err
@@ -74,6 +75,9 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 		return err
 	}
 	defer sf.Close()
+	if err := demoShiftStart(gc, sf); err != nil {
+		return err
+	}
 	gcInfo, sfInfo := gc.Info(), sf.Info()
 
 	// The demo policy reads its connection settings from these variables.
@@ -106,16 +110,26 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 				return err
 			}
 			fmt.Fprintf(stderr, `
-omnipresence demo is running.
-  Admin UI (live board of agents × systems): %[1]s/
-  One agent, with the reason for every change: %[1]s/api/v1/agents/ana@example.com/explain?format=text
-  Ana's Salesforce console, with the Omni-Channel bridge: %[3]s/console/ana@example.com?service=%[1]s
+omnipresence demo is running: 50 agents in Salesforce Omni-Channel and Genesys Cloud, kept in sync.
+  Admin console (live board, systems, writes, policy):  %[1]s/
+  Ana's Salesforce console, to click a status yourself:  %[3]s/console/ana@example.com?service=%[1]s
+  Why Ana's status is what it is:                        %[1]s/#/agent/ana@example.com
   Change a Genesys presence:   curl -X POST %[2]s/_sim/presence -d '{"user":"ana@example.com","presence":"Break"}'
   Change a Salesforce status:  curl -X POST %[3]s/_sim/users/ana@example.com/status -d '{"status":"Lunch"}'
   Start a non-ACD call:        curl -X POST %[2]s/_sim/calls -d '{"user":"ana@example.com","acd":false}'
-Salesforce writes wait as "deferred" until the agent's console (with its bridge) is open.
-Press Ctrl-C to stop.
+Every agent's Salesforce console runs headless in the simulator with the omnipresence bridge;
+opening Ana's console above takes over from hers. Press Ctrl-C to stop.
 `, url, gcURL, sfURL)
+			var users []string
+			for _, p := range demoorg.People() {
+				users = append(users, p.Email)
+			}
+			waitConsoles, err := sf.StartHeadlessConsoles(ctx, sfsim.HeadlessOptions{Service: url, Users: users})
+			if err != nil {
+				return err
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); waitConsoles() }()
 			if traffic {
 				wg.Add(1)
 				go func() { defer wg.Done(); demoTraffic(ctx, log, gc, sf) }()
@@ -124,6 +138,35 @@ Press Ctrl-C to stop.
 		},
 	}
 	return runService(ctx, o)
+}
+
+// demoShiftStart gives every demo agent the same status in both simulators before the service
+// starts, as a contact center mid-shift looks: most agents ready for work (voice On Queue,
+// chat Available, blended Online), some on a break, at lunch or logged out.
+func demoShiftStart(gc *gcsim.Server, sf *sfsim.Server) error {
+	ready := map[string][2]string{
+		"voice": {"On Queue", "AvailableforVoice"}, "chat": {"Available", "AvailableforChat"}, "blended": {"On Queue", "Online"},
+	}
+	for i, p := range demoorg.People() {
+		gcStatus, sfStatus := ready[p.Team][0], ready[p.Team][1]
+		switch {
+		case i%9 == 4:
+			gcStatus, sfStatus = "Break", "Break"
+		case i%11 == 6:
+			gcStatus, sfStatus = "Meal", "Lunch"
+		case i%13 == 12:
+			gcStatus, sfStatus = "Offline", sfsim.Offline
+		}
+		if err := gc.SetPresence(p.Email, gcStatus); err != nil {
+			return fmt.Errorf("demo shift start: genesys %s: %w", p.Email, err)
+		}
+		if sfStatus != sfsim.Offline {
+			if _, err := sf.SetStatus(p.Email, sfStatus, "OmniLoginStatusChange"); err != nil {
+				return fmt.Errorf("demo shift start: salesforce %s: %w", p.Email, err)
+			}
+		}
+	}
+	return nil
 }
 
 // demoTraffic makes the demo agents change status now and then, take non-ACD and ACD calls.

@@ -2,7 +2,9 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -23,6 +25,9 @@ func init() {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if format != "text" && format != "json" {
 				return &exitError{code: 2, err: fmt.Errorf("--format must be text or json, not %q", format)}
+			}
+			if err := storeExists(storeURL); err != nil {
+				return &exitError{code: 2, err: err}
 			}
 			st, err := openStore(cmd.Context(), storeURL)
 			if err != nil {
@@ -56,4 +61,20 @@ func init() {
 	cmd.Flags().StringVar(&format, "format", "text", "text or json")
 	_ = cmd.MarkFlagRequired("agent")
 	rootCmd.AddCommand(cmd)
+}
+
+// storeExists refuses a SQLite store file that does not exist, which opening would create empty
+// (and then report "no decisions", hiding a mistyped path).
+func storeExists(url string) error {
+	path, ok := strings.CutPrefix(url, "sqlite:")
+	if !ok {
+		return nil
+	}
+	if _, err := os.Stat(path); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("no store at %s: give --store the sqlite:PATH (or postgres:// URL) that serve writes to", path)
+		}
+		return fmt.Errorf("cannot read the store at %s: %w", path, err)
+	}
+	return nil
 }

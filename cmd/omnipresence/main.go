@@ -26,12 +26,22 @@ var rootCmd = &cobra.Command{
 	Short:         "Keep an agent's presence the same on Salesforce, Genesys Cloud, CXone and Amazon Connect",
 	SilenceUsage:  true,
 	SilenceErrors: true,
+	PersistentPreRunE: func(*cobra.Command, []string) error {
+		if err := checkLogFlags(); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		return nil
+	},
 }
 
 // simCmd is the parent of one subcommand per vendor simulator (sim_<vendor>.go).
 var simCmd = &cobra.Command{
 	Use:   "sim",
 	Short: "Run a local simulator of a vendor's real wire API",
+}
+
+func init() {
+	rootCmd.SetFlagErrorFunc(flagError)
 }
 
 func main() {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -30,9 +31,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/store/postgres"
 	"github.com/omnipresence/omnipresence/internal/store/sqlite"
 )
-
-// version is set at build time with -ldflags "-X main.version=…".
-var version = "dev"
 
 // serviceOptions configure one running service (serve, or demo around its simulators).
 type serviceOptions struct {
@@ -122,11 +120,20 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return err
 	}
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	eng, err := engine.New(engine.Config{Policy: cfg, Store: st, Connectors: conns, Logger: log, Registerer: reg})
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		buildInfoCollector(currentBuild()))
+	var systems []server.SystemInfo
+	for _, name := range cfg.SystemNames {
+		k := cfg.Systems[name].Kind
+		systems = append(systems, server.SystemInfo{Name: name, Kind: k, Title: vendorTitle(k)})
+	}
+	health := newSystemHealth(systems, conns)
+	engLog := slog.New(&watchTap{Handler: log.Handler(), health: health})
+	eng, err := engine.New(engine.Config{Policy: cfg, Store: st, Connectors: conns, Logger: engLog, Registerer: reg})
 	if err != nil {
 		return err
 	}
+	health.eng = eng
 	var hub *bridge.Hub
 	var bridgeHandler http.Handler
 	if o.bridgeSecret != "" {
@@ -134,12 +141,14 @@ func runService(ctx context.Context, o serviceOptions) error {
 		if hub, bridgeHandler, err = openBridge(cfg, conns, eng, o, log); err != nil {
 			return &exitError{code: 2, err: err}
 		}
+		health.hub, health.bridgeSys = hub, bridgeSystem(cfg)
 	}
 	srv := server.New(server.Options{Engine: eng, Registry: reg, AdminToken: o.adminToken,
-		WebhookSecret: o.webhookSecret, Logger: log, Version: version, Bridge: bridgeHandler})
+		WebhookSecret: o.webhookSecret, Logger: log, Version: version, Bridge: bridgeHandler,
+		Policy: cfg, Systems: systems, Health: health})
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
-		return &exitError{code: 2, err: err}
+		return &exitError{code: 2, err: listenError(o.addr, err)}
 	}
 	url := "http://" + ln.Addr().String()
 	if err := o.started(url); err != nil {
@@ -149,6 +158,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 	log.Info("serving", "url", url, "systems", strings.Join(cfg.SystemNames, ","), "store", redactURL(o.storeURL))
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return eng.Run(gctx) })
+	g.Go(func() error { health.follow(gctx); return nil })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	if hub != nil {
 		// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
@@ -165,16 +175,10 @@ func runService(ctx context.Context, o serviceOptions) error {
 // to that system's connector.
 func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *engine.Engine,
 	o serviceOptions, log *slog.Logger) (*bridge.Hub, http.Handler, error) {
-	var systems []string
-	for _, name := range cfg.SystemNames {
-		if cfg.Systems[name].Kind == salesforce.Kind {
-			systems = append(systems, name)
-		}
+	name := bridgeSystem(cfg)
+	if name == "" {
+		return nil, nil, fmt.Errorf("the Omni-Channel bridge needs exactly one salesforce system in the policy, not %d", countKind(cfg, salesforce.Kind))
 	}
-	if len(systems) != 1 {
-		return nil, nil, fmt.Errorf("the Omni-Channel bridge needs exactly one salesforce system in the policy, not %d", len(systems))
-	}
-	name := systems[0]
 	names := map[string]string{}
 	if cat := cfg.Systems[name].Catalog; cat != nil {
 		for _, st := range cat.Statuses() {
@@ -192,6 +196,42 @@ func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *e
 	}
 	log.Info("Omni-Channel bridge on", "system", name, "origins", strings.Join(o.bridgeOrigins, ","))
 	return hub, h, nil
+}
+
+// listenError explains a failed listen in the user's words: a port in use names --addr.
+func listenError(addr string, err error) error {
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return fmt.Errorf("cannot listen on %s: the address is already in use (another omnipresence, "+
+			"or another program); pick another with --addr HOST:PORT (port 0 picks a free one)", addr)
+	}
+	if errors.Is(err, syscall.EACCES) {
+		return fmt.Errorf("cannot listen on %s: permission denied (ports below 1024 need privileges); "+
+			"pick another with --addr HOST:PORT", addr)
+	}
+	return fmt.Errorf("cannot listen on %s: %w; check --addr HOST:PORT", addr, err)
+}
+
+// bridgeSystem is the policy's one Salesforce system, "" when it has none or several.
+func bridgeSystem(cfg *policy.Config) string {
+	if countKind(cfg, salesforce.Kind) != 1 {
+		return ""
+	}
+	for _, name := range cfg.SystemNames {
+		if cfg.Systems[name].Kind == salesforce.Kind {
+			return name
+		}
+	}
+	return ""
+}
+
+func countKind(cfg *policy.Config, kind string) int {
+	n := 0
+	for _, name := range cfg.SystemNames {
+		if cfg.Systems[name].Kind == kind {
+			n++
+		}
+	}
+	return n
 }
 
 // printJSONLine writes v as one line of JSON.
@@ -226,8 +266,4 @@ func redactURL(u string) string {
 		}
 	}
 	return u
-}
-
-func newLogger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 }

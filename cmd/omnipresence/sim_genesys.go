@@ -3,8 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -33,7 +31,7 @@ func init() {
 			if err := faults.Validate(); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+			log := newLogger()
 			srv, err := genesys.New(genesys.Config{
 				SeedFile: seed, RateLimitPerMinute: rateLimit, RateWindow: rateWindow, HeartbeatInterval: heartbeat,
 				TokenTTL: tokenTTL, Faults: faults, Logger: log,
@@ -42,7 +40,7 @@ func init() {
 				return &exitError{code: 2, err: err}
 			}
 			if _, err := srv.Start(addr); err != nil {
-				return err
+				return &exitError{code: 2, err: listenError(addr, err)}
 			}
 			line, err := json.Marshal(srv.Info())
 			if err != nil {

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"os"
 	"time"
 
@@ -16,6 +15,7 @@ import (
 func init() {
 	var (
 		addr        string
+		pubsubAddr  string
 		seed        string
 		certFile    string
 		daily       int
@@ -35,8 +35,8 @@ func init() {
 			if err := faults.Validate(); err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-			cfg := salesforce.Config{DailyAPIRequests: daily, SessionTimeout: sessionTime, Channels: channels,
+			log := newLogger()
+			cfg := salesforce.Config{PubSubAddr: pubsubAddr, DailyAPIRequests: daily, SessionTimeout: sessionTime, Channels: channels,
 				Faults: faults, Logger: log}
 			if seed != "" {
 				s, err := salesforce.LoadSeed(seed)
@@ -57,7 +57,7 @@ func init() {
 				return &exitError{code: 2, err: err}
 			}
 			if _, err := srv.Start(addr); err != nil {
-				return err
+				return &exitError{code: 2, err: listenError(addr, err)}
 			}
 			line, err := json.Marshal(srv.Info())
 			if err != nil {
@@ -71,6 +71,7 @@ func init() {
 	}
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "127.0.0.1:0", "address to listen on (port 0 picks a free port)")
+	f.StringVar(&pubsubAddr, "pubsub-addr", "", "address of the Pub/Sub API (default: a free port on the --addr host)")
 	f.StringVar(&seed, "seed", "", "JSON seed file (channels, statuses, users); the demo org when empty")
 	f.StringVar(&certFile, "jwt-cert", "", "PEM certificate that JWT bearer assertions are checked against")
 	f.IntVar(&daily, "daily-api-requests", 15000, "daily REST API request allocation")

@@ -8,8 +8,10 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -36,19 +38,6 @@ func (es LineErrors) Error() string {
 		s[i] = e.Error()
 	}
 	return strings.Join(s, "\n")
-}
-
-// eventLine is the JSON Lines format of CONTRACTS.md.
-type eventLine struct {
-	ID       string         `json:"id"`
-	At       *time.Time     `json:"at"`
-	Received *time.Time     `json:"received"`
-	System   string         `json:"system"`
-	Agent    string         `json:"agent"`
-	Type     string         `json:"type"`
-	Status   string         `json:"status"`
-	Data     map[string]any `json:"data"`
-	Origin   string         `json:"origin"`
 }
 
 // maxLine bounds one events line (vendor payloads included).
@@ -85,57 +74,226 @@ func ParseEvents(name string, r io.Reader, cfg *policy.Config) ([]Event, error) 
 	return out, nil
 }
 
+// lineFields are the keys of an events line, in the order the messages list them.
+var lineFields = []string{"at", "received", "system", "agent", "type", "status", "data", "id", "origin"}
+
+// parseLine checks one line field by field, so that every message names the field and what it
+// should hold, never a Go type.
 func parseLine(line []byte, cfg *policy.Config) (Event, string) {
-	var l eventLine
+	var raw map[string]json.RawMessage
 	dec := json.NewDecoder(bytes.NewReader(line))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&l); err != nil {
-		return Event{}, "malformed event: " + strings.TrimPrefix(err.Error(), "json: ")
+	if err := dec.Decode(&raw); err != nil || raw == nil {
+		return Event{}, "malformed event: " + jsonProblem(line, err)
 	}
 	if dec.More() {
 		return Event{}, "malformed event: more than one JSON value on the line"
 	}
 	var problems []string
-	if l.At == nil {
-		problems = append(problems, `"at" is required (RFC 3339 time)`)
-	} else if l.Received != nil && l.Received.Before(*l.At) {
-		problems = append(problems, `"received" is before "at": an event cannot arrive before it happens`)
+	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	keys := make([]string, 0, len(raw))
+	for k := range raw {
+		keys = append(keys, k)
 	}
-	if l.System == "" {
-		problems = append(problems, `"system" is required`)
-	} else if cfg.Systems[l.System] == nil {
-		problems = append(problems, fmt.Sprintf("unknown system %q (the policy has %s)", l.System, strings.Join(cfg.SystemNames, ", ")))
+	sort.Strings(keys)
+	for _, k := range keys {
+		if !slices.Contains(lineFields, k) {
+			hint := ""
+			if c := policy.Closest(k, lineFields); c != "" {
+				hint = fmt.Sprintf("; did you mean %q?", c)
+			}
+			bad("unknown field %q%s (an event has %s)", k, hint, strings.Join(lineFields, ", "))
+		}
 	}
-	if l.Agent == "" {
-		problems = append(problems, `"agent" is required (an email or an account id)`)
+	str := func(field, want string) string {
+		v, ok := raw[field]
+		if !ok || string(v) == "null" {
+			return ""
+		}
+		var s string
+		if json.Unmarshal(v, &s) != nil {
+			bad("%q must be a string (%s), not %s", field, want, jsonKind(v))
+			return ""
+		}
+		return s
 	}
-	t := presence.EventType(l.Type)
+	ev := presence.Event{ID: str("id", "an event id"), System: str("system", "a system of the policy"),
+		Agent: str("agent", "an email or an account id"), Status: str("status", "a catalog name or id"),
+		Origin: str("origin", "who caused it")}
+	atText := str("at", "an RFC 3339 time such as 2026-03-02T09:00:00Z")
+	if v, ok := raw["data"]; ok && string(v) != "null" {
+		if json.Unmarshal(v, &ev.Data) != nil {
+			bad(`"data" must be an object of the vendor's fields, not %s`, jsonKind(v))
+		}
+	}
+	if _, ok := raw["at"]; !ok {
+		bad(`"at" is required (an RFC 3339 time such as 2026-03-02T09:00:00Z)`)
+	} else if atText != "" {
+		at, err := time.Parse(time.RFC3339Nano, atText)
+		if err != nil {
+			bad(`"at" %q is not an RFC 3339 time such as 2026-03-02T09:00:00Z`, atText)
+		}
+		ev.At = at.UTC()
+	}
+	var received time.Time
+	if text := str("received", "an RFC 3339 time, when the engine learns of the event"); text != "" {
+		t, err := time.Parse(time.RFC3339Nano, text)
+		switch {
+		case err != nil:
+			bad(`"received" %q is not an RFC 3339 time such as 2026-03-02T09:00:05Z`, text)
+		case !ev.At.IsZero() && t.Before(ev.At):
+			bad(`"received" is before "at": an event cannot arrive before it happens`)
+		default:
+			received = t.UTC()
+		}
+	}
+	sys := cfg.Systems[ev.System]
+	if _, ok := raw["system"]; !ok {
+		bad(`"system" is required (one of %s)`, strings.Join(cfg.SystemNames, ", "))
+	} else if ev.System != "" && sys == nil {
+		bad("unknown system %q%s (the policy has %s)", ev.System, didYouMean(ev.System, cfg.SystemNames), strings.Join(cfg.SystemNames, ", "))
+	}
+	if _, ok := raw["agent"]; !ok {
+		bad(`"agent" is required (an email or an account id)`)
+	} else if ev.Agent != "" && sys != nil {
+		if msg := checkAgent(cfg, sys, ev.Agent); msg != "" {
+			bad("%s", msg)
+		}
+	}
+	typ := str("type", "an event type")
+	ev.Type = presence.EventType(typ)
 	switch {
-	case l.Type == "":
-		problems = append(problems, `"type" is required`)
-	case !t.Valid():
-		problems = append(problems, fmt.Sprintf("unknown type %q (one of %s)", l.Type, typeList()))
-	case t == presence.StatusChanged && l.Status == "":
-		problems = append(problems, `"status" is required for status_changed`)
+	case typ == "":
+		if _, ok := raw["type"]; !ok {
+			bad(`"type" is required (one of %s)`, typeList())
+		}
+	case !ev.Type.Valid():
+		bad("unknown type %q%s (one of %s)", typ, didYouMean(typ, typeNames()), typeList())
+	case ev.Type == presence.StatusChanged && ev.Status == "":
+		bad(`"status" is required for status_changed (a name or id of %s's catalog)`, ev.System)
+	}
+	if ev.Status != "" && sys != nil && sys.Catalog != nil {
+		if _, ok := sys.Catalog.Resolve(ev.Status); !ok {
+			names := catalogNames(sys.Catalog)
+			bad("status %q is not in %s's catalog%s", ev.Status, ev.System, didYouMean(ev.Status, names))
+		}
 	}
 	if len(problems) > 0 {
 		return Event{}, strings.Join(problems, "; ")
 	}
-	ev := Event{Event: presence.Event{ID: l.ID, At: l.At.UTC(), System: l.System, Agent: l.Agent, Type: t,
-		Status: l.Status, Data: l.Data, Origin: l.Origin}}
-	if l.Received != nil {
-		ev.Received = l.Received.UTC()
-	}
-	return ev, ""
+	return Event{Event: ev, Received: received}, ""
 }
 
-func typeList() string {
+// checkAgent reports an agent the run could not link: an account id where the system lists no
+// accounts, or a person neither the system's accounts nor the agents directory know.
+func checkAgent(cfg *policy.Config, sys *policy.System, agent string) string {
+	email := strings.Contains(agent, "@")
+	if sys.Accounts == nil {
+		if !email {
+			return fmt.Sprintf("agent %q is not an email, and %s lists no accounts to find the id in; "+
+				"use the email or add the account under %s's accounts", agent, sys.Name, sys.Name)
+		}
+		if cfg.Agents != nil && !inDirectory(cfg, agent) {
+			return fmt.Sprintf("agent %q is not in the policy's agents directory%s", agent, didYouMean(agent, directory(cfg)))
+		}
+		return ""
+	}
+	var known []string
+	for _, a := range sys.Accounts {
+		if strings.EqualFold(a.ID, agent) || email && strings.EqualFold(a.Email, agent) {
+			return ""
+		}
+		if email {
+			known = append(known, a.Email)
+		} else {
+			known = append(known, a.ID)
+		}
+	}
+	what := "account id"
+	if email {
+		what = "email"
+	}
+	return fmt.Sprintf("agent %q is not among %s's accounts (by %s)%s", agent, sys.Name, what, didYouMean(agent, known))
+}
+
+func inDirectory(cfg *policy.Config, email string) bool {
+	for _, a := range cfg.Agents {
+		if strings.EqualFold(a.Email, email) {
+			return true
+		}
+	}
+	return false
+}
+
+func directory(cfg *policy.Config) []string {
+	out := make([]string, len(cfg.Agents))
+	for i, a := range cfg.Agents {
+		out[i] = a.Email
+	}
+	return out
+}
+
+func catalogNames(c *policy.Catalog) []string {
+	var out []string
+	for _, s := range c.Statuses() {
+		out = append(out, s.Name)
+	}
+	return out
+}
+
+func didYouMean(word string, candidates []string) string {
+	if c := policy.Closest(word, candidates); c != "" {
+		return fmt.Sprintf("; did you mean %q?", c)
+	}
+	return ""
+}
+
+// jsonProblem says why a line is not a JSON object, with the column of a syntax error.
+func jsonProblem(line []byte, err error) string {
+	var syn *json.SyntaxError
+	if errors.As(err, &syn) {
+		return fmt.Sprintf("not valid JSON at column %d (each line must be one JSON object)", syn.Offset)
+	}
+	if err == nil || errors.As(err, new(*json.UnmarshalTypeError)) {
+		return fmt.Sprintf("each line must be one JSON object, not %s", jsonKind(bytes.TrimSpace(line)))
+	}
+	if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+		return "the JSON object is cut short (each line must be one whole JSON object)"
+	}
+	return "each line must be one JSON object"
+}
+
+// jsonKind names the kind of a JSON value in the user's words.
+func jsonKind(v []byte) string {
+	if len(v) == 0 {
+		return "nothing"
+	}
+	switch v[0] {
+	case '"':
+		return "a string"
+	case '{':
+		return "an object"
+	case '[':
+		return "a list"
+	case 't', 'f':
+		return "true or false"
+	case 'n':
+		return "null"
+	}
+	if v[0] == '-' || v[0] >= '0' && v[0] <= '9' {
+		return "a number"
+	}
+	return "text that is not JSON"
+}
+
+func typeNames() []string {
 	s := make([]string, len(presence.EventTypes))
 	for i, t := range presence.EventTypes {
 		s[i] = string(t)
 	}
-	return strings.Join(s, ", ")
+	return s
 }
+
+func typeList() string { return strings.Join(typeNames(), ", ") }
 
 // sortEvents orders events by time, file order among equal times.
 func sortEvents(evs []Event) {

@@ -80,6 +80,7 @@ const (
 	opAccounts
 	opObserve
 	opExtension
+	opRetry
 )
 
 type request struct {
@@ -265,6 +266,7 @@ func (e *Engine) loadAccounts(ctx context.Context) error {
 		for {
 			accts, err := c.Accounts(ctx)
 			if err == nil {
+				accts = e.listed(accts)
 				if _, err := e.call(ctx, &request{kind: opAccounts, system: name, accounts: accts}); err != nil {
 					return err
 				}
@@ -282,6 +284,27 @@ func (e *Engine) loadAccounts(ctx context.Context) error {
 	return nil
 }
 
+// listed keeps, when the policy has an agents directory, only the accounts of the people it
+// lists: the directory says who the agents are, so an integration user or a supervisor of the
+// vendor's user list is not one.
+func (e *Engine) listed(accts []presence.Account) []presence.Account {
+	dir := e.cfg.Policy.Agents
+	if dir == nil {
+		return accts
+	}
+	known := make(map[string]bool, len(dir))
+	for _, a := range dir {
+		known[normalizeEmail(a.Email)] = true
+	}
+	out := accts[:0:0]
+	for _, a := range accts {
+		if known[normalizeEmail(a.Email)] {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // resync reads what every system that can tell shows now, so a restart catches up with
 // changes made while the service was down.
 func (e *Engine) resync(ctx context.Context) {
@@ -291,7 +314,19 @@ func (e *Engine) resync(ctx context.Context) {
 			continue
 		}
 		e.notReady.Store("reading current statuses of " + name)
-		current, err := cr.CurrentStatuses(ctx, nil)
+		// With an agents directory, only the listed people's accounts are read.
+		var accounts []string
+		if e.cfg.Policy.Agents != nil {
+			e.mu.RLock()
+			for id := range e.m.byID[name] {
+				accounts = append(accounts, id)
+			}
+			e.mu.RUnlock()
+			if len(accounts) == 0 {
+				continue
+			}
+		}
+		current, err := cr.CurrentStatuses(ctx, accounts)
 		if err != nil {
 			e.log.Warn("reading current statuses failed; changes made while stopped are picked up as they recur", "system", name, "err", err)
 			continue
@@ -397,6 +432,13 @@ func (e *Engine) sequence(ctx context.Context) {
 					e.m.SetAccounts(r.system, r.accounts)
 				case opExtension:
 					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
+				case opRetry:
+					ok, err := e.m.Retry(r.agent, r.system, now)
+					if err != nil {
+						resp.err = err
+					} else if ok {
+						resp.agent = r.agent
+					}
 				case opObserve:
 					for account, cur := range r.current {
 						ev := presence.Event{System: r.system, Agent: account, Type: presence.StatusChanged, Status: cur.StatusID,

@@ -54,6 +54,9 @@ const (
 	StepDeferred StepKind = "deferred"
 	StepRetry    StepKind = "retry"
 	StepFailed   StepKind = "failed"
+	// StepRetryRequested is an admin asking, from the console, to write a failed or deferred
+	// status again.
+	StepRetryRequested StepKind = "retry_requested"
 	// StepExtension and StepExtensionFailed record the policy extension webhook's answer.
 	StepExtension       StepKind = "extension"
 	StepExtensionFailed StepKind = "extension_failed"

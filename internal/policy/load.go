@@ -24,7 +24,7 @@ func Load(path string, opts Options) (*Config, error) {
 	l := &loader{opts: opts}
 	files, err := policyFiles(path)
 	if err != nil {
-		return nil, Diagnostics{{File: path, Line: 1, Col: 1, Message: err.Error()}}
+		return nil, Diagnostics{{File: path, Message: err.Error()}}
 	}
 	var docs []fileDoc
 	for _, f := range files {
@@ -43,7 +43,10 @@ func Load(path string, opts Options) (*Config, error) {
 func policyFiles(path string) ([]string, error) {
 	st, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("cannot read policy path: %w", errors.Unwrap(err))
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, errors.New("no such policy file or folder")
+		}
+		return nil, fmt.Errorf("cannot read the policy: %w", errors.Unwrap(err))
 	}
 	if !st.IsDir() {
 		return []string{path}, nil
@@ -120,13 +123,13 @@ func (l *loader) parseFile(file string) *yaml.Node {
 	l.file = file
 	f, err := os.Open(file)
 	if err != nil {
-		l.errAt(1, 1, "cannot read policy file: %v", errors.Unwrap(err))
+		l.errAt(0, 0, "cannot read the policy file: %v", errors.Unwrap(err))
 		return nil
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, maxFileSize+1))
 	if err != nil {
-		l.errAt(1, 1, "cannot read policy file: %v", err)
+		l.errAt(0, 0, "cannot read the policy file: %v", err)
 		return nil
 	}
 	if len(data) > maxFileSize {

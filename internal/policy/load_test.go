@@ -60,8 +60,12 @@ func TestLoadInvalid(t *testing.T) {
 func TestLoadMissingPath(t *testing.T) {
 	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"), Options{})
 	var ds Diagnostics
-	if !errors.As(err, &ds) || len(ds) != 1 || !strings.Contains(ds[0].Message, "cannot read") {
-		t.Fatalf("Load(missing) = %v, want one \"cannot read\" diagnostic", err)
+	if !errors.As(err, &ds) || len(ds) != 1 || !strings.Contains(ds[0].Message, "no such policy file") {
+		t.Fatalf("Load(missing) = %v, want one \"no such policy file\" diagnostic", err)
+	}
+	// A file that cannot be read has no position to point at: no fake 1:1.
+	if got := ds[0].String(); strings.Contains(got, ":1:1:") || !strings.HasSuffix(got, "nope.yaml: no such policy file or folder") {
+		t.Errorf("missing file reported as %q, want FILE: message without a position", got)
 	}
 	_, err = Load(t.TempDir(), Options{})
 	if !errors.As(err, &ds) || len(ds) != 1 || !strings.Contains(ds[0].Message, "no *.yaml") {

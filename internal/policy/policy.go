@@ -33,7 +33,12 @@ type Diagnostic struct {
 	Message string
 }
 
+// String is "FILE:LINE:COL: message", or "FILE: message" for a problem of the file as a whole
+// (Line 0: it cannot be read), which has no position to point at.
 func (d Diagnostic) String() string {
+	if d.Line == 0 {
+		return fmt.Sprintf("%s: %s", d.File, d.Message)
+	}
 	return fmt.Sprintf("%s:%d:%d: %s", d.File, d.Line, d.Col, d.Message)
 }
 

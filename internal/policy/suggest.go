@@ -77,3 +77,7 @@ func hint(word string, candidates []string) string {
 	}
 	return "; expected one of " + strings.Join(candidates, ", ")
 }
+
+// Closest returns the candidate nearest to word, close enough to be a typo of it, or "" when
+// none is; the events parser and the CLI suggest with it as the loader does.
+func Closest(word string, candidates []string) string { return closest(word, candidates) }

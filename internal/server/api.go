@@ -18,7 +18,7 @@ const (
 
 // agentList is the body of GET /api/v1/agents.
 type agentList struct {
-	Agents []engine.AgentView `json:"agents"`
+	Agents []AgentRow `json:"agents"`
 }
 
 func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
@@ -27,11 +27,12 @@ func (s *Server) listAgents(w http.ResponseWriter, r *http.Request) {
 		s.engineError(w, r, err)
 		return
 	}
-	if agents == nil {
-		agents = []engine.AgentView{}
+	rows := make([]AgentRow, 0, len(agents))
+	for _, a := range agents {
+		rows = append(rows, s.row(a))
 	}
-	slices.SortFunc(agents, func(a, b engine.AgentView) int { return strings.Compare(a.Email, b.Email) })
-	writeJSON(w, http.StatusOK, agentList{Agents: agents})
+	slices.SortFunc(rows, func(a, b AgentRow) int { return strings.Compare(a.Email, b.Email) })
+	writeJSON(w, http.StatusOK, agentList{Agents: rows})
 }
 
 func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
@@ -45,7 +46,7 @@ func (s *Server) getAgent(w http.ResponseWriter, r *http.Request) {
 		writeJSONError(w, http.StatusNotFound, "unknown agent", map[string]string{"email": email})
 		return
 	}
-	writeJSON(w, http.StatusOK, view)
+	writeJSON(w, http.StatusOK, s.row(view))
 }
 
 // explainResponse is the JSON body of GET /api/v1/agents/{email}/explain.

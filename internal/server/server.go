@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/omnipresence/omnipresence/internal/engine"
+	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -61,6 +62,14 @@ type Options struct {
 	Version string
 	// MaxBodyBytes limits request bodies; 0 means DefaultMaxBodyBytes.
 	MaxBodyBytes int64
+	// Policy is the loaded policy; the console shows it and judges the board with it. Nil
+	// shows the board without teams, categories or map checks.
+	Policy *policy.Config
+	// Systems names the configured systems with their vendors' titles, in display order; empty
+	// derives them from Policy.
+	Systems []SystemInfo
+	// Health reports each connected system's health; nil reports what the engine's views show.
+	Health SystemHealth
 	// Bridge, when set, serves everything under BridgePrefix with its own authentication, CORS
 	// and body limits (the admin token does not apply); without it those paths answer 404.
 	Bridge http.Handler
@@ -126,6 +135,13 @@ func (s *Server) routeTable() []route {
 		{"GET /api/v1/agents", s.listAgents, true},
 		{"GET /api/v1/agents/{email}", s.getAgent, true},
 		{"GET /api/v1/agents/{email}/explain", s.explain, true},
+		{"GET /api/v1/agents/{email}/history", s.history, true},
+		{"POST /api/v1/agents/{email}/resync", s.resync, true},
+		{"POST /api/v1/agents/{email}/systems/{system}/retry", s.retry, true},
+		{"GET /api/v1/board", s.board, true},
+		{"GET /api/v1/systems", s.systems, true},
+		{"GET /api/v1/writes", s.writes, true},
+		{"GET /api/v1/policy", s.policyView, true},
 		{"GET /api/v1/events", s.events, true},
 		{"POST /api/v1/webhooks/events", s.webhook, false},
 		{"GET /{$}", s.uiIndex, false},

@@ -139,8 +139,19 @@ func TestAgents(t *testing.T) {
 	if diff := cmp.Diff([]string{"alice+ops@example.com", "bob@example.com"}, emails); diff != "" {
 		t.Errorf("agents not sorted by email (-want +got):\n%s", diff)
 	}
-	if diff := cmp.Diff(f.agents["bob@example.com"], got.Agents[1]); diff != "" {
+	bob := got.Agents[1]
+	want := f.agents["bob@example.com"]
+	gotView := engine.AgentView{Email: bob.Email, Policy: bob.Policy, Activities: bob.Activities, UpdatedAt: bob.UpdatedAt,
+		Systems: map[string]engine.SystemView{}}
+	for name, c := range bob.Systems {
+		gotView.Systems[name] = c.SystemView
+	}
+	if diff := cmp.Diff(want, gotView); diff != "" {
 		t.Errorf("agent round trip (-want +got):\n%s", diff)
+	}
+	// The row adds the board's judgement: sf has a write in flight, gc agrees.
+	if bob.State != StateDrifting || bob.Systems["sf"].State != StateDrifting || bob.Systems["gc"].State != StateInSync {
+		t.Errorf("bob's states: row %s, sf %s, gc %s; want drifting, drifting, in_sync", bob.State, bob.Systems["sf"].State, bob.Systems["gc"].State)
 	}
 
 	empty := New(Options{Engine: newFakeEngine()})

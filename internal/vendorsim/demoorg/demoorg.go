@@ -2,10 +2,7 @@
 // the same agents (by email) exist in each simulated vendor and link up in the demo.
 package demoorg
 
-import (
-	"fmt"
-	"strings"
-)
+import "strings"
 
 // Person is one demo agent.
 type Person struct {
@@ -21,9 +18,12 @@ type Person struct {
 // Name is "First Last".
 func (p Person) Name() string { return p.FirstName + " " + p.LastName }
 
+// first and last name the demo agents: person i is first[i] last[i], one person per name.
 var first = []string{"Ana", "Bo", "Chloe", "Dev", "Elena", "Farid", "Grace", "Hiro", "Ines", "Jonas",
 	"Kofi", "Lena", "Mateo", "Nadia", "Omar", "Priya", "Quinn", "Rosa", "Sven", "Tara",
-	"Umar", "Vera", "Wen", "Ximena", "Yusuf"}
+	"Umar", "Vera", "Wen", "Ximena", "Yusuf", "Zoe", "Amir", "Bianca", "Carlos", "Daria",
+	"Emeka", "Freya", "Gustavo", "Hana", "Ivan", "Julia", "Kenji", "Leila", "Marco", "Nora",
+	"Oscar", "Paula", "Rafael", "Sofia", "Tomas", "Ugo", "Valentina", "Will", "Yara", "Zainab"}
 
 var last = []string{"Alvarez", "Becker", "Chen", "Diallo", "Evans", "Fischer", "Garcia", "Haddad",
 	"Ivanova", "Jensen", "Kowalski", "Lopez", "Moreau", "Nakamura", "Okafor", "Patel", "Quist",
@@ -35,19 +35,18 @@ const Size = 50
 // Domain is the demo email domain.
 const Domain = "example.com"
 
-// People returns the demo agents, always the same ones in the same order. Ana (ana@example.com)
-// is agent 1, matching the examples in CONTRACTS.md.
+// Teams are the demo teams, in the order agents are dealt to them.
+var Teams = []string{"voice", "chat", "blended"}
+
+// People returns the demo agents, always the same ones in the same order, each a different
+// person with one email (first name @ Domain). Ana (ana@example.com) is agent 1, matching the
+// examples in CONTRACTS.md.
 func People() []Person {
 	out := make([]Person, Size)
-	teams := []string{"voice", "chat", "blended"}
 	for i := range out {
-		f := first[i%len(first)]
+		f := first[i]
 		l := last[(i*7)%len(last)]
-		local := strings.ToLower(f)
-		if i >= len(first) {
-			local = fmt.Sprintf("%s.%s", strings.ToLower(f), strings.ToLower(l))
-		}
-		out[i] = Person{N: i + 1, FirstName: f, LastName: l, Email: local + "@" + Domain, Team: teams[i%3]}
+		out[i] = Person{N: i + 1, FirstName: f, LastName: l, Email: strings.ToLower(f) + "@" + Domain, Team: Teams[i%len(Teams)]}
 	}
 	return out
 }

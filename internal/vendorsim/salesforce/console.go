@@ -7,10 +7,8 @@ import (
 	"html/template"
 	"net/http"
 	"strings"
-	"time"
 
 	salesforcebridge "github.com/omnipresence/omnipresence/bridge/salesforce"
-	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 )
 
 // The agent console stands in for a Lightning console app of one user: an Omni-Channel widget,
@@ -175,14 +173,21 @@ func (s *Server) console(w http.ResponseWriter, r *http.Request) {
 		if notFound(err) {
 			return
 		}
+		token, err := s.mintBridgeToken(id)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		s.noteConsolePoll(id, true)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
-		_, _ = w.Write([]byte(bridgetoken.Mint(s.cfg.BridgeSecret, id, s.org.id, 10*time.Minute)))
+		_, _ = w.Write([]byte(token))
 	case action == "state" && r.Method == http.MethodGet:
 		st, err := s.consoleState(user)
 		if notFound(err) {
 			return
 		}
+		s.noteConsolePoll(st.UserID, false)
 		writeJSON(w, http.StatusOK, st)
 	case action == "status" && r.Method == http.MethodPost:
 		var body struct {

@@ -60,6 +60,9 @@ type Config struct {
 	Channels []string
 	// Seed is the org's content; nil loads DemoSeed.
 	Seed *Seed
+	// PubSubAddr is where Start serves the Pub/Sub API (HOST:PORT); empty picks a free port on
+	// the REST address's host.
+	PubSubAddr string
 	// Faults are the faults in force at start; /_sim/faults changes them at run time. They
 	// apply to REST and OAuth; drop_sockets also ends Pub/Sub streams and expire_tokens
 	// invalidates every session.
@@ -77,9 +80,17 @@ type Server struct {
 	// reasons keeps each user's latest status-change reason, which the console reports.
 	reasonsMu sync.Mutex
 	reasons   map[string]string
-	log       *slog.Logger
-	jwtKey    *rsa.PublicKey
-	now       func() time.Time
+	// hooks are called with every change of a user's status (headless consoles).
+	hooksMu sync.Mutex
+	hooks   map[string][]func(Change)
+	// polls is when each user's console page last asked for its state, browserBridges which
+	// pages run a bridge; a headless console steps aside while its user's page is open.
+	pollsMu        sync.Mutex
+	polls          map[string]time.Time
+	browserBridges map[string]bool
+	log            *slog.Logger
+	jwtKey         *rsa.PublicKey
+	now            func() time.Time
 
 	mu        sync.Mutex
 	sessions  map[string]session
@@ -182,6 +193,7 @@ func (s *Server) SetStatus(user, status, reason string) (Change, error) {
 	if err == nil && ch.From != ch.To {
 		s.rememberReason(ch)
 		s.log.Info("omni status changed", "user", ch.UserID, "from", ch.From, "to", ch.To, "reason", reason)
+		s.notifyChange(ch)
 	}
 	return ch, err
 }
@@ -224,7 +236,11 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	host, _, _ := net.SplitHostPort(ln.Addr().String())
-	gl, err := net.Listen("tcp", net.JoinHostPort(host, "0"))
+	pubsubAddr := s.cfg.PubSubAddr
+	if pubsubAddr == "" {
+		pubsubAddr = net.JoinHostPort(host, "0")
+	}
+	gl, err := net.Listen("tcp", pubsubAddr)
 	if err != nil {
 		ln.Close()
 		return "", err
