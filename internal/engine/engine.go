@@ -170,10 +170,17 @@ func New(cfg Config) (*Engine, error) {
 	if opts.ClockTolerance == 0 {
 		opts.ClockTolerance = time.Second
 	}
+	m := NewMachine(cfg.Policy, opts)
+	for name := range cfg.Connectors {
+		if cfg.Policy.Systems[name] != nil && cfg.Policy.Systems[name].Accounts == nil {
+			// Its directory comes from the vendor: nothing is written to it until it has.
+			m.AwaitAccounts(name)
+		}
+	}
 	e := &Engine{
 		cfg:      cfg,
 		log:      cfg.Logger,
-		m:        NewMachine(cfg.Policy, opts),
+		m:        m,
 		reqs:     make(chan *request, cfg.BatchSize),
 		now:      cfg.Now,
 		subs:     map[int]chan Decision{},

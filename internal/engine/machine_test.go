@@ -294,3 +294,33 @@ func TestResyncReadIsAVendorDatedChange(t *testing.T) {
 		t.Errorf("a missed change must be evaluated: sf desired = %q, want Lunch", got)
 	}
 }
+
+func TestNothingIsWrittenBeforeTheAccountsAreKnown(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	r.m.AwaitAccounts("gc")
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	if ws, _ := r.plan(0); len(ws) != 0 {
+		t.Fatalf("a write went out before gc's accounts were loaded: %+v", ws)
+	}
+	r.do(func(store.Tx) error {
+		r.m.SetAccounts("gc", []presence.Account{{ID: "u-ana", Email: ana}})
+		return nil
+	})
+	ws, _ := r.plan(time.Second)
+	if len(ws) != 1 || ws[0].Account != "u-ana" {
+		t.Fatalf("plan = %+v, want gc addressed by its account id u-ana", ws)
+	}
+}
+
+func TestFutureDatedEventIsTakenAtItsReceiveTime(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	// A signed webhook dated 2099 must not freeze the agent.
+	r.ingest(73*365*24*time.Hour, "gc", presence.StatusChanged, "Break", 0)
+	r.ingest(time.Minute, "sf", presence.StatusChanged, "Lunch", time.Minute)
+	if got := r.desired("gc"); got != "Meal" {
+		t.Errorf("gc desired = %q, want Meal: a later real change must win over a future-dated one", got)
+	}
+	if r.m.Stats.FutureDated.Load() != 1 {
+		t.Errorf("future-dated = %d, want 1", r.m.Stats.FutureDated.Load())
+	}
+}

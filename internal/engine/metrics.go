@@ -23,7 +23,10 @@ func (e *Engine) registerMetrics(reg prometheus.Registerer) error {
 		{"events_unknown_agent_total", "Events for accounts linked to no agent.", &s.UnknownAgent},
 		{"events_unknown_status_total", "Events naming a status missing from the catalog.", &s.UnknownStatus},
 		{"events_unknown_system_total", "Events from systems not in the policy.", &s.UnknownSystem},
-		{"events_stale_total", "Events older than what the system already showed.", &s.Stale},
+		{"events_stale_total", "Changes that arrived after newer ones; each is decided in its place, never over a newer cause.", &s.Stale},
+		{"events_future_dated_total", "Events dated too far ahead of the clock, taken at their receive time.", &s.FutureDated},
+		{"events_reclassified_total", "Events first taken for the echo of a write that proved to be a person's change.", &s.Reclassified},
+		{"writes_corrected_total", "Writes of ours that landed over a newer change and were written over.", &s.Corrections},
 		{"intents_superseded_total", "Intents dropped because a newer cause was in force.", &s.Superseded},
 		{"events_no_policy_total", "Events for agents no policy applies to.", &s.NoPolicy},
 	}
