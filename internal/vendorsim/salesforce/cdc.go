@@ -287,9 +287,9 @@ func (b *bus) pruneLocked() {
 	b.events = b.events[i:]
 }
 
-// after returns up to max events after replay id from that match topic, the latest replay id
-// and a channel closed on the next append.
-func (b *bus) after(from uint64, topic func(entity string) bool, max int) ([]busEvent, uint64, <-chan struct{}) {
+// after returns up to max events after replay id from that match topic, and a channel closed on
+// the next append.
+func (b *bus) after(from uint64, topic func(entity string) bool, max int) ([]busEvent, <-chan struct{}) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	b.pruneLocked()
@@ -303,7 +303,7 @@ func (b *bus) after(from uint64, topic func(entity string) bool, max int) ([]bus
 		}
 		out = append(out, e)
 	}
-	return out, b.next - 1, b.wake
+	return out, b.wake
 }
 
 // start resolves a subscription's starting point to "deliver events after this replay id".

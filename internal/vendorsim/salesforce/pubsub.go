@@ -95,8 +95,8 @@ func (p *pubsubService) GetSchema(ctx context.Context, req *pubsubapi.SchemaRequ
 
 // Subscribe streams a topic's events with pull-based flow control: the first FetchRequest
 // names the topic and the starting point; each FetchRequest adds num_requested (1..100) to the
-// events the server may send. An idle stream gets an empty FetchResponse with the latest replay
-// id every KeepAlive.
+// events the server may send. An idle stream gets an empty FetchResponse every KeepAlive with the
+// subscription's latest replay id: the last event it was sent (or where it started).
 func (p *pubsubService) Subscribe(stream pubsubapi.PubSub_SubscribeServer) error {
 	ctx := stream.Context()
 	if err := p.authenticate(ctx); err != nil {
@@ -155,16 +155,17 @@ func (p *pubsubService) Subscribe(stream pubsubapi.PubSub_SubscribeServer) error
 	for {
 		var wake <-chan struct{}
 		if pending > 0 {
-			evs, latest, w := p.s.org.bus.after(pos, match, int(pending))
+			evs, w := p.s.org.bus.after(pos, match, int(pending))
 			wake = w
 			if len(evs) > 0 {
-				resp := &pubsubapi.FetchResponse{RpcId: rpcID, LatestReplayId: replayBytes(latest)}
+				resp := &pubsubapi.FetchResponse{RpcId: rpcID}
 				for _, e := range evs {
 					resp.Events = append(resp.Events, &pubsubapi.ConsumerEvent{
 						Event:    &pubsubapi.ProducerEvent{Id: e.id, SchemaId: e.schemaID, Payload: e.payload},
 						ReplayId: replayBytes(e.replay)})
 					pos = e.replay
 				}
+				resp.LatestReplayId = replayBytes(pos)
 				pending -= int32(len(evs))
 				resp.PendingNumRequested = pending
 				if err := stream.Send(resp); err != nil {
@@ -189,8 +190,9 @@ func (p *pubsubService) Subscribe(stream pubsubapi.PubSub_SubscribeServer) error
 			pending += n
 		case <-wake:
 		case <-keepAlive.C:
-			_, latest, _ := p.s.org.bus.after(^uint64(0), match, 0)
-			if err := stream.Send(&pubsubapi.FetchResponse{RpcId: rpcID, LatestReplayId: replayBytes(latest),
+			// The latest replay id of the subscription: what it has consumed, never events it
+			// has not been sent (a client may store it and resume from it).
+			if err := stream.Send(&pubsubapi.FetchResponse{RpcId: rpcID, LatestReplayId: replayBytes(pos),
 				PendingNumRequested: pending}); err != nil {
 				return err
 			}

@@ -69,7 +69,7 @@ func TestAgentWork(t *testing.T) {
 		t.Fatalf("AgentWork rows: %s", b)
 	}
 
-	evs, _, _ := s.org.bus.after(0, func(e string) bool { return e == "AgentWork" }, 100)
+	evs, _ := s.org.bus.after(0, func(e string) bool { return e == "AgentWork" }, 100)
 	var got []string
 	for _, e := range evs {
 		if e.schemaID != awSchemaID {
