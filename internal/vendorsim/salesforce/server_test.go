@@ -1,6 +1,7 @@
 package salesforce
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -374,6 +375,64 @@ func TestPubSubAvroRoundTrip(t *testing.T) {
 	want := []string{"CREATE current=true user ", "UPDATE current=false 0x1A20", "CREATE current=true user ", "UPDATE current=false 0x1A20"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	cancel()
+}
+
+// TestKeepAliveCarriesTheConsumedPosition pins what a subscriber may store from a keepalive:
+// the replay id of the last event it was sent, never that of events flow control still holds
+// back (a client storing the tip would skip them after a restart).
+func TestKeepAliveCarriesTheConsumedPosition(t *testing.T) {
+	s, err := New(Config{KeepAlive: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tok := login(t, base)
+	conn, err := grpc.NewClient(strings.TrimPrefix(s.Info()["pubsub_url"].(string), "http://"),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctx = metadata.NewOutgoingContext(ctx, metadata.Pairs("accesstoken", tok["access_token"], "instanceurl", tok["instance_url"], "tenantid", s.OrgID()))
+	for _, st := range []string{"AvailableforVoice", "Lunch", "Break", "Training"} {
+		if _, err := s.SetStatus("ana@example.com", st, "OmniManualStatusChange"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stream, err := pubsubapi.NewPubSubClient(conn).Subscribe(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := stream.Send(&pubsubapi.FetchRequest{TopicName: UserServicePresenceTopic, ReplayPreset: pubsubapi.ReplayPreset_EARLIEST, NumRequested: 2}); err != nil {
+		t.Fatal(err)
+	}
+	var last []byte
+	for received := 0; ; {
+		resp, err := stream.Recv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, ce := range resp.GetEvents() {
+			received++
+			last = ce.GetReplayId()
+		}
+		if len(resp.GetEvents()) == 0 {
+			if received != 2 {
+				t.Fatalf("a keepalive after %d events, want 2", received)
+			}
+			if got := resp.GetLatestReplayId(); !bytes.Equal(got, last) {
+				t.Fatalf("keepalive latest replay id %x, want %x (the last event sent; more wait behind flow control)", got, last)
+			}
+			break
+		}
 	}
 	cancel()
 }
