@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +102,15 @@ func TestCommunicateCallAgainstGenesysSimulator(t *testing.T) {
 			return ok && v.Systems["gc"].Observed == want
 		}
 	}
+	// settled: the engine sees want, wants it, and no write of its own is still unanswered (a
+	// write's event can arrive before the write's answer, which is when it counts).
+	settled := func(want string) func() bool {
+		return func() bool {
+			v, ok, _ := eng.Agent(ctx, ana)
+			sv := v.Systems["gc"]
+			return ok && sv.Observed == want && sv.InSync && sv.Pending == ""
+		}
+	}
 	waitFor(t, "the engine to see On Queue", observed("On Queue"))
 
 	id, err := sim.StartCall(ana, false, "")
@@ -112,10 +122,11 @@ func TestCommunicateCallAgainstGenesysSimulator(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitFor(t, "On Queue restored after the call", presenceIs("On Queue"))
-	waitFor(t, "the engine to see the restore", observed("On Queue"))
+	waitFor(t, "the restore answered and seen", settled("On Queue"))
 
 	writes := eng.Stats().Writes.Load()
 	events := eng.Stats().Events.Load()
+	acdStart := time.Now()
 	acd, err := sim.StartCall(ana, true, "")
 	if err != nil {
 		t.Fatal(err)
@@ -125,8 +136,30 @@ func TestCommunicateCallAgainstGenesysSimulator(t *testing.T) {
 	if err := sim.EndCall(acd); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the ACD call's end", func() bool { return eng.Stats().Events.Load() > events })
-	time.Sleep(200 * time.Millisecond) // a write, if one were wrongly made, would land by now
+	// Decisions are made and recorded when an event is stored: once the explanation shows the
+	// call's end, had the ACD call decided anything it would say so, and a write would be under way.
+	var steps []engine.Step
+	waitFor(t, "the ACD call's end decided", func() bool {
+		steps, err = eng.Explain(ctx, ana, 1000)
+		for _, st := range steps {
+			if st.At.After(acdStart) && strings.Contains(st.Cause, "conversation_ended") {
+				return true
+			}
+		}
+		return false
+	})
+	for _, st := range steps {
+		if strings.Contains(st.Cause, "conversation_") && st.Kind != engine.StepUnmapped {
+			if st.Kind == engine.StepIntent || st.Kind == engine.StepActivityStart || st.Kind == engine.StepWrite {
+				if st.At.After(acdStart) {
+					t.Errorf("the ACD call decided %s: %s", st.Kind, st.Summary)
+				}
+			}
+		}
+	}
+	if !settled("On Queue")() {
+		t.Error("a write is under way after the ACD call")
+	}
 	if got := eng.Stats().Writes.Load(); got != writes {
 		t.Errorf("an ACD call made %d writes, want none", got-writes)
 	}
