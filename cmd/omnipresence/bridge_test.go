@@ -23,8 +23,11 @@ func TestServeBridgeFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{"origin without secret", []string{"--bridge-origin", "https://acme.lightning.force.com"}, "needs a bridge secret"},
+		{"origin without certificate", []string{"--bridge-origin", "https://acme.lightning.force.com"}, "needs the bridge certificate (--bridge-cert-file)"},
 		{"missing secret file", []string{"--bridge-secret-file", filepath.Join(dir, "none")}, "no such file"},
+		{"missing certificate file", []string{"--bridge-cert-file", filepath.Join(dir, "none")}, "no such file"},
+		{"private key as certificate", []string{"--bridge-cert-file", "../../bridge/salesforce/test/fixtures/test-key.pem"}, "give the service only the certificate"},
+		{"not a certificate", []string{"--bridge-cert-file", secret}, "no PEM certificate"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
