@@ -253,3 +253,27 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkVerify measures what every bridge request pays to check its token.
+func BenchmarkVerify(b *testing.B) {
+	now := time.Now()
+	dev, _ := NewDevSigner(devSecret)
+	for _, s := range []struct {
+		name   string
+		signer *Signer
+	}{{"RS256", testSigner(b, "test-key.pem")}, {"HS256", dev}} {
+		tok, err := s.signer.Mint(testOrg, testUser, 10*time.Minute)
+		if err != nil {
+			b.Fatal(err)
+		}
+		v := testVerifier(b, devSecret)
+		b.Run(s.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := v.Verify(tok, now); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
