@@ -161,6 +161,29 @@ func TestOmniChannelBridge(t *testing.T) {
 		t.Errorf("the bridge got an unexpected command %+v", c)
 	default:
 	}
+
+	// Omni-Channel moves to another window of the agent: no status changes anywhere.
+	post("events", map[string]any{"events": []map[string]any{{"id": "ev-3", "type": "logout",
+		"at": time.Now().UTC().Format(time.RFC3339Nano), "reason": "DuplicateLogin"}}}, http.StatusOK)
+	// A supervisor logs the agent out: a person's change, which Genesys follows, explained.
+	post("events", map[string]any{"events": []map[string]any{{"id": "ev-4", "type": "logout",
+		"at": time.Now().UTC().Format(time.RFC3339Nano), "reason": "OmniSupervisorLogout"}}}, http.StatusOK)
+	waitFor(t, "Genesys Offline", func() bool { return gc.Status(ana) == "ccf3c10a-aa2c-4845-8e8d-f59fa48c58e5" })
+	steps, err := eng.Explain(ctx, ana, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var causes []string
+	for _, s := range steps {
+		causes = append(causes, s.Cause)
+	}
+	all := strings.Join(causes, "\n")
+	if !strings.Contains(all, "sf session_moved (DuplicateLogin)") || !strings.Contains(all, "sf logout (OmniSupervisorLogout)") {
+		t.Errorf("explain does not name the logout reasons:\n%s", all)
+	}
+	if w := gc.Writes(); len(w) != 2 {
+		t.Errorf("Genesys writes = %+v, want Meal then Offline (the moved session changes nothing)", w)
+	}
 }
 
 // fixtures holds the bridge's test key pair: the org's certificate and its private key.
