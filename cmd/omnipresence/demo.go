@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
-	"encoding/hex"
+	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
@@ -16,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnipresence/omnipresence/examples"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
@@ -59,14 +63,14 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 		return err
 	}
 	defer gc.Close()
-	// The bridge secret is shared by the Salesforce console (which mints tokens, as the bridge's
-	// Apex controller does) and the service (which verifies them).
-	secret := make([]byte, 32)
-	if _, err := rand.Read(secret); err != nil {
+	// The demo org's bridge certificate: the Salesforce console signs tokens with its private
+	// key, as the bridge's Apex controller does, and the service verifies them with the
+	// certificate alone.
+	signer, cert, err := demoBridgeKeyPair()
+	if err != nil {
 		return err
 	}
-	bridgeSecret := hex.EncodeToString(secret)
-	sf, err := sfsim.New(sfsim.Config{Logger: log.With("sim", "salesforce"), BridgeSecret: []byte(bridgeSecret)})
+	sf, err := sfsim.New(sfsim.Config{Logger: log.With("sim", "salesforce"), BridgeSigner: signer})
 	if err != nil {
 		return err
 	}
@@ -101,7 +105,7 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 	defer wg.Wait()
 	o := serviceOptions{
 		configPath: policyPath, addr: addr, storeURL: "sqlite:" + filepath.Join(dir, "demo.db"), logger: log,
-		bridgeSecret: bridgeSecret, bridgeOrigins: []string{sfURL},
+		bridgeCerts: []*x509.Certificate{cert}, bridgeOrigins: []string{sfURL},
 		started: func(url string) error {
 			if err := printJSONLine(stdout, map[string]any{
 				"url": url, "ui": url + "/", "store": "sqlite (temporary)",
@@ -167,6 +171,28 @@ func demoShiftStart(gc *gcsim.Server, sf *sfsim.Server) error {
 		}
 	}
 	return nil
+}
+
+// demoBridgeKeyPair makes a key pair and a self-signed certificate for the demo org's bridge, as
+// an admin creates one in Salesforce's Certificate and Key Management.
+func demoBridgeKeyPair() (*bridgetoken.Signer, *x509.Certificate, error) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "omnipresence_bridge"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(365 * 24 * time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	signer, err := bridgetoken.NewRSASigner(key)
+	return signer, cert, err
 }
 
 // demoTraffic makes the demo agents change status now and then, take non-ACD and ACD calls.

@@ -2,23 +2,28 @@ package main
 
 import (
 	"errors"
+	"fmt"
+	"os"
 
 	"github.com/spf13/cobra"
+
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 )
 
 func init() {
 	var o serviceOptions
-	var tokenFile, secretFile, bridgeFile string
+	var tokenFile, secretFile, bridgeFile, bridgeCertFile string
 	cmd := &cobra.Command{
 		Use:   "serve --config PATH",
 		Short: "Run the service: watch every system, keep agents in sync, serve the API and admin UI",
 		Long: "serve runs the engine and the HTTP API. It prints one JSON line with the URL it\n" +
 			"serves, then logs to stderr. The admin token comes from --admin-token-file or\n" +
 			"OMNIPRESENCE_ADMIN_TOKEN (without one, only loopback clients are served); the webhook\n" +
-			"secret from --webhook-secret-file or OMNIPRESENCE_WEBHOOK_SECRET. With a bridge secret\n" +
-			"(--bridge-secret-file or OMNIPRESENCE_BRIDGE_SECRET) it serves the Omni-Channel bridge\n" +
-			"under /api/v1/bridge/ for the browser origins given with --bridge-origin, and carries the\n" +
-			"Salesforce status writes through it.",
+			"secret from --webhook-secret-file or OMNIPRESENCE_WEBHOOK_SECRET. With the certificate\n" +
+			"the org's bridge tokens are signed with (--bridge-cert-file) it serves the Omni-Channel\n" +
+			"bridge under /api/v1/bridge/ for the browser origins given with --bridge-origin, and\n" +
+			"carries the Salesforce status writes through it. A shared secret (--bridge-secret-file or\n" +
+			"OMNIPRESENCE_BRIDGE_SECRET) is a development mode: whoever reads it can act as any agent.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
@@ -31,8 +36,17 @@ func init() {
 			if o.bridgeSecret, err = secretFrom(bridgeFile, "OMNIPRESENCE_BRIDGE_SECRET"); err != nil {
 				return err
 			}
-			if len(o.bridgeOrigins) > 0 && o.bridgeSecret == "" {
-				return &exitError{code: 2, err: errors.New("--bridge-origin needs a bridge secret (--bridge-secret-file or OMNIPRESENCE_BRIDGE_SECRET)")}
+			if bridgeCertFile != "" {
+				b, err := os.ReadFile(bridgeCertFile)
+				if err != nil {
+					return &exitError{code: 2, err: err}
+				}
+				if o.bridgeCerts, err = bridgetoken.ParseCertificates(b); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--bridge-cert-file %s: %w", bridgeCertFile, err)}
+				}
+			}
+			if len(o.bridgeOrigins) > 0 && o.bridgeSecret == "" && len(o.bridgeCerts) == 0 {
+				return &exitError{code: 2, err: errors.New("--bridge-origin needs the bridge certificate (--bridge-cert-file)")}
 			}
 			o.logger = newLogger()
 			o.started = func(url string) error {
@@ -46,7 +60,8 @@ func init() {
 	cmd.Flags().StringVar(&o.storeURL, "store", "sqlite:omnipresence.db", "sqlite:PATH, postgres://… or memory:")
 	cmd.Flags().StringVar(&tokenFile, "admin-token-file", "", "file holding the admin API bearer token")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the webhook HMAC secret")
-	cmd.Flags().StringVar(&bridgeFile, "bridge-secret-file", "", "file holding the Omni-Channel bridge token secret")
+	cmd.Flags().StringVar(&bridgeCertFile, "bridge-cert-file", "", "PEM certificate(s) the Salesforce org signs Omni-Channel bridge tokens with")
+	cmd.Flags().StringVar(&bridgeFile, "bridge-secret-file", "", "development only: file holding a shared bridge token secret")
 	cmd.Flags().StringArrayVar(&o.bridgeOrigins, "bridge-origin", nil,
 		"browser origin allowed to reach the bridge, such as https://acme.lightning.force.com (repeatable)")
 	_ = cmd.MarkFlagRequired("config")

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,6 +23,7 @@ import (
 	_ "github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridge"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -39,7 +41,10 @@ type serviceOptions struct {
 	storeURL      string
 	adminToken    string
 	webhookSecret string
-	// bridgeSecret, when set, turns on the Omni-Channel bridge endpoints.
+	// bridgeCerts verify the Omni-Channel bridge's tokens; with them the bridge endpoints are on.
+	bridgeCerts []*x509.Certificate
+	// bridgeSecret, when set, also turns the bridge on, accepting tokens signed with this
+	// shared secret (development mode).
 	bridgeSecret string
 	// bridgeOrigins are the browser origins the bridge endpoints allow.
 	bridgeOrigins []string
@@ -135,17 +140,21 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	health.eng = eng
 	var hub *bridge.Hub
-	var bridgeHandler http.Handler
-	if o.bridgeSecret != "" {
+	var bridgeHandler *bridge.Handler
+	sopts := server.Options{Engine: eng, Registry: reg, AdminToken: o.adminToken,
+		WebhookSecret: o.webhookSecret, Logger: log, Version: version}
+	if o.bridgeSecret != "" || len(o.bridgeCerts) > 0 {
 		var err error
-		if hub, bridgeHandler, err = openBridge(cfg, conns, eng, o, log); err != nil {
+		if hub, bridgeHandler, err = openBridge(cfg, conns, eng, st, reg, o, log); err != nil {
 			return &exitError{code: 2, err: err}
 		}
 		health.hub, health.bridgeSys = hub, bridgeSystem(cfg)
+		sopts.Bridge, sopts.Consoles = bridgeHandler, bridgeHandler.ConsolesHandler()
+	} else {
+		warnNoBridge(cfg, log)
 	}
-	srv := server.New(server.Options{Engine: eng, Registry: reg, AdminToken: o.adminToken,
-		WebhookSecret: o.webhookSecret, Logger: log, Version: version, Bridge: bridgeHandler,
-		Policy: cfg, Systems: systems, Health: health})
+	sopts.Policy, sopts.Systems, sopts.Health = cfg, systems, health
+	srv := server.New(sopts)
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return &exitError{code: 2, err: listenError(o.addr, err)}
@@ -167,14 +176,15 @@ func runService(ctx context.Context, o serviceOptions) error {
 			hub.Close()
 			return nil
 		})
+		g.Go(func() error { return bridgeHandler.Run(gctx) })
 	}
 	return g.Wait()
 }
 
 // openBridge creates the Omni-Channel bridge for the policy's Salesforce system and attaches it
 // to that system's connector.
-func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *engine.Engine,
-	o serviceOptions, log *slog.Logger) (*bridge.Hub, http.Handler, error) {
+func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *engine.Engine, st store.Store,
+	reg prometheus.Registerer, o serviceOptions, log *slog.Logger) (*bridge.Hub, *bridge.Handler, error) {
 	name := bridgeSystem(cfg)
 	if name == "" {
 		return nil, nil, fmt.Errorf("the Omni-Channel bridge needs exactly one salesforce system in the policy, not %d", countKind(cfg, salesforce.Kind))
@@ -185,16 +195,44 @@ func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *e
 			names[st.ID] = st.Name
 		}
 	}
+	verifier, err := bridgetoken.NewVerifier(o.bridgeCerts, []byte(o.bridgeSecret))
+	if err != nil {
+		return nil, nil, err
+	}
+	if verifier.Dev() {
+		log.Warn("DEVELOPMENT MODE: the Omni-Channel bridge accepts tokens signed with a shared secret; " +
+			"anyone who can read the secret can act as any agent. In production give serve only the org's certificate " +
+			"(--bridge-cert-file) and no --bridge-secret-file or OMNIPRESENCE_BRIDGE_SECRET.")
+	}
+	now := time.Now()
+	for _, c := range o.bridgeCerts {
+		switch {
+		case now.After(c.NotAfter):
+			log.Warn("the bridge certificate has expired; renew it in Salesforce (Certificate and Key Management) and here",
+				"subject", c.Subject.CommonName, "not_after", c.NotAfter)
+		case now.Add(30 * 24 * time.Hour).After(c.NotAfter):
+			log.Warn("the bridge certificate expires within 30 days; renew it in Salesforce and give serve both during the change",
+				"subject", c.Subject.CommonName, "not_after", c.NotAfter)
+		}
+	}
+	var afters []time.Duration
+	for _, p := range cfg.Policies {
+		if d := p.OnDisconnect; d != nil && d.Of == name {
+			afters = append(afters, d.After)
+		}
+	}
 	hub := bridge.NewHub(names)
-	h, err := bridge.NewHandler(bridge.Options{Secret: []byte(o.bridgeSecret), Origins: o.bridgeOrigins, System: name,
-		Hub: hub, Ingest: eng.Ingest, Logger: log.With("component", "bridge")})
+	h, err := bridge.NewHandler(bridge.Options{Verifier: verifier, Origins: o.bridgeOrigins, System: name,
+		Hub: hub, Ingest: eng.Ingest, DisconnectAfter: afters, Checkpoints: st, Registerer: reg,
+		Logger: log.With("component", "bridge")})
 	if err != nil {
 		return nil, nil, err
 	}
 	if c, ok := conns[name].(*salesforce.Connector); ok {
 		c.AttachBridge(hub)
 	}
-	log.Info("Omni-Channel bridge on", "system", name, "origins", strings.Join(o.bridgeOrigins, ","))
+	log.Info("Omni-Channel bridge on", "system", name, "origins", strings.Join(o.bridgeOrigins, ","),
+		"certificates", len(o.bridgeCerts), "development_secret", verifier.Dev())
 	return hub, h, nil
 }
 
@@ -232,6 +270,24 @@ func countKind(cfg *policy.Config, kind string) int {
 		}
 	}
 	return n
+}
+
+// warnNoBridge says, at start, that writes to a Salesforce system will wait forever without
+// the bridge, and that on_disconnect watching it will never fire.
+func warnNoBridge(cfg *policy.Config, log *slog.Logger) {
+	for _, name := range cfg.SystemNames {
+		if cfg.Systems[name].Kind != salesforce.Kind {
+			continue
+		}
+		log.Warn("the Salesforce system has no Omni-Channel bridge: every status write to it will wait as deferred; "+
+			"start serve with --bridge-cert-file and --bridge-origin (bridge/salesforce/README.md)", "system", name)
+		for _, p := range cfg.Policies {
+			if d := p.OnDisconnect; d != nil && d.Of == name {
+				log.Warn("on_disconnect watches the consoles of a Salesforce system without a bridge; it will never fire",
+					"policy", p.Name, "system", name)
+			}
+		}
+	}
 }
 
 // printJSONLine writes v as one line of JSON.

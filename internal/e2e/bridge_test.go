@@ -65,7 +65,6 @@ func TestOmniChannelBridge(t *testing.T) {
 	const (
 		ana    = "ana@example.com"
 		sfUser = "005000000000001AAA"
-		org    = "00D000000000001AAA"
 		onQ    = "e08eaf1b-ee47-4fa9-a231-1200e284798f"
 		meal   = "3fd96123-badb-4f69-bc03-1b1ccc6d8014"
 	)
@@ -86,8 +85,7 @@ func TestOmniChannelBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	secret := []byte("bridge-e2e-secret")
-	h, err := bridge.NewHandler(bridge.Options{Secret: secret, System: "sf", Hub: hub, Ingest: eng.Ingest})
+	h, err := bridge.NewHandler(bridge.Options{Verifier: orgVerifier(t), System: "sf", Hub: hub, Ingest: eng.Ingest})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +103,7 @@ func TestOmniChannelBridge(t *testing.T) {
 	}()
 	waitFor(t, "engine ready", func() bool { return eng.Ready() == nil })
 
-	tok := bridgetoken.Mint(secret, sfUser, org, 10*time.Minute)
+	tok := orgToken(t, sfUser, time.Now())
 	post := func(path string, body any, want int) {
 		t.Helper()
 		b, _ := json.Marshal(body)
@@ -133,7 +131,7 @@ func TestOmniChannelBridge(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("no command reached the bridge")
 	}
-	if cmd.Action != bridge.ActionSetStatus || cmd.StatusID != "0N5000000000001CAA" || cmd.StatusAPIName != "AvailableforVoice" {
+	if cmd.Action != bridge.ActionSetStatus || cmd.StatusID != "0N5000000000001" || cmd.StatusAPIName != "AvailableforVoice" {
 		t.Fatalf("command = %+v", cmd)
 	}
 	echoes := eng.Stats().Echoes.Load()
@@ -163,6 +161,68 @@ func TestOmniChannelBridge(t *testing.T) {
 		t.Errorf("the bridge got an unexpected command %+v", c)
 	default:
 	}
+
+	// Omni-Channel moves to another window of the agent: no status changes anywhere.
+	post("events", map[string]any{"events": []map[string]any{{"id": "ev-3", "type": "logout",
+		"at": time.Now().UTC().Format(time.RFC3339Nano), "reason": "DuplicateLogin"}}}, http.StatusOK)
+	// A supervisor logs the agent out: a person's change, which Genesys follows, explained.
+	post("events", map[string]any{"events": []map[string]any{{"id": "ev-4", "type": "logout",
+		"at": time.Now().UTC().Format(time.RFC3339Nano), "reason": "OmniSupervisorLogout"}}}, http.StatusOK)
+	waitFor(t, "Genesys Offline", func() bool { return gc.Status(ana) == "ccf3c10a-aa2c-4845-8e8d-f59fa48c58e5" })
+	steps, err := eng.Explain(ctx, ana, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var causes []string
+	for _, s := range steps {
+		causes = append(causes, s.Cause)
+	}
+	all := strings.Join(causes, "\n")
+	if !strings.Contains(all, "sf session_moved (DuplicateLogin)") || !strings.Contains(all, "sf logout (OmniSupervisorLogout)") {
+		t.Errorf("explain does not name the logout reasons:\n%s", all)
+	}
+	if w := gc.Writes(); len(w) != 2 {
+		t.Errorf("Genesys writes = %+v, want Meal then Offline (the moved session changes nothing)", w)
+	}
+}
+
+// fixtures holds the bridge's test key pair: the org's certificate and its private key.
+const fixtures = "../../bridge/salesforce/test/fixtures/"
+
+func orgVerifier(t *testing.T) *bridgetoken.Verifier {
+	t.Helper()
+	b, err := os.ReadFile(fixtures + "test-cert.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := bridgetoken.ParseCertificates(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := bridgetoken.NewVerifier(certs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+// orgToken signs a token for user as the org's Apex controller does, issued at iat.
+func orgToken(t *testing.T, user string, iat time.Time) string {
+	t.Helper()
+	b, err := os.ReadFile(fixtures + "test-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := bridgetoken.ParseSigner(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := s.Sign(bridgetoken.Claims{Iss: "00D000000000001EAA", Sub: user, Aud: bridgetoken.Audience,
+		Iat: iat.Unix(), Exp: iat.Add(10 * time.Minute).Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
 }
 
 // commandStream reads the bridge's command stream as the browser bridge would.

@@ -369,15 +369,18 @@ func (m *Machine) refold(st *agentState) {
 	st.fold = fd.f
 }
 
-// describe renders an event the way explain names a cause: "sf status_changed Lunch".
+// describe renders an event the way explain names a cause: "sf status_changed Lunch", and
+// with the vendor's reason for events other than status changes ("sf logout
+// (OmniSupervisorLogout)", "sf console_disconnected (closed)").
 func (m *Machine) describe(ev presence.Event) string {
-	switch {
-	case ev.Type == presence.Logout:
-		return ev.System + " " + string(ev.Type)
-	case ev.Status != "":
-		return ev.System + " " + string(ev.Type) + " " + m.statusByID(ev.System, ev.Status).Name
+	s := ev.System + " " + string(ev.Type)
+	if ev.Type != presence.Logout && ev.Status != "" {
+		s += " " + m.statusByID(ev.System, ev.Status).Name
 	}
-	return ev.System + " " + string(ev.Type)
+	if r, _ := ev.Data["reason"].(string); r != "" && ev.Type != presence.StatusChanged {
+		s += " (" + r + ")"
+	}
+	return s
 }
 
 func (m *Machine) describeSet(statuses map[string]string) string {

@@ -3,6 +3,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
@@ -169,6 +170,20 @@ func (p *Policy) Evaluate(in Input) Evaluation {
 			e.Starts = append(e.Starts, ActivityHit{Activity: a, Key: key})
 		} else {
 			e.Ends = append(e.Ends, ActivityHit{Activity: a, Key: key})
+		}
+	}
+	if d := p.OnDisconnect; d != nil && d.Of == sys && in.Event.Type == presence.ConsoleDisconnected {
+		gone, err := time.ParseDuration(fmt.Sprint(in.Event.Data["after"]))
+		switch {
+		case err != nil:
+			e.Steps = append(e.Steps, Step{Rule: d.Name, Detail: "the event does not say how long the console has been gone"})
+		case gone != d.After:
+			e.Steps = append(e.Steps, Step{Rule: d.Name, Detail: fmt.Sprintf("the %s has been gone %s; on_disconnect waits %s", d.console, gone, d.After)})
+		default:
+			for _, t := range d.set {
+				e.intend(t.system, t.status, d.Name)
+			}
+			e.Steps = append(e.Steps, Step{Rule: d.Name, Matched: true, Detail: fmt.Sprintf("the %s has been gone %s", d.console, gone)})
 		}
 	}
 	e.Unmapped = len(e.Intents) == 0 && len(e.Starts) == 0 && len(e.Ends) == 0

@@ -574,3 +574,59 @@ func TestEvaluateConcurrent(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluateOnDisconnect(t *testing.T) {
+	cfg := loadString(t, `version: 1
+systems:
+  sf: {kind: salesforce}
+  gc: {kind: genesys, catalog: [{id: g-off, name: Offline, category: offline}, {id: g-q, name: On Queue, category: on_queue}]}
+  connect: {kind: amazonconnect, catalog: [{id: c-off, name: Offline, category: offline}]}
+policies:
+  - name: voice
+    map:
+      - {from: gc, to: sf, states: {On Queue: Online}}
+    on_disconnect:
+      of: sf
+      after: 2m
+      set: {gc: Offline, connect: Offline}
+`)
+	p := cfg.Policies[0]
+	if d := p.OnDisconnect; d == nil || d.Of != "sf" || d.After != 2*time.Minute || d.Set["gc"].ID != "g-off" || d.Set["connect"].ID != "c-off" {
+		t.Fatalf("OnDisconnect = %+v", p.OnDisconnect)
+	}
+	since := time.Date(2026, 3, 2, 17, 0, 0, 0, time.UTC)
+	event := func(system string, typ presence.EventType, after any) presence.Event {
+		ev := presence.Event{System: system, Agent: "ana@example.com", Type: typ, At: since.Add(2 * time.Minute),
+			Data: map[string]any{"since": since.Format(time.RFC3339)}}
+		if after != nil {
+			ev.Data["after"] = after
+		}
+		return ev
+	}
+	e := p.Evaluate(Input{Event: event("sf", presence.ConsoleDisconnected, "2m0s")})
+	want := []Intent{{System: "gc", Status: p.OnDisconnect.Set["gc"], Rule: "voice/on_disconnect"},
+		{System: "connect", Status: p.OnDisconnect.Set["connect"], Rule: "voice/on_disconnect"}}
+	if !reflect.DeepEqual(e.Intents, want) || e.Unmapped {
+		t.Fatalf("intents = %+v, want %+v", e.Intents, want)
+	}
+	if len(e.Steps) != 1 || !e.Steps[0].Matched || !strings.Contains(e.Steps[0].Detail, "has been gone 2m0s") {
+		t.Errorf("steps = %+v", e.Steps)
+	}
+	// The informational disconnect (gone for the grace period) and other events set nothing.
+	for _, ev := range []presence.Event{
+		event("sf", presence.ConsoleDisconnected, "30s"),
+		event("sf", presence.ConsoleDisconnected, nil),
+		event("sf", presence.ConsoleDisconnected, "soon"),
+		event("sf", presence.ConsoleConnected, nil),
+		event("gc", presence.ConsoleDisconnected, "2m0s"),
+	} {
+		e := p.Evaluate(Input{Event: ev})
+		if len(e.Intents) != 0 || !e.Unmapped {
+			t.Errorf("%s %v: intents %+v", ev.Describe(), ev.Data["after"], e.Intents)
+		}
+	}
+	e = p.Evaluate(Input{Event: event("sf", presence.ConsoleDisconnected, "30s")})
+	if len(e.Steps) != 1 || e.Steps[0].Matched || !strings.Contains(e.Steps[0].Detail, "gone 30s; on_disconnect waits 2m0s") {
+		t.Errorf("steps of a shorter disconnect = %+v", e.Steps)
+	}
+}

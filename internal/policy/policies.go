@@ -12,15 +12,16 @@ import (
 )
 
 var (
-	policyKeys    = []string{"name", "applies_to", "master", "debounce", "map", "rules", "activities", "extension"}
-	appliesKeys   = []string{"teams", "agents"}
-	mapKeys       = []string{"from", "to", "states"}
-	ruleKeys      = []string{"name", "on", "when", "set"}
-	testKeys      = []string{"a", "op", "b"}
-	activityKeys  = []string{"name", "start", "end", "match", "set"}
-	matchKeys     = []string{"path", "op", "value", "values"}
-	extensionKeys = []string{"url", "timeout"}
-	eventTypes    = func() []string {
+	policyKeys     = []string{"name", "applies_to", "master", "debounce", "map", "rules", "activities", "extension", "on_disconnect"}
+	appliesKeys    = []string{"teams", "agents"}
+	mapKeys        = []string{"from", "to", "states"}
+	ruleKeys       = []string{"name", "on", "when", "set"}
+	testKeys       = []string{"a", "op", "b"}
+	activityKeys   = []string{"name", "start", "end", "match", "set"}
+	matchKeys      = []string{"path", "op", "value", "values"}
+	extensionKeys  = []string{"url", "timeout"}
+	disconnectKeys = []string{"of", "after", "set"}
+	eventTypes     = func() []string {
 		out := make([]string, len(presence.EventTypes))
 		for i, t := range presence.EventTypes {
 			out[i] = string(t)
@@ -94,6 +95,9 @@ func (c *compiler) policy(n *yaml.Node) *Policy {
 	if v := o.val("extension"); v != nil {
 		p.Extension = c.extension(p, v)
 	}
+	if v := o.val("on_disconnect"); v != nil {
+		p.OnDisconnect = c.onDisconnect(p, v)
+	}
 	c.applies = append(c.applies, at)
 	p.steps = stepCounts(p)
 	return p
@@ -113,6 +117,9 @@ func stepCounts(p *Policy) map[string]int {
 		if a.End.System != a.Start.System {
 			n[a.End.System]++
 		}
+	}
+	if d := p.OnDisconnect; d != nil {
+		n[d.Of]++
 	}
 	return n
 }
@@ -528,6 +535,71 @@ func (c *compiler) extension(p *Policy, n *yaml.Node) *Extension {
 		}
 	}
 	return ext
+}
+
+func (c *compiler) onDisconnect(p *Policy, n *yaml.Node) *OnDisconnect {
+	what := "on_disconnect of policy " + p.Name
+	o := c.mapping(n, what, disconnectKeys)
+	if o == nil {
+		return nil
+	}
+	d := &OnDisconnect{Name: p.Name + "/on_disconnect"}
+	ok := true
+	if v := o.val("of"); v == nil {
+		c.errf(o.node, "%s has no of; add of: <system whose agent console is watched>", what)
+		ok = false
+	} else if s, good := c.systemRef(v, what); !good {
+		ok = false
+	} else if console, has := agentConsoles[s.kind]; !has {
+		var kinds []string
+		for k := range agentConsoles {
+			kinds = append(kinds, k)
+		}
+		c.errf(deref(v), "%s: %s is a %s system, which has no agent console the service sees; of names a system of kind %s",
+			what, s.name, s.kind, strings.Join(sortedStrings(kinds), " or "))
+		ok = false
+	} else {
+		d.Of, d.console = s.name, console
+	}
+	if v := o.val("after"); v == nil {
+		c.errf(o.node, "%s has no after; add after: <how long the console must be gone>, e.g. 2m", what)
+		ok = false
+	} else if after, good := c.duration(v, "after of "+what, false); !good {
+		ok = false
+	} else if after < MinDisconnectAfter {
+		c.errf(deref(v), "after of %s is %s; it must be at least %s, so that a reload or a short network drop is not a disconnect",
+			what, after, MinDisconnectAfter)
+		ok = false
+	} else {
+		d.After = after
+	}
+	if v := o.val("set"); v == nil {
+		c.errf(o.node, "%s has no set; add set: {<system>: <status>}", what)
+		ok = false
+	} else {
+		d.Set, d.set = c.targets(v, "set of "+what)
+		if d.Of != "" {
+			if _, self := d.Set[d.Of]; self {
+				c.errf(deref(v), "set of %s names %s, whose %s is what went away: the write would wait for it and land when the agent returns; set the other systems",
+					what, d.Of, d.console)
+				ok = false
+			}
+		}
+		ok = ok && len(d.set) > 0
+	}
+	if !ok {
+		return nil
+	}
+	return d
+}
+
+func sortedStrings(s []string) []string {
+	for i := 1; i < len(s); i++ {
+		for j := i; j > 0 && s[j] < s[j-1]; j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+	return s
 }
 
 // index builds PolicyFor's lookups and reports policies that overlap with no winner.

@@ -119,6 +119,9 @@ type Policy struct {
 	Activities []*Activity
 	// Extension is the optional CX Cloud-style webhook; nil when absent.
 	Extension *Extension
+	// OnDisconnect says what to set when an agent's console has been gone a while; nil when
+	// absent.
+	OnDisconnect *OnDisconnect
 	// env is what evaluation knows about the configured systems.
 	env *evalEnv
 	// steps is, per event system, how many steps an evaluation can explain at most.
@@ -227,6 +230,25 @@ type Activity struct {
 type Extension struct {
 	URL     string
 	Timeout time.Duration
+}
+
+// MinDisconnectAfter is the shortest on_disconnect after: a reload, or a network drop the
+// bridge recovers from, must not count as the console going away.
+const MinDisconnectAfter = 30 * time.Second
+
+// OnDisconnect is what a policy sets once an agent's console of system Of has been gone for
+// After. The service reports that as a console_disconnected event of Of whose data "after" is
+// the duration gone (and "since" when it went away); the intents' cause time is since + after.
+type OnDisconnect struct {
+	// Name is "<policy>/on_disconnect".
+	Name  string
+	Of    string
+	After time.Duration
+	// Set maps target systems to statuses.
+	Set map[string]presence.Status
+	// set is Set in file order; console names what went away, for explanations.
+	set     []target
+	console string
 }
 
 // Input is what Evaluate looks at for one event.

@@ -55,6 +55,12 @@ func vendorSystemState(kind, name string) (string, bool) {
 	return "", false
 }
 
+// agentConsoles names, per kind, the agent console whose connects and disconnects the service
+// sees (on_disconnect may watch it): the Salesforce bridge runs in the agent's console.
+var agentConsoles = map[string]string{
+	KindSalesforce: "Omni-Channel bridge (the agent's Salesforce console)",
+}
+
 // salesforceOffline is the status a logged-out Salesforce agent shows; it always exists.
 var salesforceOffline = presence.Status{ID: "0", Name: presence.OfflineName, Label: presence.OfflineName,
 	Category: presence.CategoryOffline, Settable: true}

@@ -80,11 +80,20 @@ const (
 	WorkloadChanged     EventType = "workload_changed"
 	ConversationStarted EventType = "conversation_started"
 	ConversationEnded   EventType = "conversation_ended"
+	// ConsoleConnected: the agent's console (the Salesforce bridge) is connected again.
+	ConsoleConnected EventType = "console_connected"
+	// ConsoleDisconnected: the agent's console has been gone for the duration in data "after"
+	// (data "since" says when it went away); At is since + after.
+	ConsoleDisconnected EventType = "console_disconnected"
+	// SessionMoved: the agent's session moved to another browser or tab (Salesforce logs the
+	// old one out of Omni-Channel with reason DuplicateLogin); the status did not change.
+	SessionMoved EventType = "session_moved"
 )
 
 // EventTypes lists every valid event type.
 var EventTypes = []EventType{
 	StatusChanged, Login, Logout, WorkAccepted, WorkloadChanged, ConversationStarted, ConversationEnded,
+	ConsoleConnected, ConsoleDisconnected, SessionMoved,
 }
 
 // Valid reports whether t is one of EventTypes.
@@ -193,11 +202,15 @@ func (e Event) DataValue(path string) (any, bool) {
 }
 
 // Describe renders the event the way explain and simulate name a cause:
-// "sf status_changed AvailableforVoice".
+// "sf status_changed AvailableforVoice", with the vendor's reason when the event carries one
+// ("sf logout (OmniSupervisorLogout)").
 func (e Event) Describe() string {
 	s := e.System + " " + string(e.Type)
 	if e.Status != "" {
 		s += " " + e.Status
+	}
+	if r, _ := e.Data["reason"].(string); r != "" {
+		s += " (" + r + ")"
 	}
 	return s
 }

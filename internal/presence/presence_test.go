@@ -53,6 +53,9 @@ func TestChangesStatusAndDescribe(t *testing.T) {
 		{Event{System: "sf", Type: Login}, false, "sf login"},
 		{Event{System: "gc", Type: ConversationStarted}, false, "gc conversation_started"},
 		{Event{System: "sf", Type: WorkloadChanged}, false, "sf workload_changed"},
+		{Event{System: "sf", Type: Logout, Data: map[string]any{"reason": "OmniSupervisorLogout"}}, true, "sf logout (OmniSupervisorLogout)"},
+		{Event{System: "sf", Type: ConsoleDisconnected, Data: map[string]any{"after": "2m0s"}}, false, "sf console_disconnected"},
+		{Event{System: "sf", Type: SessionMoved, Data: map[string]any{"reason": "DuplicateLogin"}}, false, "sf session_moved (DuplicateLogin)"},
 	}
 	for _, tt := range tests {
 		if got := tt.ev.ChangesStatus(); got != tt.changes {

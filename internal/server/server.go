@@ -73,6 +73,9 @@ type Options struct {
 	// Bridge, when set, serves everything under BridgePrefix with its own authentication, CORS
 	// and body limits (the admin token does not apply); without it those paths answer 404.
 	Bridge http.Handler
+	// Consoles, when set, answers GET /api/v1/consoles (behind the admin token) with the
+	// agents' console connections ({"systems":[…]}); without it the list is empty.
+	Consoles http.Handler
 }
 
 // BridgePrefix is where Options.Bridge is mounted.
@@ -143,6 +146,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/v1/writes", s.writes, true},
 		{"GET /api/v1/policy", s.policyView, true},
 		{"GET /api/v1/events", s.events, true},
+		{"GET /api/v1/consoles", s.consoles, true},
 		{"POST /api/v1/webhooks/events", s.webhook, false},
 		{"GET /{$}", s.uiIndex, false},
 		{"GET /ui/{file}", s.uiAsset, false},
@@ -160,6 +164,17 @@ func (s *Server) routes() {
 	if s.opts.Bridge != nil {
 		s.mux.Handle(BridgePrefix, s.opts.Bridge)
 	}
+}
+
+// consoles lists the agents' console connections (the Omni-Channel bridge's), when known.
+func (s *Server) consoles(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Consoles != nil {
+		s.opts.Consoles.ServeHTTP(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte("{\"systems\":[]}\n"))
 }
 
 // Handler returns the server's root handler.

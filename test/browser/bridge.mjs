@@ -1,9 +1,13 @@
 // The Omni-Channel bridge end to end in Debian's Chromium, against `omnipresence demo`:
 // a click in Ana's Salesforce console reaches Genesys; a Genesys change reaches the widget; no
-// echo bounces back; two tabs make one bridge; a push channel dropped while a change is
+// echo bounces back; two tabs make one bridge, and a leading tab that is frozen (announced or
+// not) neither applies a change twice nor loses one; a push channel dropped while a change is
 // pending still delivers it; and the time each way, p50/p99 over --rounds changes.
 //
-//   node bridge.mjs --service URL --salesforce URL --genesys URL [--rounds 200]
+// With --security locker the console loads the bridge as Lightning Locker does (no Web Locks,
+// no BroadcastChannel: a lease and storage events), else as Lightning Web Security does.
+//
+//   node bridge.mjs --service URL --salesforce URL --genesys URL [--rounds 200] [--security lws|locker]
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 
@@ -11,6 +15,7 @@ const args = Object.fromEntries(process.argv.slice(2).reduce((a, v, i, all) => (
 const { service, salesforce: sf, genesys: gc } = args;
 const rounds = Number(args.rounds || 20);
 const email = args.user || 'ana@example.com';
+const security = args.security || 'lws';
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function gcPresence() {
@@ -41,10 +46,11 @@ const browser = await chromium.launch({
 });
 try {
   const context = await browser.newContext();
-  const console1 = `${sf}/console/${encodeURIComponent(email)}?service=${encodeURIComponent(service)}`;
+  const console1 = `${sf}/console/${encodeURIComponent(email)}?service=${encodeURIComponent(service)}&security=${security}`;
   const tab1 = await context.newPage();
   await tab1.goto(console1);
   await tab1.waitForSelector('#utility[data-bridge-connected="true"]', { timeout: 15000 });
+  assert.equal(await tab1.getAttribute('#utility', 'data-bridge-leadership'), security === 'locker' ? 'lease' : 'web-locks');
 
   // A click in the widget reaches Genesys (sf AvailableforVoice -> gc On Queue).
   await tab1.click('[data-status-api-name="AvailableforVoice"]');
@@ -70,6 +76,73 @@ try {
   await sleep(2000);
   const leaders = [await tab1.getAttribute('#utility', 'data-bridge-leader'), await tab2.getAttribute('#utility', 'data-bridge-leader')];
   assert.deepEqual(leaders.filter((l) => l === 'true').length, 1, `leaders: ${leaders}`);
+
+  // Frozen tabs. Chrome announces a freeze with the page's 'freeze' event, then stops it; a page
+  // may also stop without a word. The debugger's pause stands in for the stop: none of the
+  // page's scripts runs until it resumes, while the network keeps delivering to it.
+  const leadingTab = async () => ((await tab1.getAttribute('#utility', 'data-bridge-leader')) === 'true' ? [tab1, tab2] : [tab2, tab1]);
+  const calls = (page) => page.evaluate(() => window.omniToolkitCalls.length);
+  async function pause(page, announce) {
+    if (announce) await page.evaluate(() => document.dispatchEvent(new Event('freeze')));
+    const cdp = await context.newCDPSession(page);
+    await cdp.send('Debugger.enable');
+    await cdp.send('Debugger.pause');
+    return async () => {
+      await cdp.send('Debugger.resume');
+      await cdp.send('Debugger.disable');
+      await cdp.detach();
+      await page.evaluate(() => document.dispatchEvent(new Event('resume')));
+    };
+  }
+  async function oneLeader() {
+    await until('one leading tab', async () => {
+      const l = [await tab1.getAttribute('#utility', 'data-bridge-leader'), await tab2.getAttribute('#utility', 'data-bridge-leader')];
+      return l.filter((x) => x === 'true').length === 1;
+    });
+  }
+  {
+    // Announced: the frozen leader hands over at once, the other tab applies the change.
+    const [lead, stand] = await leadingTab();
+    const [leadCalls, standCalls] = [await calls(lead), await calls(stand)];
+    const resume = await pause(lead, true);
+    await stand.waitForSelector('#utility[data-bridge-leader="true"][data-bridge-connected="true"]', { timeout: 5000 });
+    await setGC('Meal'); // -> Salesforce Lunch
+    await stand.waitForFunction(() => document.querySelector('[data-omni-current]').textContent === 'Lunch');
+    await resume();
+    await sleep(2000);
+    await oneLeader();
+    assert.equal(await calls(lead), leadCalls, 'the frozen tab applied a command');
+    assert.equal(await calls(stand), standCalls + 1, 'the change was not applied exactly once');
+  }
+  {
+    // Unannounced: the stopped leader's stream receives the command; the other tab takes the
+    // lead once the leader's record runs out, applies it; the leader, resumed, applies nothing.
+    const [lead, stand] = await leadingTab();
+    const [leadCalls, standCalls] = [await calls(lead), await calls(stand)];
+    const resume = await pause(lead, false);
+    const t = Date.now();
+    await setGC('Break');
+    await stand.waitForFunction(() => document.querySelector('[data-omni-current]').textContent === 'Break', null, { timeout: 20000 });
+    const took = Date.now() - t;
+    await resume();
+    await sleep(2000);
+    await oneLeader();
+    assert.equal(await calls(lead), leadCalls, 'the stopped tab applied the command it had received');
+    assert.equal(await calls(stand), standCalls + 1, 'the change was not applied exactly once');
+    console.log(`stopped leader replaced and the command applied in ${took} ms`);
+  }
+  {
+    // A change the agent makes in the standing-by tab while the leader is stopped is kept in
+    // the shared outbox and reaches Genesys when the leader runs again.
+    const [lead, stand] = await leadingTab();
+    const resume = await pause(lead, false);
+    await stand.click('[data-status-api-name="AvailableforVoice"]');
+    await stand.waitForFunction(() => document.querySelector('[data-omni-current]').textContent === 'AvailableforVoice');
+    await sleep(1000);
+    await resume();
+    await until('Genesys On Queue from the standby\'s change', async () => (await gcPresence()) === 'On Queue', 20000);
+    await oneLeader();
+  }
 
   // A dropped push channel: the browser goes offline, Genesys changes meanwhile (the command
   // waits at the service), the browser comes back and the pending command lands.
@@ -99,7 +172,7 @@ try {
     await tab1.waitForFunction((s) => document.querySelector('[data-omni-current]').textContent === s, sfNext);
     toSF.push(Date.now() - t);
   }
-  console.log(`PASS bridge: click->Genesys p50 ${pct(toGC, 50)} ms p99 ${pct(toGC, 99)} ms; Genesys->widget p50 ${pct(toSF, 50)} ms p99 ${pct(toSF, 99)} ms (${rounds} rounds)`);
+  console.log(`PASS bridge (${security}): click->Genesys p50 ${pct(toGC, 50)} ms p99 ${pct(toGC, 99)} ms; Genesys->widget p50 ${pct(toSF, 50)} ms p99 ${pct(toSF, 99)} ms (${rounds} rounds)`);
 } finally {
   await browser.close();
 }

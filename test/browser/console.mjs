@@ -2,7 +2,7 @@
 // Omni-Channel widget changes the agent's status in the org and fires the Omni events the
 // Lightning console fires; a change made elsewhere shows in the widget with its reason.
 //
-//   node console.mjs --url http://127.0.0.1:PORT --user ana@example.com
+//   node console.mjs --url http://127.0.0.1:PORT --user ana@example.com [--keyed URL of a simulator with a bridge key]
 import { chromium } from 'playwright-core';
 import assert from 'node:assert/strict';
 
@@ -57,7 +57,27 @@ try {
   await page.click('[data-status-api-name="Offline"]');
   await page.waitForFunction(() => document.querySelector('[data-omni-current]').textContent === 'Offline');
   await page.waitForFunction(() => window.seen.some((e) => e.name === 'lightning:omniChannelLogout'));
-  console.log('PASS console: click, toolkit, supervisor change and logout');
+  // The toolkit takes 15-character ids, as Salesforce's examples pass them.
+  const err = await page.evaluate((id) => window.omniConsole.toolkit.setServicePresenceStatus({ statusId: id + 'AAA' }).then(() => null, (e) => e.message), breakId);
+  assert.match(err, /15-character/);
+
+  // A supervisor's logout reaches the widget with its reason.
+  await page.click('[data-status-api-name="Break"]');
+  await page.waitForFunction(() => document.querySelector('[data-omni-current]').textContent === 'Break');
+  await fetch(`${base}/_sim/users/${encodeURIComponent(user)}/status`, { method: 'POST', body: JSON.stringify({ status: 'Offline', reason: 'OmniSupervisorLogout' }) });
+  await page.waitForFunction(() => window.seen.some((e) => e.name === 'lightning:omniChannelLogout' && e.p.reason === 'OmniSupervisorLogout'));
+
+  // The bridge's panel says what keeps it from working: no token (this org has no bridge
+  // certificate), or no service to reach (in an org that has one).
+  const noToken = await browser.newPage();
+  await noToken.goto(`${base}/console/${encodeURIComponent(user)}?service=${encodeURIComponent('http://127.0.0.1:9')}`);
+  await noToken.waitForFunction(() => /certificate/.test(document.getElementById('utility').textContent));
+  if (args.keyed) {
+    const noService = await browser.newPage();
+    await noService.goto(`${args.keyed}/console/${encodeURIComponent(user)}?service=${encodeURIComponent('http://127.0.0.1:9')}&security=locker`);
+    await noService.waitForFunction(() => /cannot reach the service/.test(document.getElementById('utility').textContent), null, { timeout: 20000 });
+  }
+  console.log('PASS console: click, toolkit, supervisor change and logout, the bridge panel\'s problems');
 } finally {
   await browser.close();
 }

@@ -1,82 +1,10 @@
 'use strict';
+// The bridge core's behaviour against the loopback service: events, commands, the stream,
+// tokens, the outbox.
 const test = require('node:test');
 const assert = require('node:assert/strict');
 const h = require('./harness.js');
-
-// setup starts a loopback service and a fast clock; every bridge made through it is stopped and
-// the service closed when the test ends.
-async function setup(t, extra = {}) {
-  const clock = h.createClock();
-  const svc = await h.createService(clock);
-  const env = { clock, svc, storage: h.createStorage(), hub: h.createHub(), tokenLifetime: extra.tokenLifetime };
-  env.inflight = 0;
-  env.until = (cond, what, o) => h.until(env, cond, what, o);
-  const made = [];
-  env.make = (opts) => {
-    const b = h.newBridge(env, opts);
-    made.push(b.bridge);
-    return b;
-  };
-  t.after(async () => {
-    made.forEach((b) => b.stop());
-    await svc.close();
-    assert.equal(clock.pending(), 0, 'timers left running after stop');
-  });
-  return env;
-}
-
-async function leader(env) {
-  const b = env.make();
-  b.bridge.start();
-  await env.until(() => b.bridge.status().leader && b.bridge.status().connected, 'leader connected');
-  return b;
-}
-
-test('one leader among two tabs; the standby takes over when the leader closes', async (t) => {
-  const env = await setup(t);
-  const a = env.make();
-  const b = env.make();
-  a.bridge.start();
-  await env.until(() => a.bridge.status().leader, 'first tab leads');
-  b.bridge.start();
-  // The standby keeps checking the lease for several heartbeats without taking it.
-  const ticks = env.clock.requested.length;
-  await env.until(() => env.clock.requested.length > ticks + 6, 'heartbeats');
-  assert.equal(b.bridge.status().leader, false);
-  assert.equal(a.bridge.status().leader, true);
-  await env.until(() => env.svc.streamRequests.length === 1, 'one stream');
-
-  // Only the leader reports.
-  assert.equal(b.bridge.onOmniEvent('lightning:omniChannelLogout', {}), null);
-  a.bridge.onOmniEvent('lightning:omniChannelLoginSuccess', { statusId: '0N5000000000002' });
-  await env.until(() => env.svc.events.length === 1, 'login event');
-  assert.equal(env.svc.events[0].type, 'login');
-
-  const before = env.clock.now();
-  a.bridge.stop();
-  await env.until(() => b.bridge.status().leader && b.bridge.status().connected, 'standby takes over');
-  const took = env.clock.now() - before;
-  assert.ok(took <= 600, 'takeover after a clean close took ' + took + ' virtual ms');
-  assert.equal(env.svc.streamRequests.length, 2);
-  assert.equal(a.bridge.status().leader, false);
-});
-
-test('a leader that vanishes without closing is replaced once its lease runs out', async (t) => {
-  const env = await setup(t);
-  const a = env.make({ broadcast: undefined });
-  a.bridge.start();
-  await env.until(() => a.bridge.status().leader, 'first tab leads');
-  const b = env.make({ broadcast: undefined });
-  b.bridge.start();
-  // Freeze the first tab: its timers stop, as when a browser tab crashes.
-  const lease = JSON.parse(env.storage.getItem('omnipresence.bridge.leader'));
-  a.bridge.stop();
-  env.storage.setItem('omnipresence.bridge.leader', JSON.stringify(lease));
-  const before = env.clock.now();
-  await env.until(() => b.bridge.status().leader, 'takeover after lease expiry');
-  const took = env.clock.now() - before;
-  assert.ok(took >= 3000 && took < 9000, 'takeover took ' + took + ' virtual ms');
-});
+const { setup, leader, scopedKey } = require('./setup.js');
 
 test('an Omni status change posts one event with its reason; a failed post is retried with the same id', async (t) => {
   const env = await setup(t);
@@ -97,9 +25,10 @@ test('an Omni status change posts one event with its reason; a failed post is re
   assert.equal(got.statusApiName, 'Away');
   assert.equal(got.reason, 'OmniManualStatusChange');
   assert.equal(got.commandId, undefined);
+  assert.equal(got.sub, h.USER);
   assert.ok(!Number.isNaN(Date.parse(got.at)));
   await env.until(() => bridge.status().pendingEvents === 0, 'outbox emptied');
-  assert.equal(JSON.parse(env.storage.getItem('omnipresence.bridge.outbox')).length, 0);
+  assert.equal(JSON.parse(env.storage.getItem(scopedKey('outbox'))).length, 0);
 });
 
 test('work accepted and workload changes carry the channel and numbers', async (t) => {
@@ -110,25 +39,26 @@ test('work accepted and workload changes carry the channel and numbers', async (
   await env.until(() => env.svc.events.length === 1, 'workload event');
   assert.deepEqual(
     { ...env.svc.events[0], id: undefined, at: undefined },
-    { type: 'workload_changed', previousWorkload: 0, newWorkload: 2, configuredCapacity: 10, id: undefined, at: undefined },
+    { type: 'workload_changed', previousWorkload: 0, newWorkload: 2, configuredCapacity: 10, id: undefined, at: undefined, sub: h.USER },
   );
 });
 
 test('work accepted looks up the service channel', async (t) => {
   const env = await setup(t);
-  const b = env.make({ lookupChannel: async (workId) => (workId === '0Bz000000000001' ? 'sfdc_phone' : null) });
-  b.bridge.start();
-  await env.until(() => b.bridge.status().connected, 'connected');
-  b.bridge.onOmniEvent('lightning:omniChannelWorkAccepted', { workId: '0Bz000000000001', workItemId: '500000000000001' });
+  const tab = env.tab({ bridge: { lookupChannel: async (workId) => (workId === '0Bz000000000001' ? 'sfdc_phone' : null) } });
+  tab.bridge.start();
+  await env.until(() => tab.bridge.status().connected, 'connected');
+  tab.bridge.onOmniEvent('lightning:omniChannelWorkAccepted', { workId: '0Bz000000000001', workItemId: '500000000000001' });
   await env.until(() => env.svc.events.length === 1, 'work event');
   assert.equal(env.svc.events[0].type, 'work_accepted');
   assert.equal(env.svc.events[0].channel, 'sfdc_phone');
 });
 
-test('a command is applied through the toolkit, its status change carries the commandId, and it is acked', async (t) => {
+test('a command is applied through the toolkit with a 15-character id, its status change carries the commandId, and it is acked', async (t) => {
   const env = await setup(t);
   const { bridge, toolkit } = await leader(env);
-  env.svc.send({ id: 'cmd-1', action: 'set_status', statusId: '0N5000000000009', statusApiName: 'Busy' });
+  // The service may name the status by its 18-character id; the toolkit is given 15.
+  env.svc.send({ id: 'cmd-1', action: 'set_status', statusId: '0N5000000000009CAA', statusApiName: 'Busy' });
   await env.until(() => env.svc.acks.length === 1, 'ack');
   assert.deepEqual(env.svc.acks[0], { id: 'cmd-1', result: 'applied' });
   assert.deepEqual(toolkit.calls, [['setServicePresenceStatus', '0N5000000000009']]);
@@ -143,6 +73,17 @@ test('a command is applied through the toolkit, its status change carries the co
   assert.equal(env.svc.events[1].commandId, undefined);
 });
 
+test('a supervisor\'s change to the commanded status is not taken for the command\'s echo', async (t) => {
+  const env = await setup(t);
+  const { bridge, toolkit } = await leader(env);
+  toolkit.setServicePresenceStatus = (id) => { toolkit.calls.push(['setServicePresenceStatus', id]); return Promise.resolve({}); };
+  env.svc.send({ id: 'cmd-s', action: 'set_status', statusId: '0N5000000000009' });
+  await env.until(() => env.svc.acks.length === 1, 'ack');
+  bridge.onOmniEvent('lightning:omniChannelStatusChanged', { statusId: '0N5000000000009', reason: 'OmniSupervisorStatusChange' });
+  await env.until(() => env.svc.events.length === 1, 'supervisor event');
+  assert.equal(env.svc.events[0].commandId, undefined);
+});
+
 test('Offline is applied with logout() and the logout event carries the commandId', async (t) => {
   const env = await setup(t);
   const { toolkit } = await leader(env);
@@ -153,6 +94,21 @@ test('Offline is applied with logout() and the logout event carries the commandI
   await env.until(() => env.svc.events.length === 1, 'logout event');
   assert.equal(env.svc.events[0].type, 'logout');
   assert.equal(env.svc.events[0].commandId, 'cmd-off');
+});
+
+test('logout reasons are forwarded, and a supervisor\'s logout is never a command\'s echo', async (t) => {
+  const env = await setup(t);
+  const { bridge, toolkit } = await leader(env);
+  toolkit.logout = () => { toolkit.calls.push(['logout']); return Promise.resolve(); };
+  env.svc.send({ id: 'cmd-off', action: 'logout', statusId: '0' });
+  await env.until(() => env.svc.acks.length === 1, 'ack');
+  for (const reason of ['OmniSupervisorLogout', 'MaintenanceLogout']) {
+    bridge.onOmniEvent('lightning:omniChannelLogout', { reason });
+  }
+  await env.until(() => env.svc.events.length === 2, 'logout events');
+  assert.deepEqual(env.svc.events.map((e) => [e.type, e.reason, e.commandId]), [
+    ['logout', 'OmniSupervisorLogout', undefined], ['logout', 'MaintenanceLogout', undefined],
+  ]);
 });
 
 test('set_status with statusId "0" also logs out', async (t) => {
@@ -174,15 +130,29 @@ test('a toolkit rejection is acked as deferred with its message', async (t) => {
   assert.match(env.svc.acks[0].reason, /Agent does not have access to the status/);
 });
 
-test('logout is deferred while the agent is engaged in work', async (t) => {
-  const env = await setup(t);
-  const { toolkit } = await leader(env);
-  toolkit.engaged = ['0Bz000000000001'];
-  env.svc.send({ id: 'cmd-3', action: 'logout', statusId: '0' });
-  await env.until(() => env.svc.acks.length === 1, 'ack');
-  assert.equal(env.svc.acks[0].result, 'deferred');
-  assert.match(env.svc.acks[0].reason, /engaged in 1 work item/);
-  assert.deepEqual(toolkit.calls, []);
+for (const shape of ['string', 'works-array', 'array']) {
+  test(`logout is deferred while the agent is engaged in work (getAgentWorks answering ${shape})`, async (t) => {
+    const env = await setup(t);
+    const { toolkit } = await leader(env);
+    toolkit.worksShape = shape;
+    toolkit.engaged = ['0Bz000000000001'];
+    env.svc.send({ id: 'cmd-3', action: 'logout', statusId: '0' });
+    await env.until(() => env.svc.acks.length === 1, 'ack');
+    assert.equal(env.svc.acks[0].result, 'deferred');
+    assert.match(env.svc.acks[0].reason, /engaged in 1 work item/);
+    assert.deepEqual(toolkit.calls, []);
+  });
+}
+
+test('getAgentWorks is read in every shape Salesforce has used', () => {
+  const w = [{ workId: '0Bz', isEngaged: true }];
+  assert.deepEqual(h.core.worksOf({ works: JSON.stringify(w) }), w);
+  assert.deepEqual(h.core.worksOf({ works: w }), w);
+  assert.deepEqual(h.core.worksOf(w), w);
+  assert.deepEqual(h.core.worksOf(JSON.stringify(w)), w);
+  for (const bad of [null, undefined, {}, { works: 'not json' }, { works: '{}' }, 42]) {
+    assert.deepEqual(h.core.worksOf(bad), [], JSON.stringify(bad));
+  }
 });
 
 test('a malformed command fails', async (t) => {
@@ -219,6 +189,21 @@ test('the stream reconnects with growing backoff and a resent command is applied
   streamWaits.forEach((ms, i) => assert.ok(ms <= expect[i] && ms >= expect[i] * 0.8, `wait ${i} = ${ms}`));
 });
 
+// Without AbortController (Locker offers none) a stream that goes silent is still closed, by
+// cancelling its reader, and a new one opened.
+for (const abort of [true, false]) {
+  test(`a silent stream is closed and reopened (${abort ? 'with' : 'without'} AbortController)`, async (t) => {
+    const env = await setup(t);
+    env.svc.silent = true;
+    const tab = env.tab({ bridge: abort ? {} : { AbortController: null } });
+    tab.bridge.start();
+    await env.until(() => env.svc.streamRequests.length === 1 && tab.bridge.status().connected, 'first stream');
+    await env.until(() => env.svc.streamRequests.length === 2, 'second stream after the first went silent', { virtualMs: 120000 });
+    await env.until(() => env.svc.streamsClosed >= 1, 'the silent stream closed at the service');
+    assert.ok(tab.logs.some(([, msg]) => /silent too long/.test(msg)));
+  });
+}
+
 test('backoff runs from 1 s to 30 s with jitter', () => {
   const d = (a, r) => h.core.backoffDelay(a, 1000, 30000, () => r);
   assert.equal(d(0, 1), 1000);
@@ -243,13 +228,21 @@ test('the token is refreshed before it expires and later requests use the new on
   assert.ok(env.tokens.slice(1).some((x) => 'Bearer ' + x.token === used), 'event posted with the first token');
 });
 
+test('the leader tells the service it is there with a heartbeat', async (t) => {
+  const env = await setup(t);
+  await leader(env);
+  const start = env.clock.now();
+  await env.until(() => env.svc.heartbeats.length >= 3, 'heartbeats', { virtualMs: 120000 });
+  assert.deepEqual(env.svc.heartbeats.map((b) => [b.sub, b.at - start]), [[h.USER, 30000], [h.USER, 60000], [h.USER, 90000]]);
+});
+
 test('events queued by a leader that closed are posted by the next one', async (t) => {
   const env = await setup(t);
   env.svc.failEvents = 1000;
   const a = await leader(env);
   const ev = a.bridge.onOmniEvent('lightning:omniChannelLogout', {});
   await env.until(() => env.svc.eventRequests.length >= 1, 'failed post');
-  const b = env.make();
+  const b = env.tab();
   b.bridge.start();
   a.bridge.stop();
   env.svc.failEvents = 0;
@@ -257,14 +250,39 @@ test('events queued by a leader that closed are posted by the next one', async (
   assert.equal(env.svc.events[0].id, ev.id);
 });
 
-test('a rejected token is replaced and the stream opens with the new one', async (t) => {
+test('a token the service refuses is replaced and the stream opens with the new one', async (t) => {
   const env = await setup(t);
   env.badTokens = 1;
   const { bridge } = await leader(env);
   assert.deepEqual(env.svc.streamRequests.map((r) => r.status), [200]);
   assert.equal(env.tokens.length, 2);
-  assert.equal(env.tokens[0].token, 'v1.bad.bad');
   assert.equal(bridge.status().connected, true);
+  assert.equal(bridge.status().problem, '');
+});
+
+test('a bridge that cannot get a token, or reach the service, says so', async (t) => {
+  const env = await setup(t);
+  env.tokenError = 'Omnipresence bridge: no certificate named omnipresence_bridge';
+  const tab = env.tab();
+  tab.bridge.start();
+  await env.until(() => /^cannot get a token: .*no certificate/.test(tab.bridge.status().problem), 'token problem');
+  assert.match(h.core.describeState(tab.bridge.status()), /cannot get a token/);
+  assert.equal(env.svc.streamRequests.length, 0);
+  env.tokenError = null;
+  await env.until(() => tab.bridge.status().connected && tab.bridge.status().problem === '', 'connected once the token comes');
+
+  await env.svc.close();
+  tab.bridge.onOmniEvent('lightning:omniChannelLogout', {});
+  await env.until(() => /^cannot reach the service/.test(tab.bridge.status().problem), 'service problem');
+});
+
+test('a token naming another user is refused by the bridge itself', async (t) => {
+  const env = await setup(t);
+  const tab = env.tab({ tokenUser: '005000000000002AAA' });
+  tab.bridge.start();
+  await env.until(() => /another user/.test(tab.bridge.status().problem), 'wrong-user problem');
+  assert.equal(env.svc.streamRequests.length, 0);
+  assert.equal(env.svc.eventRequests.length, 0);
 });
 
 test('an event the service rejects is dropped without holding back the others', async (t) => {
@@ -275,9 +293,18 @@ test('an event the service rejects is dropped without holding back the others', 
   // Batched behind the failed post: one good, one without its numbers, one good.
   const b = bridge.onOmniEvent('lightning:omniChannelWorkloadChanged', { configuredCapacity: 10, newWorkload: 1 });
   const c = bridge.onOmniEvent('lightning:omniChannelLoginSuccess', { statusId: '0N5000000000002' });
-  await env.until(() => bridge.status().pendingEvents === 0, 'outbox emptied');
+  await env.until(() => bridge.status().pendingEvents === 0 && env.svc.events.length === 2, 'outbox emptied');
   assert.deepEqual(env.svc.events.map((e) => e.id), [a.id, c.id]);
   assert.ok(logs.some(([level, msg, d]) => level === 'error' && /rejected an event/.test(msg) && d.event.id === b.id));
+});
+
+test('one tab repeating a change in quick succession keeps every repeat', async (t) => {
+  const env = await setup(t);
+  const { bridge } = await leader(env);
+  for (const id of ['0N5000000000002', '0N5000000000003', '0N5000000000002', '0N5000000000003']) {
+    bridge.onOmniEvent('lightning:omniChannelStatusChanged', { statusId: id, reason: 'OmniManualStatusChange' });
+  }
+  await env.until(() => env.svc.events.length === 4, 'four changes');
 });
 
 test('SSE parsing follows the event-stream rules across chunk boundaries', () => {
@@ -293,19 +320,27 @@ test('SSE parsing follows the event-stream rules across chunk boundaries', () =>
   ]);
 });
 
-test('token claims decode the spec format', () => {
-  const tok = h.mintToken({ sub: '005000000000001AAA', org: '00D000000000001EAA', iat: 1700000000, exp: 1700000600 });
-  assert.deepEqual(h.core.tokenClaims(tok), { sub: '005000000000001AAA', org: '00D000000000001EAA', iat: 1700000000, exp: 1700000600 });
-  assert.equal(h.core.tokenClaims('v2.abc.def'), null);
-  assert.equal(h.core.tokenClaims('garbage'), null);
-  // The vector the Apex test checks (OmnipresenceBridgeTokenTest.knownVector).
-  assert.equal(
-    h.mintToken({ sub: '005000000000001AAA', org: '00D000000000001EAA', iat: 1700000000, exp: 1700000600 }, 'omnipresence-test-secret'),
-    KNOWN_VECTOR,
-  );
+test('the UTF-8 fallback decodes like TextDecoder, across chunk boundaries', () => {
+  const text = 'event: command\ndata: {"statusApiName":"Pause_café","emoji":"☕🙂","cjk":"休憩"}\n\n';
+  const bytes = Buffer.from(text);
+  for (let cut = 0; cut <= bytes.length; cut++) {
+    const d = h.core.createUTF8Decoder();
+    const got = d.decode(bytes.subarray(0, cut), { stream: true }) + d.decode(bytes.subarray(cut), { stream: true });
+    assert.equal(got, text, 'cut at ' + cut);
+  }
+  assert.equal(h.core.createUTF8Decoder().decode(Buffer.from([0x61, 0xff, 0x62])), 'a\uFFFDb');
 });
 
-test('the Aura adapter passes statusId as Omni expects and parses works', async () => {
+test('token claims decode the JWS the Apex controller mints', () => {
+  const claims = { iss: h.ORG, sub: h.USER, aud: h.AUDIENCE, iat: 1700000000, exp: 1700000600 };
+  assert.deepEqual(h.core.tokenClaims(h.mintToken(claims)), claims);
+  assert.equal(h.core.tokenClaims('garbage'), null);
+  assert.equal(h.core.tokenClaims('a.!!!.c'), null);
+  // The vector the Go and Apex tests pin (bridgetoken TestKnownVector, OmnipresenceBridgeTokenTest).
+  assert.equal(h.mintToken(claims), KNOWN_VECTOR);
+});
+
+test('the Aura adapter passes a 15-character statusId as Omni expects and parses works', async () => {
   const calls = [];
   const omni = {
     setServicePresenceStatus: (a) => { calls.push(a); return Promise.resolve({}); },
@@ -315,11 +350,13 @@ test('the Aura adapter passes statusId as Omni expects and parses works', async 
   };
   let wrapped = 0;
   const tk = h.core.auraToolkit(omni, (fn) => () => { wrapped++; return fn(); });
-  await tk.setServicePresenceStatus('0N5x');
+  await tk.setServicePresenceStatus('0N5000000000009CAA');
   await tk.logout();
-  assert.deepEqual(calls, [{ statusId: '0N5x' }, 'logout']);
+  assert.deepEqual(calls, [{ statusId: '0N5000000000009' }, 'logout']);
   assert.deepEqual(await tk.getAgentWorks(), [{ workId: '0Bz', isEngaged: true }]);
   assert.equal(wrapped, 3);
 });
 
-const KNOWN_VECTOR = 'v1.eyJzdWIiOiIwMDUwMDAwMDAwMDAwMDFBQUEiLCJvcmciOiIwMEQwMDAwMDAwMDAwMDFFQUEiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcwMDAwMDYwMH0.t36Py07jU3qXQQ48GaV8SJShvdLv-KqOUO9MxlHukjo';
+const KNOWN_VECTOR = 'eyJhbGciOiJSUzI1NiIsInR5cCI6IkpXVCJ9.' +
+  'eyJpc3MiOiIwMEQwMDAwMDAwMDAwMDFFQUEiLCJzdWIiOiIwMDUwMDAwMDAwMDAwMDFBQUEiLCJhdWQiOiJvbW5pcHJlc2VuY2UtYnJpZGdlIiwiaWF0IjoxNzAwMDAwMDAwLCJleHAiOjE3MDAwMDA2MDB9.' +
+  'elfkWwaG9TNJY_-XwE3ykcPe15xEY86RS8v0o8KdtPkL8dWlQoYY--9O1qWrJxvJxFecVENGmRsVEXhTd5XVaaPFyQOXBiyX_PTlkkyY4guJjEBye5SgTRkD1OkNLzXzHPrK5wctDLPKRQYBBoz96PL2PBsGSyLLk18EoL_NuxGrkLDlk4sKIuwMecLadBmHZmUWnK_YZjeJLQglp-BPj31Kv3Ev7UUW0BBvuyMq_aNn5SnoDTIdmrn_yrfk33N3g7d85sO_nRnGED-Uoq8mBwLvEl5Tn121r386EIBVSAkdwjumdebRXg3yxYZho8WNtVr-0zX8rWbg3PYYF1EdZg';

@@ -2,9 +2,11 @@ package salesforce
 
 import (
 	"context"
+	"os"
 	"testing"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/nodetest"
 )
 
@@ -26,6 +28,25 @@ func TestConsoleInChromium(t *testing.T) {
 	defer s.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	out := nodetest.Run(t, ctx, node, dir, []string{"CHROMIUM=" + chromium}, "console.mjs", "--url", url, "--user", "chloe@example.com")
+	// A second org, with the bridge's key, shows the panel when the service cannot be reached.
+	key, err := os.ReadFile("../../../bridge/salesforce/test/fixtures/test-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := bridgetoken.ParseSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyed, err := New(Config{BridgeSigner: signer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyedURL, err := keyed.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer keyed.Close()
+	out := nodetest.Run(t, ctx, node, dir, []string{"CHROMIUM=" + chromium}, "console.mjs", "--url", url, "--user", "chloe@example.com",
+		"--keyed", keyedURL)
 	t.Logf("%s", out)
 }

@@ -16,7 +16,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/sfid"
 )
 
@@ -28,6 +27,14 @@ import (
 // every change of the user's Omni-Channel status (tagging the ones its commands caused with the
 // command id), and steps aside while a person has the user's console page open with its own
 // bridge, as a second tab of the same agent would.
+
+// logoutReasons are the reasons omniChannelLogout carries; an agent's own logout carries none.
+var logoutReasons = map[string]bool{"DuplicateLogin": true, "DuplicateLoginInSameBrowser": true,
+	"MaintenanceLogout": true, "OmniSupervisorLogout": true}
+
+// notOurs are the reasons of changes someone other than the toolkit made.
+var notOurs = map[string]bool{"OmniManualStatusChange": true, "OmniSupervisorStatusChange": true,
+	"OmniSupervisorLogout": true, "MaintenanceLogout": true, "DuplicateLogin": true, "DuplicateLoginInSameBrowser": true}
 
 // consoleOpenFor is how long after its last poll a console page counts as open.
 const consoleOpenFor = 3 * time.Second
@@ -48,8 +55,8 @@ func (s *Server) StartHeadlessConsoles(ctx context.Context, o HeadlessOptions) (
 	if o.Service == "" {
 		return nil, errors.New("headless consoles need the service URL")
 	}
-	if len(s.cfg.BridgeSecret) == 0 {
-		return nil, errors.New("headless consoles need a bridge secret to mint tokens")
+	if s.cfg.BridgeSigner == nil {
+		return nil, errors.New("headless consoles need a bridge signer (Config.BridgeSigner) to mint tokens")
 	}
 	client := o.Client
 	if client == nil {
@@ -67,20 +74,12 @@ func (s *Server) StartHeadlessConsoles(ctx context.Context, o HeadlessOptions) (
 	var wg sync.WaitGroup
 	for _, h := range hs {
 		s.watchChanges(h.user, h.changed)
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); h.streamLoop(ctx) }()
 		go func() { defer wg.Done(); h.postLoop(ctx) }()
+		go func() { defer wg.Done(); h.heartbeatLoop(ctx) }()
 	}
 	return wg.Wait, nil
-}
-
-// mintBridgeToken mints a bridge token for a user, as the bridge's Apex controller does in an
-// org; the console page and the headless consoles both get theirs here.
-func (s *Server) mintBridgeToken(userID string) (string, error) {
-	if len(s.cfg.BridgeSecret) == 0 {
-		return "", errors.New("no bridge secret configured")
-	}
-	return bridgetoken.Mint(s.cfg.BridgeSecret, userID, s.org.id, 10*time.Minute), nil
 }
 
 // watchChanges calls fn with every change of the user's status, after it happened.
@@ -163,12 +162,17 @@ func (h *headless) changed(ch Change) {
 	}
 	h.mu.Lock()
 	var cid string
-	if h.expect != nil && h.expect.to == ch.To {
+	// A change Salesforce attributes to someone else is never a command's echo.
+	if h.expect != nil && h.expect.to == ch.To && !notOurs[ch.Reason] {
 		cid, h.expect = h.expect.commandID, nil
 	}
 	at := ch.At.UTC().Format(time.RFC3339Nano)
 	if ch.To == Offline {
-		h.outbox = append(h.outbox, wireEvent{ID: newEventID(), Type: "logout", At: at, CommandID: cid})
+		ev := wireEvent{ID: newEventID(), Type: "logout", At: at, CommandID: cid}
+		if logoutReasons[ch.Reason] {
+			ev.Reason = ch.Reason
+		}
+		h.outbox = append(h.outbox, ev)
 	} else {
 		sid := h.s.statusID(ch.To)
 		if ch.From == Offline {
@@ -221,6 +225,23 @@ func (h *headless) postLoop(ctx context.Context) {
 	}
 }
 
+// heartbeatInterval is how often a headless console tells the service it is there, as the
+// bridge core does (the service counts a console silent for 150 s as gone).
+const heartbeatInterval = 30 * time.Second
+
+// heartbeatLoop calls the service's heartbeat while no person's console page carries the
+// bridge, until ctx ends.
+func (h *headless) heartbeatLoop(ctx context.Context) {
+	for sleep(ctx, heartbeatInterval) {
+		if h.s.consoleOpen(h.user) {
+			continue
+		}
+		if code, err := h.post(ctx, "/heartbeat", map[string]any{}); err != nil || code != http.StatusNoContent {
+			h.s.log.Debug("headless console: heartbeat failed", "user", h.user, "status", code, "err", err)
+		}
+	}
+}
+
 // streamLoop keeps the command stream open while no person's console page is, until ctx ends.
 func (h *headless) streamLoop(ctx context.Context) {
 	backoff := time.Second
@@ -252,7 +273,7 @@ func (h *headless) streamLoop(ctx context.Context) {
 // stream reads commands until the stream ends, the token is due for renewal or a person opens
 // the console page.
 func (h *headless) stream(ctx context.Context) error {
-	token, err := h.s.mintBridgeToken(h.user)
+	token, err := h.s.MintBridgeToken(h.user)
 	if err != nil {
 		return err
 	}
@@ -377,7 +398,7 @@ func (h *headless) apply(action, statusID, commandID string) (result, reason str
 }
 
 func (h *headless) post(ctx context.Context, path string, body any) (int, error) {
-	token, err := h.s.mintBridgeToken(h.user)
+	token, err := h.s.MintBridgeToken(h.user)
 	if err != nil {
 		return 0, err
 	}

@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridge"
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -17,15 +19,34 @@ import (
 // with the command id, a person's change comes back untagged, and the console steps aside while
 // the user's console page is open with its bridge.
 func TestHeadlessConsoleSpeaksTheBridgeProtocol(t *testing.T) {
-	secret := []byte("0123456789abcdef0123456789abcdef")
-	sim, err := New(Config{BridgeSecret: secret})
+	key, err := os.ReadFile("../../../bridge/salesforce/test/fixtures/test-key.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := bridgetoken.ParseSigner(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certPEM, err := os.ReadFile("../../../bridge/salesforce/test/fixtures/test-cert.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := bridgetoken.ParseCertificates(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier, err := bridgetoken.NewVerifier(certs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sim, err := New(Config{BridgeSigner: signer})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
 	var events []presence.Event
 	hub := bridge.NewHub(nil)
-	h, err := bridge.NewHandler(bridge.Options{Secret: secret, System: "sf", Hub: hub,
+	h, err := bridge.NewHandler(bridge.Options{Verifier: verifier, System: "sf", Hub: hub,
 		Ingest: func(_ context.Context, ev presence.Event) error {
 			mu.Lock()
 			defer mu.Unlock()

@@ -22,15 +22,17 @@ import (
 
 	"google.golang.org/grpc"
 
+	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/pubsubapi"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
 // Config configures a Server. Zero values take the defaults named on each field.
 type Config struct {
-	// BridgeSecret, when set, lets the agent console mint omnipresence bridge tokens, as the
-	// bridge's Apex controller does with the same shared secret.
-	BridgeSecret []byte
+	// BridgeSigner, when set, lets the agent console mint omnipresence bridge tokens, as the
+	// bridge's Apex controller does with the org's certificate (bridgetoken.ParseSigner of
+	// `sim salesforce --bridge-key-file`), or with a development secret.
+	BridgeSigner *bridgetoken.Signer
 	// ClientID and ClientSecret identify the external client app (demo-client / demo-secret).
 	ClientID     string
 	ClientSecret string

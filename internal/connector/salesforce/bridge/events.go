@@ -18,6 +18,19 @@ const (
 	maxWorkVal = 1e6
 )
 
+// Omni-Channel reasons that name someone other than the bridge: a change carrying one is a
+// person's (or Salesforce's), never the echo of a command, whatever the bridge tagged.
+var notOurs = map[string]bool{
+	"OmniManualStatusChange":     true,
+	"OmniSupervisorStatusChange": true,
+	"OmniSupervisorLogout":       true,
+	"MaintenanceLogout":          true,
+}
+
+// sessionMoved are the logout reasons meaning the agent's Omni-Channel session moved to
+// another browser or tab: this console is logged out, the agent is not.
+var sessionMoved = map[string]bool{"DuplicateLogin": true, "DuplicateLoginInSameBrowser": true}
+
 // wireEvent is one event as the bridge posts it.
 type wireEvent struct {
 	ID                 string   `json:"id"`
@@ -133,6 +146,9 @@ func (h *Handler) mapEvent(we wireEvent, sub string) (presence.Event, []string) 
 	if len(errs) > 0 {
 		return presence.Event{}, errs
 	}
+	if typ == presence.Logout && sessionMoved[we.Reason] {
+		typ = presence.SessionMoved
+	}
 	ev := presence.Event{ID: "bridge:" + we.ID, System: h.opts.System, Agent: sub, Type: typ, At: at.UTC()}
 	if typ != presence.Logout && we.StatusID != "" {
 		ev.Status = sfid.Normalize(we.StatusID)
@@ -153,7 +169,7 @@ func (h *Handler) mapEvent(we wireEvent, sub string) (presence.Event, []string) 
 	if len(data) > 0 {
 		ev.Data = data
 	}
-	if we.CommandID != "" {
+	if we.CommandID != "" && typ != presence.SessionMoved && !notOurs[we.Reason] {
 		ev.Origin = presence.OriginSelf
 	}
 	return ev, nil

@@ -2,7 +2,8 @@
 // runs a small bridge next to the Omni-Channel widget that reports Omni events and applies
 // status writes, because no server API sets Omni-Channel presence. The package verifies the
 // bridge tokens minted in Salesforce, stores the reported events through the engine, streams
-// commands to the bridge (Server-Sent Events) and turns their acks into write outcomes.
+// commands to the bridge (Server-Sent Events), turns their acks into write outcomes, and
+// knows from the bridge's calls whether each agent's console is there (consoles.go).
 package bridge
 
 import (
@@ -17,6 +18,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
@@ -34,8 +38,8 @@ const (
 
 // Options configure a Handler.
 type Options struct {
-	// Secret verifies the bridge tokens; required.
-	Secret []byte
+	// Verifier checks the bridge tokens; required.
+	Verifier *bridgetoken.Verifier
 	// Origins are the browser origins allowed by CORS (https://acme.lightning.force.com).
 	Origins []string
 	// System is the configured name of the Salesforce system; required.
@@ -44,6 +48,14 @@ type Options struct {
 	Hub *Hub
 	// Ingest stores one event durably (the engine's Ingest); required.
 	Ingest func(ctx context.Context, ev presence.Event) error
+	// DisconnectAfter lists the on_disconnect afters of the policies watching this system's
+	// consoles; a console_disconnected event is stored when a console has been gone for each
+	// (and for DisconnectGrace).
+	DisconnectAfter []time.Duration
+	// Checkpoints keeps the console state across restarts; nil keeps it in memory.
+	Checkpoints connector.Checkpoints
+	// Registerer receives the bridge's metrics; nil for none.
+	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Heartbeat defaults to DefaultHeartbeat.
@@ -52,17 +64,19 @@ type Options struct {
 	Now func() time.Time
 }
 
-// Handler serves the bridge routes under Prefix. Create it with NewHandler.
+// Handler serves the bridge routes under Prefix. Create it with NewHandler; Run tracks the
+// consoles.
 type Handler struct {
-	opts    Options
-	origins map[string]bool
+	opts     Options
+	origins  map[string]bool
+	consoles *consoles
 }
 
 // NewHandler checks opts and returns the bridge's HTTP handler.
 func NewHandler(opts Options) (*Handler, error) {
 	switch {
-	case len(opts.Secret) == 0:
-		return nil, errors.New("bridge: a secret is required")
+	case opts.Verifier == nil:
+		return nil, errors.New("bridge: a token verifier (certificate or development secret) is required")
 	case opts.System == "":
 		return nil, errors.New("bridge: the Salesforce system name is required")
 	case opts.Hub == nil || opts.Ingest == nil:
@@ -77,7 +91,11 @@ func NewHandler(opts Options) (*Handler, error) {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	h := &Handler{opts: opts, origins: map[string]bool{}}
+	cs, err := newConsoles(opts.System, opts.DisconnectAfter, opts.Checkpoints, opts.Ingest, opts.Registerer, opts.Logger)
+	if err != nil {
+		return nil, err
+	}
+	h := &Handler{opts: opts, origins: map[string]bool{}, consoles: cs}
 	for _, o := range opts.Origins {
 		norm, err := normalizeOrigin(o)
 		if err != nil {
@@ -102,7 +120,8 @@ func normalizeOrigin(o string) (string, error) {
 }
 
 // allowedMethods maps each route to its method.
-var allowedMethods = map[string]string{"events": http.MethodPost, "stream": http.MethodGet, "ack": http.MethodPost}
+var allowedMethods = map[string]string{"events": http.MethodPost, "stream": http.MethodGet, "ack": http.MethodPost,
+	"heartbeat": http.MethodPost}
 
 // ServeHTTP answers CORS preflights for the allowed origins and serves the authenticated routes.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -142,11 +161,20 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch name {
 	case "events":
+		h.consoles.seen(claims.Sub, h.opts.Now())
 		h.events(w, r, claims.Sub)
 	case "stream":
 		h.stream(w, r, claims)
 	case "ack":
+		h.consoles.seen(claims.Sub, h.opts.Now())
 		h.ackCommand(w, r, claims.Sub)
+	case "heartbeat":
+		// The body is ignored; it may be empty.
+		if _, ok := readBody(w, r); !ok {
+			return
+		}
+		h.consoles.heartbeat(claims.Sub, h.opts.Now())
+		w.WriteHeader(http.StatusNoContent)
 	}
 }
 
@@ -155,7 +183,7 @@ func (h *Handler) authenticate(r *http.Request) (bridgetoken.Claims, error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(token) == "" {
 		return bridgetoken.Claims{}, errors.New("send the bridge token as 'Authorization: Bearer <token>'")
 	}
-	return bridgetoken.Verify(h.opts.Secret, strings.TrimSpace(token), h.opts.Now())
+	return h.opts.Verifier.Verify(strings.TrimSpace(token), h.opts.Now())
 }
 
 // readBody reads a size-limited JSON body, answering the error itself when it fails.
@@ -251,7 +279,14 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, claims bridgeto
 		writeError(w, http.StatusServiceUnavailable, "the service is shutting down", nil)
 		return
 	}
-	defer h.opts.Hub.close(sub, s)
+	h.consoles.opened(sub, h.opts.Now())
+	defer func() {
+		h.opts.Hub.close(sub, s)
+		// Streams the shutdown ends are not consoles going away.
+		if !h.opts.Hub.isClosed() {
+			h.consoles.closedStream(sub, h.opts.Now())
+		}
+	}()
 	hdr := w.Header()
 	hdr.Set("Content-Type", "text/event-stream")
 	hdr.Set("Cache-Control", "no-store")

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -23,12 +24,64 @@ import (
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
-var testSecret = []byte("bridge-test-secret")
-
 const (
 	testUser = "005000000000001AAA"
-	testOrg  = "00D000000000001AAA"
+	testOrg  = "00D000000000001EAA"
+	// fixtures holds the bridge's test key pair (bridge/salesforce/test/fixtures).
+	fixtures = "../../../../bridge/salesforce/test/fixtures/"
 )
+
+var (
+	testSigner   = readSigner("test-key.pem")
+	otherSigner  = readSigner("other-key.pem")
+	testVerifier = func() *bridgetoken.Verifier {
+		b, err := os.ReadFile(fixtures + "test-cert.pem")
+		if err != nil {
+			panic(err)
+		}
+		certs, err := bridgetoken.ParseCertificates(b)
+		if err != nil {
+			panic(err)
+		}
+		v, err := bridgetoken.NewVerifier(certs, nil)
+		if err != nil {
+			panic(err)
+		}
+		return v
+	}()
+)
+
+func readSigner(name string) *bridgetoken.Signer {
+	b, err := os.ReadFile(fixtures + name)
+	if err != nil {
+		panic(err)
+	}
+	s, err := bridgetoken.ParseSigner(b)
+	if err != nil {
+		panic(err)
+	}
+	return s
+}
+
+// mint signs a token for user with s, as the org's Apex controller does.
+func mint(t testing.TB, s *bridgetoken.Signer, user string, ttl time.Duration) string {
+	t.Helper()
+	tok, err := s.Mint(testOrg, user, ttl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
+
+// signAt signs a token for testUser issued at iat and expiring at exp.
+func signAt(t testing.TB, iat, exp time.Time) string {
+	t.Helper()
+	tok, err := testSigner.Sign(bridgetoken.Claims{Iss: testOrg, Sub: testUser, Aud: bridgetoken.Audience, Iat: iat.Unix(), Exp: exp.Unix()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tok
+}
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
@@ -48,7 +101,7 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	e := &env{t: t, hub: NewHub(map[string]string{"0N5000000000001": "AvailableforVoice"})}
-	h, err := NewHandler(Options{Secret: testSecret, Origins: []string{allowedOrigin}, System: "sf", Hub: e.hub,
+	h, err := NewHandler(Options{Verifier: testVerifier, Origins: []string{allowedOrigin}, System: "sf", Hub: e.hub,
 		Logger: slog.New(slog.DiscardHandler),
 		Ingest: func(_ context.Context, ev presence.Event) error {
 			e.mu.Lock()
@@ -77,7 +130,7 @@ func (e *env) events() []presence.Event {
 }
 
 func userToken(t *testing.T) string {
-	return bridgetoken.Mint(testSecret, testUser, testOrg, 10*time.Minute)
+	return mint(t, testSigner, testUser, 10*time.Minute)
 }
 
 func (e *env) do(method, path, tok, body string, hdr map[string]string) (*http.Response, string) {
@@ -109,6 +162,12 @@ type sse struct {
 }
 
 func (e *env) openStream(tok string) *sse {
+	e.t.Helper()
+	return e.openStreamAs(tok, testUser)
+}
+
+// openStreamAs opens a stream with tok, the token of user.
+func (e *env) openStreamAs(tok, user string) *sse {
 	e.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.srv.URL+Prefix+"stream", nil)
@@ -149,7 +208,7 @@ func (e *env) openStream(tok string) *sse {
 			}
 		}
 	}()
-	waitFor(e.t, "the stream to register", func() bool { return e.hub.Connected(testUser) })
+	waitFor(e.t, "the stream to register", func() bool { return e.hub.Connected(user) })
 	return s
 }
 
@@ -213,7 +272,8 @@ const goodEvent = `{"id":"e1","type":"status_changed","at":"2026-03-02T09:00:00Z
 func TestAuthAndCORS(t *testing.T) {
 	e := newEnv(t)
 	good := userToken(t)
-	expired := bridgetoken.Claims{Sub: testUser, Org: testOrg, Iat: time.Now().Add(-20 * time.Minute).Unix(), Exp: time.Now().Add(-10 * time.Minute).Unix()}.Sign(testSecret)
+	expired := signAt(t, time.Now().Add(-20*time.Minute), time.Now().Add(-10*time.Minute))
+	dev, _ := bridgetoken.NewDevSigner([]byte("x"))
 	events := `{"events":[` + goodEvent + `]}`
 	tests := []struct {
 		name, method, path, token, body, origin string
@@ -222,7 +282,8 @@ func TestAuthAndCORS(t *testing.T) {
 		wantCORS                                bool
 	}{
 		{"events without token", "POST", "events", "", events, "", nil, 401, false},
-		{"events with a foreign secret", "POST", "events", bridgetoken.Mint([]byte("x"), testUser, testOrg, time.Minute), events, "", nil, 401, false},
+		{"events with another org's key", "POST", "events", mint(t, otherSigner, testUser, time.Minute), events, "", nil, 401, false},
+		{"events with a development token", "POST", "events", mint(t, dev, testUser, time.Minute), events, "", nil, 401, false},
 		{"events with an expired token", "POST", "events", expired, events, "", nil, 401, false},
 		{"stream without token", "GET", "stream", "", "", allowedOrigin, nil, 401, true},
 		{"ack without token", "POST", "ack", "", `{"id":"x","result":"applied"}`, "", nil, 401, false},
@@ -231,6 +292,9 @@ func TestAuthAndCORS(t *testing.T) {
 		{"events from the allowed origin in capitals", "POST", "events", good, events, "https://ACME.lightning.force.com", nil, 200, true},
 		{"events from another origin", "POST", "events", good, events, "https://evil.example", nil, 200, false},
 		{"ack of an unknown command", "POST", "ack", good, `{"id":"x","result":"applied"}`, allowedOrigin, nil, 204, true},
+		{"heartbeat", "POST", "heartbeat", good, "", allowedOrigin, nil, 204, true},
+		{"heartbeat without token", "POST", "heartbeat", "", "", allowedOrigin, nil, 401, true},
+		{"preflight of the heartbeat", "OPTIONS", "heartbeat", "", "", allowedOrigin, map[string]string{"Access-Control-Request-Method": "POST"}, 204, true},
 		{"preflight allowed", "OPTIONS", "events", "", "", allowedOrigin, map[string]string{"Access-Control-Request-Method": "POST"}, 204, true},
 		{"preflight of the stream", "OPTIONS", "stream", "", "", allowedOrigin, map[string]string{"Access-Control-Request-Method": "GET"}, 204, true},
 		{"preflight from another origin", "OPTIONS", "events", "", "", "https://evil.example", nil, 403, false},
@@ -268,9 +332,10 @@ func TestAuthAndCORS(t *testing.T) {
 }
 
 func TestNewHandlerRejectsBadOptions(t *testing.T) {
-	base := Options{Secret: testSecret, System: "sf", Hub: NewHub(nil), Ingest: func(context.Context, presence.Event) error { return nil }}
+	base := Options{Verifier: testVerifier, System: "sf", Hub: NewHub(nil), Ingest: func(context.Context, presence.Event) error { return nil }}
 	for name, change := range map[string]func(*Options){
-		"no secret":        func(o *Options) { o.Secret = nil },
+		"no verifier":      func(o *Options) { o.Verifier = nil },
+		"short after":      func(o *Options) { o.DisconnectAfter = []time.Duration{10 * time.Second} },
 		"no system":        func(o *Options) { o.System = "" },
 		"no hub":           func(o *Options) { o.Hub = nil },
 		"no ingest":        func(o *Options) { o.Ingest = nil },
@@ -383,7 +448,7 @@ func TestEventsStoreFailure(t *testing.T) {
 
 func TestEventsOnlyForTheTokensUser(t *testing.T) {
 	e := newEnv(t)
-	other := bridgetoken.Mint(testSecret, "005000000000002", testOrg, time.Minute)
+	other := mint(t, testSigner, "005000000000002", time.Minute)
 	if resp, body := e.do("POST", Prefix+"events", other, `{"events":[`+goodEvent+`]}`, nil); resp.StatusCode != 200 {
 		t.Fatalf("answer %d %s", resp.StatusCode, body)
 	}
@@ -425,7 +490,7 @@ func TestSendAcks(t *testing.T) {
 			defer s.close()
 			res := e.sendAsync(context.Background(), tt.status)
 			c := s.next(t)
-			wantID := sfid.Normalize(tt.status)
+			wantID := sfid.To15(tt.status)
 			if c.Action != tt.wantAction || c.StatusID != wantID || c.StatusAPIName != tt.wantName || c.ID == "" {
 				t.Errorf("command = %+v, want %s %s %q", c, tt.wantAction, wantID, tt.wantName)
 			}
@@ -489,7 +554,7 @@ func TestNewerWriteReplacesUnsentCommand(t *testing.T) {
 	s2 := e.openStream(userToken(t))
 	defer s2.close()
 	res := e.sendAsync(context.Background(), "0N5000000000003")
-	if c := s2.next(t); c.StatusID != "0N5000000000003CAA" {
+	if c := s2.next(t); c.StatusID != "0N5000000000003" {
 		t.Fatalf("first command after reconnect = %+v, want the newest status (the stale one was replaced)", c)
 	} else {
 		e.ack(c.ID, ResultApplied, "")
@@ -516,9 +581,9 @@ func TestCloseEndsStreamsAndSends(t *testing.T) {
 	}
 }
 
-func TestHeartbeat(t *testing.T) {
+func TestStreamHeartbeat(t *testing.T) {
 	hub := NewHub(nil)
-	h, err := NewHandler(Options{Secret: testSecret, System: "sf", Hub: hub, Heartbeat: time.Millisecond,
+	h, err := NewHandler(Options{Verifier: testVerifier, System: "sf", Hub: hub, Heartbeat: time.Millisecond,
 		Ingest: func(context.Context, presence.Event) error { return nil }})
 	if err != nil {
 		t.Fatal(err)
@@ -545,7 +610,7 @@ func TestHeartbeat(t *testing.T) {
 func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
 	exp := time.Unix(1_800_000_600, 0)
 	hub := NewHub(nil)
-	h, err := NewHandler(Options{Secret: testSecret, System: "sf", Hub: hub,
+	h, err := NewHandler(Options{Verifier: testVerifier, System: "sf", Hub: hub,
 		Now:    func() time.Time { return exp.Add(bridgetoken.ClockSkew - time.Millisecond) },
 		Ingest: func(context.Context, presence.Event) error { return nil }})
 	if err != nil {
@@ -554,7 +619,7 @@ func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
 	srv := httptest.NewServer(h)
 	defer srv.Close()
 	defer hub.Close()
-	tok := bridgetoken.Claims{Sub: testUser, Org: testOrg, Iat: exp.Add(-10 * time.Minute).Unix(), Exp: exp.Unix()}.Sign(testSecret)
+	tok := signAt(t, exp.Add(-10*time.Minute), exp)
 	req, _ := http.NewRequest("GET", srv.URL+Prefix+"stream", nil)
 	req.Header.Set("Authorization", "Bearer "+tok)
 	resp, err := http.DefaultClient.Do(req)
@@ -579,4 +644,35 @@ func TestStreamEndsWhenTheTokenExpires(t *testing.T) {
 		t.Fatal("the stream outlived its token")
 	}
 	waitFor(t, "the stream to unregister", func() bool { return !hub.Connected(testUser) })
+}
+
+// Omni-Channel's logout reasons: a session moved to another browser is no logout of the agent;
+// a supervisor's or Salesforce's logout (and a supervisor's or the agent's change) is never an
+// echo, even if the bridge tagged it.
+func TestLogoutReasons(t *testing.T) {
+	e := newEnv(t)
+	body := `{"events":[
+ {"id":"r1","type":"logout","at":"2026-03-02T09:00:00Z","reason":"DuplicateLogin"},
+ {"id":"r2","type":"logout","at":"2026-03-02T09:00:01Z","reason":"DuplicateLoginInSameBrowser"},
+ {"id":"r3","type":"logout","at":"2026-03-02T09:00:02Z","reason":"OmniSupervisorLogout","commandId":"c-1"},
+ {"id":"r4","type":"logout","at":"2026-03-02T09:00:03Z","reason":"MaintenanceLogout"},
+ {"id":"r5","type":"status_changed","at":"2026-03-02T09:00:04Z","statusId":"0N5000000000001","reason":"OmniSupervisorStatusChange","commandId":"c-2"}]}`
+	if resp, out := e.do("POST", Prefix+"events", userToken(t), body, nil); resp.StatusCode != 200 {
+		t.Fatalf("answer %d %s", resp.StatusCode, out)
+	}
+	at := func(s int) time.Time { return time.Date(2026, 3, 2, 9, 0, s, 0, time.UTC) }
+	want := []presence.Event{
+		{ID: "bridge:r1", System: "sf", Agent: testUser, Type: presence.SessionMoved, At: at(0), Data: map[string]any{"reason": "DuplicateLogin"}},
+		{ID: "bridge:r2", System: "sf", Agent: testUser, Type: presence.SessionMoved, At: at(1), Data: map[string]any{"reason": "DuplicateLoginInSameBrowser"}},
+		{ID: "bridge:r3", System: "sf", Agent: testUser, Type: presence.Logout, At: at(2), Data: map[string]any{"reason": "OmniSupervisorLogout", "commandId": "c-1"}},
+		{ID: "bridge:r4", System: "sf", Agent: testUser, Type: presence.Logout, At: at(3), Data: map[string]any{"reason": "MaintenanceLogout"}},
+		{ID: "bridge:r5", System: "sf", Agent: testUser, Type: presence.StatusChanged, Status: "0N5000000000001CAA", At: at(4),
+			Data: map[string]any{"reason": "OmniSupervisorStatusChange", "commandId": "c-2"}},
+	}
+	if d := cmp.Diff(want, e.events()); d != "" {
+		t.Errorf("stored events (-want +got):\n%s", d)
+	}
+	if got := e.events()[2].Describe(); got != "sf logout (OmniSupervisorLogout)" {
+		t.Errorf("explain names the supervisor's logout %q", got)
+	}
 }

@@ -30,7 +30,8 @@ const maxPending = 16
 // offlineID is the status id Salesforce reserves for Offline; writing it logs the agent out.
 const offlineID = "0"
 
-// Command is one status write on its way to an agent's bridge.
+// Command is one status write on its way to an agent's bridge. StatusID is the 15-character
+// id the Omni toolkit takes ("0" with ActionLogout).
 type Command struct {
 	ID            string `json:"id"`
 	Action        string `json:"action"`
@@ -91,7 +92,7 @@ const errNoBridge = "no Omni-Channel bridge connected"
 // write for the same user, sent or deferred, replaces an older command no open stream holds.
 func (h *Hub) Send(ctx context.Context, userID, statusID string) error {
 	userID, statusID = sfid.Normalize(userID), sfid.Normalize(statusID)
-	cmd := Command{ID: newID(), Action: ActionSetStatus, StatusID: statusID, StatusAPIName: h.names[statusID]}
+	cmd := Command{ID: newID(), Action: ActionSetStatus, StatusID: sfid.To15(statusID), StatusAPIName: h.names[statusID]}
 	if statusID == offlineID {
 		cmd.Action, cmd.StatusAPIName = ActionLogout, ""
 	}
@@ -241,6 +242,13 @@ func (h *Hub) Connected(userID string) bool {
 	defer h.mu.Unlock()
 	u := h.users[sfid.Normalize(userID)]
 	return u != nil && len(u.streams) > 0
+}
+
+// isClosed reports whether Close was called.
+func (h *Hub) isClosed() bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.closed
 }
 
 // Close ends every stream and every waiting Send; streams opened later are refused.

@@ -78,3 +78,12 @@ func Is(s, prefix string) bool {
 	_, ok := Canonical(s)
 	return ok && strings.HasPrefix(s, prefix)
 }
+
+// To15 returns the 15-character, case-sensitive form of a 15- or 18-character id (what the
+// Omni toolkit takes), and any other string unchanged.
+func To15(s string) string {
+	if id, ok := Canonical(s); ok {
+		return id[:15]
+	}
+	return s
+}

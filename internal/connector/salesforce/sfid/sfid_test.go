@@ -29,6 +29,11 @@ func TestCanonical(t *testing.T) {
 	if got := Normalize("not an id"); got != "not an id" {
 		t.Errorf("Normalize changed a non-id: %q", got)
 	}
+	for in, want := range map[string]string{id: id[:15], strings.ToLower(id): id[:15], id[:15]: id[:15], "0": "0", "x": "x"} {
+		if got := To15(in); got != want {
+			t.Errorf("To15(%q) = %q, want %q", in, got, want)
+		}
+	}
 	if !Is("005000000000001", "005") || Is("005000000000001", "00D") || Is("005-00", "005") {
 		t.Error("Is disagrees with the key prefix")
 	}

@@ -10,6 +10,8 @@
   var base = '/console/' + encodeURIComponent(user);
   var state = null;
   var handlers = {};
+  // The reasons omniChannelLogout carries; an agent's own logout carries none.
+  var logoutReasons = { DuplicateLogin: 1, DuplicateLoginInSameBrowser: 1, MaintenanceLogout: 1, OmniSupervisorLogout: 1 };
 
   function emit(name, payload) {
     (handlers[name] || []).slice().forEach(function (fn) {
@@ -39,11 +41,12 @@
       state = next;
       render();
       if (!prev) return next;
+      announceWork(prev.works || [], next.works || []);
       var was = prev.loggedIn ? prev.status.statusId : null;
       var now = next.loggedIn ? next.status.statusId : null;
       if (was === now) return next;
       if (!now) {
-        emit('lightning:omniChannelLogout', {});
+        emit('lightning:omniChannelLogout', logoutReasons[next.reason] ? { reason: next.reason } : {});
         emit('lightning:omniChannelWorkloadChanged', {
           configuredCapacity: next.workload.configuredCapacity, previousWorkload: 0, newWorkload: 0,
           configuredInterruptibleCapacity: 0, previousInterruptibleWorkload: 0, newInterruptibleWorkload: 0
@@ -56,6 +59,18 @@
       p.reason = next.reason || 'OmniManualStatusChange';
       emit('lightning:omniChannelStatusChanged', p);
       return next;
+    });
+  }
+
+  // announceWork fires omniChannelWorkAssigned and omniChannelWorkAccepted for work that got
+  // there since the last reading.
+  function announceWork(before, after) {
+    var had = {};
+    before.forEach(function (w) { had[w.workId] = w; });
+    after.forEach(function (w) {
+      var old = had[w.workId];
+      if (!old) emit('lightning:omniChannelWorkAssigned', { workId: w.workId, workItemId: w.workItemId });
+      if (w.isEngaged && !(old && old.isEngaged)) emit('lightning:omniChannelWorkAccepted', { workId: w.workId, workItemId: w.workItemId });
     });
   }
 
@@ -90,11 +105,22 @@
   }
 
   function byId(statusId) {
-    return state.statuses.filter(function (s) { return s.statusId === statusId || s.statusId.slice(0, 15) === statusId; })[0];
+    return state.statuses.filter(function (s) { return s.statusId === statusId; })[0];
   }
+
+  // The toolkit takes 15-character status ids, as Salesforce's examples pass them; given
+  // another form it refuses, so a caller that sends 18 characters fails here first.
+  function valid15(args) {
+    return args && typeof args.statusId === 'string' && /^[0-9A-Za-z]{15}$/.test(args.statusId);
+  }
+
+  // Every call that changes the status is counted, so tests can tell how often a command was applied.
+  window.omniToolkitCalls = [];
 
   var toolkit = {
     setServicePresenceStatus: function (args) {
+      window.omniToolkitCalls.push(['setServicePresenceStatus', args && args.statusId]);
+      if (!valid15(args)) return Promise.reject(new Error('Invalid statusId: ' + JSON.stringify(args && args.statusId) + ' (use the 15-character id)'));
       var s = byId(args && args.statusId);
       if (!s) return Promise.reject(new Error('The agent does not have access to status ' + (args && args.statusId)));
       return api('POST', '/status', { statusId: s.statusId, reason: 'OmniToolkitStatusChange' }).then(function (st) {
@@ -117,14 +143,19 @@
       });
     },
     login: function (args) {
+      window.omniToolkitCalls.push(['login', args && args.statusId]);
+      if (!valid15(args)) return Promise.reject(new Error('Invalid statusId: ' + JSON.stringify(args && args.statusId) + ' (use the 15-character id)'));
       var s = byId(args && args.statusId);
       if (!s) return Promise.reject(new Error('The agent does not have access to status ' + (args && args.statusId)));
       return api('POST', '/status', { statusId: s.statusId, reason: 'OmniLoginStatusChange' }).then(refresh).then(function () { return true; });
     },
     logout: function () {
+      window.omniToolkitCalls.push(['logout']);
       return api('POST', '/logout', {}).then(refresh).then(function () { return true; });
     },
-    getAgentWorks: function () { return Promise.resolve({ works: '[]' }); },
+    getAgentWorks: function () {
+      return refresh().then(function (st) { return { works: JSON.stringify(st.works || []) }; });
+    },
     getAgentWorkload: function () {
       return refresh().then(function (st) {
         var w = st.workload;
@@ -153,10 +184,10 @@
 
   refresh().then(function () {
     setInterval(function () { refresh().catch(function () {}); }, 500);
-    // With ?service=<omnipresence URL> the omnipresence bridge runs in the utility bar, as its
-    // Aura wrapper runs it in Salesforce; it finds everything on window.omniConsole.
+    // With ?service=<omnipresence URL> the bridge's own Aura component runs in the utility bar,
+    // on a stand-in for the Aura runtime (aura.js); it finds the toolkit and events here.
     if (new URLSearchParams(location.search).get('service')) {
-      load('/console/assets/omnipresenceBridge.js', function () { load('/console/assets/host.js'); });
+      load('/console/assets/aura.js');
     }
   });
 })();

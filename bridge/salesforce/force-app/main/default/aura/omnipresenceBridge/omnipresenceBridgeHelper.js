@@ -1,11 +1,17 @@
 ({
     // start reads the settings and a first token from Apex, then hands everything to the core.
+    // The core scopes its storage, channel and lock to the org and user Apex names, finds what
+    // the page offers (Locker and Lightning Web Security offer different things), and stops
+    // itself when the page goes.
     start: function (component) {
         var helper = this;
         helper.apex(component, 'bridgeSettings', null).then($A.getCallback(function (settings) {
+            var api = window.OmnipresenceBridge;
             var firstToken = settings.token;
-            var bridge = OmnipresenceBridge.createBridge({
+            var bridge = api.createBridge({
                 serviceUrl: settings.serviceUrl,
+                orgId: settings.orgId,
+                userId: settings.userId,
                 getToken: function () {
                     if (firstToken) {
                         var t = firstToken;
@@ -17,12 +23,11 @@
                 lookupChannel: function (workId) {
                     return helper.apex(component, 'serviceChannelOf', { workId: workId });
                 },
-                toolkit: OmnipresenceBridge.auraToolkit(component.find('omniToolkit'), $A.getCallback),
+                toolkit: api.auraToolkit(component.find('omniToolkit'), $A.getCallback),
                 storage: window.localStorage,
-                broadcast: typeof BroadcastChannel === 'function' ? new BroadcastChannel('omnipresence.bridge') : null,
                 onState: $A.getCallback(function (st) {
                     if (component.isValid()) {
-                        component.set('v.state', st.leader ? (st.connected ? 'connected' : 'connecting') : 'standing by (another tab carries the bridge)');
+                        component.set('v.state', api.describeState(st));
                     }
                 }),
                 log: function (level, message, detail) {
@@ -30,7 +35,6 @@
                 }
             });
             component.set('v.bridge', bridge);
-            window.addEventListener('pagehide', function () { bridge.stop(); });
             bridge.start();
             var pending = component.get('v.pending') || [];
             component.set('v.pending', []);
