@@ -222,7 +222,8 @@ func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *e
 		}
 	}
 	hub := bridge.NewHub(names)
-	h, err := bridge.NewHandler(bridge.Options{Verifier: verifier, Origins: o.bridgeOrigins, System: name,
+	wake := func(user string) { eng.Wake(context.Background(), name, user) }
+	h, err := bridge.NewHandler(bridge.Options{Verifier: verifier, Origins: o.bridgeOrigins, System: name, OnConnect: wake,
 		Hub: hub, Ingest: eng.Ingest, DisconnectAfter: afters, Checkpoints: st, Registerer: reg,
 		Logger: log.With("component", "bridge")})
 	if err != nil {

@@ -45,6 +45,32 @@ func (m *Machine) Retry(agent, system string, now time.Time) (bool, error) {
 	return true, nil
 }
 
+// Wake says a system can take writes for one of its accounts again (an agent's console
+// connected its bridge): a write deferred for that account is tried now. It records nothing
+// and returns the agent to reconcile ("" when none waits).
+func (m *Machine) Wake(system, account string) string {
+	email, ok := m.byID[system][account]
+	if !ok {
+		return ""
+	}
+	st := m.agents[email]
+	if st == nil || st.Systems[system] == nil || st.Systems[system].Deferred == "" {
+		return ""
+	}
+	ss := st.Systems[system]
+	ss.Deferred, ss.NextAttempt = "", time.Time{}
+	m.dirty[email] = true
+	return email
+}
+
+// Wake tells the engine a system can take writes for an account again; a write deferred for it
+// goes out now.
+func (e *Engine) Wake(ctx context.Context, system, account string) {
+	if resp, err := e.call(ctx, &request{kind: opWake, system: system, agent: account}); err == nil && resp.agent != "" {
+		e.queue.Add(resp.agent)
+	}
+}
+
 // Retry makes a failed or deferred write of an agent on one system go out again now. It
 // reports whether there was one.
 func (e *Engine) Retry(ctx context.Context, email, system string) (bool, error) {

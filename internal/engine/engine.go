@@ -81,6 +81,7 @@ const (
 	opObserve
 	opExtension
 	opRetry
+	opWake
 )
 
 type request struct {
@@ -439,6 +440,8 @@ func (e *Engine) sequence(ctx context.Context) {
 					e.m.SetAccounts(r.system, r.accounts)
 				case opExtension:
 					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
+				case opWake:
+					resp.agent = e.m.Wake(r.system, r.agent)
 				case opRetry:
 					ok, err := e.m.Retry(r.agent, r.system, now)
 					if err != nil {

@@ -324,3 +324,29 @@ func TestFutureDatedEventIsTakenAtItsReceiveTime(t *testing.T) {
 		t.Errorf("future-dated = %d, want 1", r.m.Stats.FutureDated.Load())
 	}
 }
+
+func TestWakeRetriesADeferredWriteAtOnce(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{DeferredRecheck: time.Hour})
+	r.do(func(store.Tx) error {
+		r.m.SetAccounts("gc", []presence.Account{{ID: "u-ana", Email: ana}})
+		return nil
+	})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	if len(ws) != 1 || ws[0].System != "gc" {
+		t.Fatalf("plan = %+v, want one gc write", ws)
+	}
+	r.outcome(ws[0], &connector.DeferredError{Reason: "no bridge connected"}, 0)
+	if ws, _ := r.plan(time.Second); len(ws) != 0 {
+		t.Fatalf("a deferred write went out again before its recheck: %+v", ws)
+	}
+	if got := r.m.Wake("gc", "nobody"); got != "" {
+		t.Errorf("Wake for an unknown account = %q", got)
+	}
+	if got := r.m.Wake("gc", "u-ana"); got != ana {
+		t.Fatalf("Wake = %q, want %s", got, ana)
+	}
+	if ws, _ := r.plan(2 * time.Second); len(ws) != 1 || ws[0].System != "gc" {
+		t.Fatalf("after Wake, plan = %+v, want the gc write again", ws)
+	}
+}

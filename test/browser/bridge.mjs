@@ -86,7 +86,12 @@ try {
     if (announce) await page.evaluate(() => document.dispatchEvent(new Event('freeze')));
     const cdp = await context.newCDPSession(page);
     await cdp.send('Debugger.enable');
+    // Debugger.pause stops the page at its next statement: make sure there is one, and that the
+    // page is stopped before the test goes on (an idle page would otherwise run on).
+    const paused = new Promise((resolve) => cdp.once('Debugger.paused', resolve));
     await cdp.send('Debugger.pause');
+    cdp.send('Runtime.evaluate', { expression: 'void 0' }).catch(() => {}); // answered after the resume
+    await Promise.race([paused, sleep(5000).then(() => { throw new Error('the page did not stop'); })]);
     return async () => {
       await cdp.send('Debugger.resume');
       await cdp.send('Debugger.disable');

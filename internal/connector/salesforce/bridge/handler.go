@@ -58,6 +58,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
+	// OnConnect, when set, is told the Salesforce user id of every console that opens its
+	// command stream: writes that waited for a bridge can go out now.
+	OnConnect func(user string)
 	// Heartbeat defaults to DefaultHeartbeat.
 	Heartbeat time.Duration
 	// Now defaults to time.Now.
@@ -280,6 +283,9 @@ func (h *Handler) stream(w http.ResponseWriter, r *http.Request, claims bridgeto
 		return
 	}
 	h.consoles.opened(sub, h.opts.Now())
+	if h.opts.OnConnect != nil {
+		h.opts.OnConnect(sub)
+	}
 	defer func() {
 		h.opts.Hub.close(sub, s)
 		// Streams the shutdown ends are not consoles going away.
