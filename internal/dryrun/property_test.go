@@ -23,10 +23,10 @@ var (
 )
 
 // The property test: in random worlds — policies with non-involutive maps, rules, activities,
-// a master, debounce, vendor-only states, over 2 or 3 systems of different kinds, some marking
+// a master, debounce, vendor-only states, on_disconnect, over 2 or 3 systems of different kinds, some marking
 // their changes and some not — and random days, with the engine killed and restarted from its
 // store now and then — status changes, logouts and logins, unknown
-// statuses, calls that overlap and arrive end-first, duplicates, equal timestamps, late
+// statuses, calls that overlap and arrive end-first, consoles going away, duplicates, equal timestamps, late
 // delivery, bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer
 // and its echo in either order — every system ends where the ideal world ends: the policy
 // decided over the changes in the order they happened, with every write landing at once
@@ -41,6 +41,8 @@ type world struct {
 	systems []sysSpec
 	// acts names the systems whose calls start and end activities.
 	acts []string
+	// consoles names the Salesforce system whose agent consoles an on_disconnect watches.
+	consoles string
 	yaml string
 }
 
@@ -140,6 +142,19 @@ func newWorld(rnd *rand.Rand) world {
 		}
 		fmt.Fprintf(&b, "        set: {%s: %s}\n", covered.name, covered.statuses[rnd.IntN(len(covered.statuses))])
 	}
+	for _, sys := range w.systems {
+		if sys.kind != "salesforce" || rnd.IntN(2) == 0 {
+			continue
+		}
+		var targets []string
+		for _, t := range w.systems {
+			if t.name != sys.name {
+				targets = append(targets, fmt.Sprintf("%s: %s", t.name, t.statuses[rnd.IntN(len(t.statuses))]))
+			}
+		}
+		w.consoles = sys.name
+		fmt.Fprintf(&b, "    on_disconnect:\n      of: %s\n      after: 30s\n      set: {%s}\n", sys.name, strings.Join(targets[:1+rnd.IntN(len(targets))], ", "))
+	}
 	w.yaml = b.String()
 	return w
 }
@@ -173,6 +188,14 @@ func (w world) day(rnd *rand.Rand, agents []string) []Event {
 			ev.Data = map[string]any{"conversationId": fmt.Sprintf("c%d", 1+rnd.IntN(max(calls[agent], 1)))}
 			if rnd.IntN(4) == 0 {
 				ev.Data["queueId"] = "q1"
+			}
+		case r == 4 && w.consoles != "":
+			// The agent's console has been gone for the policy's while, or is back.
+			ev.System = w.consoles
+			ev.Type = presence.ConsoleDisconnected
+			ev.Data = map[string]any{"after": "30s", "reason": "closed"}
+			if rnd.IntN(2) == 0 {
+				ev.Type, ev.Data = presence.ConsoleConnected, nil
 			}
 		case r < 5 && sys.state != "":
 			ev.Status = sys.state
@@ -278,10 +301,11 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 		for sys, id := range res.Truth[agent] {
 			got[sys] = id
 		}
-		// A system no one changed and the policy, in the end, decided nothing for may keep what
-		// a decision taken back by a late event wrote: its status before is unknown.
+		// A system no one changed (reports of what it showed aside) and the policy, in the end,
+		// decided nothing for may keep what a decision taken back by a late event wrote: its
+		// status before that is unknown.
 		for sys := range got {
-			if !touched(events, agent, sys) && !decidedInAny(readings, sys) {
+			if !touched(events, res, agent, sys) && !decidedInAny(readings, sys) {
 				delete(got, sys)
 			}
 		}
@@ -501,10 +525,11 @@ func readingChanges(cfg *policy.Config, agent string, events []Event, res *Resul
 	return out
 }
 
-// touched reports whether a person changed system for agent.
-func touched(events []Event, agent, system string) bool {
-	for _, e := range events {
-		if strings.EqualFold(e.Agent, agent) && e.System == system && e.ChangesStatus() {
+// touched reports whether a person changed system for agent (not merely reported what it
+// showed).
+func touched(events []Event, res *Result, agent, system string) bool {
+	for i, e := range events {
+		if strings.EqualFold(e.Agent, agent) && e.System == system && e.ChangesStatus() && !res.Repeats[i] {
 			return true
 		}
 	}
