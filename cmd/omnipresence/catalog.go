@@ -34,14 +34,14 @@ func init() {
 			if sys == nil {
 				return &exitError{code: 2, err: fmt.Errorf("no system %q in %s (it has %s)", args[0], configPath, strings.Join(cfg.SystemNames, ", "))}
 			}
-			f, ok := connector.Lookup(sys.Kind)
-			if !ok {
-				return &exitError{code: 2, err: fmt.Errorf("this build has no connector for kind %s", sys.Kind)}
+			if !sys.Connected() {
+				return &exitError{code: 2, err: fmt.Errorf("system %s has no connection settings in %s", sys.Name, configPath)}
 			}
-			c, err := f(cmd.Context(), sys.Name, sys.Settings, connector.Deps{Logger: newLogger(), Checkpoints: memory.New()})
+			c, err := sys.Vendor.Connect(cmd.Context(), sys.Name, sys.Settings, connector.Deps{Logger: newLogger(), Checkpoints: memory.New()})
 			if err != nil {
-				return err
+				return &exitError{code: 2, err: err}
 			}
+			defer c.Close()
 			statuses, err := c.Catalog(cmd.Context())
 			if err != nil {
 				return fmt.Errorf("%s: %w", sys.Name, err)

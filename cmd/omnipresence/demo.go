@@ -13,16 +13,18 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/omnipresence/omnipresence/examples"
-	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/vendors"
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
-	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
-	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
 func init() {
@@ -30,12 +32,12 @@ func init() {
 	var noTraffic bool
 	cmd := &cobra.Command{
 		Use:   "demo",
-		Short: "Run the service with the Salesforce and Genesys simulators and a demo policy",
-		Long: "demo starts the Salesforce and Genesys Cloud simulators (the same 50 agents in both,\n" +
-			"each agent's Salesforce console open with the omnipresence bridge), and the service on an\n" +
-			"embedded SQLite store with the demo policy (examples/demo), plus synthetic agents changing\n" +
-			"status unless --no-traffic. It prints one JSON line with the service, admin UI and\n" +
-			"simulator URLs, then runs until interrupted.",
+		Short: "Run the service with the vendor simulators and a demo policy",
+		Long: "demo starts a simulator for every system of the demo policy (examples/demo: Salesforce\n" +
+			"and Genesys Cloud, the same 50 agents in each, each agent's Salesforce console open with\n" +
+			"the omnipresence bridge) and the service on an embedded SQLite store, plus synthetic\n" +
+			"agents changing status unless --no-traffic. It prints one JSON line with the service,\n" +
+			"admin UI and simulator URLs, then runs until interrupted.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runDemo(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), addr, !noTraffic)
@@ -46,6 +48,12 @@ func init() {
 	rootCmd.AddCommand(cmd)
 }
 
+// demoSim is one simulator the demo runs.
+type demoSim struct {
+	kind string
+	inst vendorsim.Instance
+}
+
 func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic bool) error {
 	log := newLoggerTo(stderr)
 	dir, err := os.MkdirTemp("", "omnipresence-demo-")
@@ -53,50 +61,65 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 		return err
 	}
 	defer os.RemoveAll(dir)
-
-	gc, err := gcsim.New(gcsim.Config{Logger: log.With("sim", "genesys")})
-	if err != nil {
-		return err
-	}
-	gcURL, err := gc.Start("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer gc.Close()
-	// The demo org's bridge certificate: the Salesforce console signs tokens with its private
-	// key, as the bridge's Apex controller does, and the service verifies them with the
-	// certificate alone.
-	signer, cert, err := demoBridgeKeyPair()
-	if err != nil {
-		return err
-	}
-	sf, err := sfsim.New(sfsim.Config{Logger: log.With("sim", "salesforce"), BridgeSigner: signer})
-	if err != nil {
-		return err
-	}
-	sfURL, err := sf.Start("127.0.0.1:0")
-	if err != nil {
-		return err
-	}
-	defer sf.Close()
-	if err := demoShiftStart(gc, sf); err != nil {
-		return err
-	}
-	gcInfo, sfInfo := gc.Info(), sf.Info()
-
-	// The demo policy reads its connection settings from these variables.
-	for k, v := range map[string]any{
-		"DEMO_GENESYS_URL": gcURL, "DEMO_GENESYS_CLIENT_ID": gcInfo["client_id"], "DEMO_GENESYS_CLIENT_SECRET": gcInfo["client_secret"],
-		"DEMO_SALESFORCE_URL": sfURL, "DEMO_SALESFORCE_PUBSUB_URL": sfInfo["pubsub_url"],
-		"DEMO_SALESFORCE_CLIENT_ID": sfInfo["client_id"], "DEMO_SALESFORCE_CLIENT_SECRET": sfInfo["client_secret"],
-	} {
-		if err := os.Setenv(k, fmt.Sprint(v)); err != nil {
-			return err
-		}
-	}
 	policyPath := filepath.Join(dir, "demo-policy.yaml")
 	if err := os.WriteFile(policyPath, examples.DemoPolicy, 0o600); err != nil {
 		return err
+	}
+	// The policy names the kinds to simulate; its connection settings read DEMO_* variables,
+	// which are set below to each simulator's line.
+	cfg, err := loadPolicy(policyPath)
+	if err != nil {
+		return err
+	}
+	kinds := map[string]bool{}
+	for _, sys := range cfg.Systems {
+		kinds[sys.Kind] = true
+	}
+	// The demo org's bridge certificate: the simulated agent consoles sign tokens with its
+	// private key, as the bridge's Apex controller does, and the service verifies them with the
+	// certificate alone.
+	bridgeKey, bridgeCert, err := demoBridgeKeyPair()
+	if err != nil {
+		return err
+	}
+	var sims []demoSim
+	defer func() {
+		for _, s := range sims {
+			s.inst.Close()
+		}
+	}()
+	var origins []string
+	infos := map[string]any{}
+	for _, s := range vendors.Simulators() {
+		if !kinds[s.Kind] {
+			continue
+		}
+		start := s.Command(pflag.NewFlagSet(s.Kind, pflag.ContinueOnError))
+		inst, err := start(ctx, vendorsim.Options{Addr: "127.0.0.1:0", Logger: log.With("sim", s.Kind), BridgeKey: bridgeKey})
+		if err != nil {
+			return fmt.Errorf("starting the %s simulator: %w", s.Kind, err)
+		}
+		sims = append(sims, demoSim{kind: s.Kind, inst: inst})
+		if st, ok := inst.(vendorsim.ShiftStarter); ok {
+			if err := st.StartShift(); err != nil {
+				return fmt.Errorf("demo shift start: %w", err)
+			}
+		}
+		info := inst.Info()
+		infos[s.Kind] = info
+		for k, v := range info {
+			if err := os.Setenv("DEMO_"+strings.ToUpper(s.Kind+"_"+k), fmt.Sprint(v)); err != nil {
+				return err
+			}
+		}
+		if c, ok := inst.(vendorsim.Console); ok {
+			origins = append(origins, c.ConsoleOrigin())
+		}
+	}
+	for kind := range kinds {
+		if _, ok := infos[kind]; !ok {
+			return fmt.Errorf("the demo policy names kind %s, which has no simulator in this build", kind)
+		}
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -105,38 +128,44 @@ func runDemo(ctx context.Context, stdout, stderr io.Writer, addr string, traffic
 	defer wg.Wait()
 	o := serviceOptions{
 		configPath: policyPath, addr: addr, storeURL: "sqlite:" + filepath.Join(dir, "demo.db"), logger: log,
-		bridgeCerts: []*x509.Certificate{cert}, bridgeOrigins: []string{sfURL},
+		bridgeCerts: []*x509.Certificate{bridgeCert}, bridgeOrigins: origins,
 		started: func(url string) error {
 			if err := printJSONLine(stdout, map[string]any{
-				"url": url, "ui": url + "/", "store": "sqlite (temporary)",
-				"simulators": map[string]any{"genesys": gcInfo, "salesforce": sfInfo},
+				"url": url, "ui": url + "/", "store": "sqlite (temporary)", "simulators": infos,
 			}); err != nil {
 				return err
 			}
-			fmt.Fprintf(stderr, `
-omnipresence demo is running: 50 agents in Salesforce Omni-Channel and Genesys Cloud, kept in sync.
-  Admin console (live board, systems, writes, policy):  %[1]s/
-  Ana's Salesforce console, to click a status yourself:  %[3]s/console/ana@example.com?service=%[1]s
-  Why Ana's status is what it is:                        %[1]s/#/agent/ana@example.com
-  Change a Genesys presence:   curl -X POST %[2]s/_sim/presence -d '{"user":"ana@example.com","presence":"Break"}'
-  Change a Salesforce status:  curl -X POST %[3]s/_sim/users/ana@example.com/status -d '{"status":"Lunch"}'
-  Start a non-ACD call:        curl -X POST %[2]s/_sim/calls -d '{"user":"ana@example.com","acd":false}'
-Every agent's Salesforce console runs headless in the simulator with the omnipresence bridge;
-opening Ana's console above takes over from hers. Press Ctrl-C to stop.
-`, url, gcURL, sfURL)
-			var users []string
-			for _, p := range demoorg.People() {
-				users = append(users, p.Email)
+			var titles []string
+			for _, s := range sims {
+				v, _ := connector.Lookup(s.kind)
+				titles = append(titles, v.Title)
 			}
-			waitConsoles, err := sf.StartHeadlessConsoles(ctx, sfsim.HeadlessOptions{Service: url, Users: users})
-			if err != nil {
-				return err
+			var b strings.Builder
+			fmt.Fprintf(&b, "\nomnipresence demo is running: %d agents in %s, kept in sync.\n", demoorg.Size, strings.Join(titles, " and "))
+			fmt.Fprintf(&b, "  Admin console (live board, systems, writes, policy):  %s/\n", url)
+			fmt.Fprintf(&b, "  Why Ana's status is what it is:                        %s/#/agent/ana@example.com\n", url)
+			for _, s := range sims {
+				if h, ok := s.inst.(vendorsim.Hinter); ok {
+					for _, line := range h.Hints(url) {
+						fmt.Fprintf(&b, "  %s\n", line)
+					}
+				}
 			}
-			wg.Add(1)
-			go func() { defer wg.Done(); waitConsoles() }()
+			b.WriteString("Press Ctrl-C to stop.\n")
+			io.WriteString(stderr, b.String())
+			for _, s := range sims {
+				if hc, ok := s.inst.(vendorsim.HeadlessConsoles); ok {
+					wait, err := hc.StartConsoles(ctx, url)
+					if err != nil {
+						return err
+					}
+					wg.Add(1)
+					go func() { defer wg.Done(); wait() }()
+				}
+			}
 			if traffic {
 				wg.Add(1)
-				go func() { defer wg.Done(); demoTraffic(ctx, log, gc, sf) }()
+				go func() { defer wg.Done(); demoTraffic(ctx, log, sims) }()
 			}
 			return nil
 		},
@@ -144,38 +173,9 @@ opening Ana's console above takes over from hers. Press Ctrl-C to stop.
 	return runService(ctx, o)
 }
 
-// demoShiftStart gives every demo agent the same status in both simulators before the service
-// starts, as a contact center mid-shift looks: most agents ready for work (voice On Queue,
-// chat Available, blended Online), some on a break, at lunch or logged out.
-func demoShiftStart(gc *gcsim.Server, sf *sfsim.Server) error {
-	ready := map[string][2]string{
-		"voice": {"On Queue", "AvailableforVoice"}, "chat": {"Available", "AvailableforChat"}, "blended": {"On Queue", "Online"},
-	}
-	for i, p := range demoorg.People() {
-		gcStatus, sfStatus := ready[p.Team][0], ready[p.Team][1]
-		switch {
-		case i%9 == 4:
-			gcStatus, sfStatus = "Break", "Break"
-		case i%11 == 6:
-			gcStatus, sfStatus = "Meal", "Lunch"
-		case i%13 == 12:
-			gcStatus, sfStatus = "Offline", sfsim.Offline
-		}
-		if err := gc.SetPresence(p.Email, gcStatus); err != nil {
-			return fmt.Errorf("demo shift start: genesys %s: %w", p.Email, err)
-		}
-		if sfStatus != sfsim.Offline {
-			if _, err := sf.SetStatus(p.Email, sfStatus, "OmniLoginStatusChange"); err != nil {
-				return fmt.Errorf("demo shift start: salesforce %s: %w", p.Email, err)
-			}
-		}
-	}
-	return nil
-}
-
 // demoBridgeKeyPair makes a key pair and a self-signed certificate for the demo org's bridge, as
 // an admin creates one in Salesforce's Certificate and Key Management.
-func demoBridgeKeyPair() (*bridgetoken.Signer, *x509.Certificate, error) {
+func demoBridgeKeyPair() (*rsa.PrivateKey, *x509.Certificate, error) {
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		return nil, nil, err
@@ -188,19 +188,22 @@ func demoBridgeKeyPair() (*bridgetoken.Signer, *x509.Certificate, error) {
 		return nil, nil, err
 	}
 	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, nil, err
-	}
-	signer, err := bridgetoken.NewRSASigner(key)
-	return signer, cert, err
+	return key, cert, err
 }
 
-// demoTraffic makes the demo agents change status now and then, take non-ACD and ACD calls.
-func demoTraffic(ctx context.Context, log *slog.Logger, gc *gcsim.Server, sf *sfsim.Server) {
+// demoTraffic makes a random demo agent act in a random simulator now and then.
+func demoTraffic(ctx context.Context, log *slog.Logger, sims []demoSim) {
+	var actors []vendorsim.Actor
+	for _, s := range sims {
+		if a, ok := s.inst.(vendorsim.Actor); ok {
+			actors = append(actors, a)
+		}
+	}
+	if len(actors) == 0 {
+		return
+	}
 	rnd := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	people := demoorg.People()
-	gcPresences := []string{"On Queue", "Available", "Break", "Meal", "Away", "Coffee Break"}
-	sfStatuses := []string{"AvailableforVoice", "AvailableforChat", "Break", "Lunch", "Training", "Busy"}
 	tick := time.NewTicker(1500 * time.Millisecond)
 	defer tick.Stop()
 	for {
@@ -210,25 +213,7 @@ func demoTraffic(ctx context.Context, log *slog.Logger, gc *gcsim.Server, sf *sf
 		case <-tick.C:
 		}
 		p := people[rnd.IntN(len(people))]
-		var err error
-		switch n := rnd.IntN(10); {
-		case n < 4:
-			err = gc.SetPresence(p.Email, gcPresences[rnd.IntN(len(gcPresences))])
-		case n < 7:
-			_, err = sf.SetStatus(p.Email, sfStatuses[rnd.IntN(len(sfStatuses))], "")
-		default:
-			acd := n == 9
-			var id string
-			if id, err = gc.StartCall(p.Email, acd, ""); err == nil {
-				d := time.Duration(5+rnd.IntN(20)) * time.Second
-				time.AfterFunc(d, func() {
-					if ctx.Err() == nil {
-						_ = gc.EndCall(id)
-					}
-				})
-			}
-		}
-		if err != nil && ctx.Err() == nil {
+		if err := actors[rnd.IntN(len(actors))].Act(ctx, rnd, p.Email); err != nil && ctx.Err() == nil {
 			log.Warn("demo traffic", "agent", p.Email, "err", err)
 		}
 	}

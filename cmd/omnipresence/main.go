@@ -11,6 +11,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	// Every vendor this build knows registers itself here.
+
+	_ "github.com/omnipresence/omnipresence/internal/vendors"
 )
 
 // exitError carries a process exit code through cobra (2 for invalid input, per CONTRACTS.md).
@@ -34,18 +38,11 @@ var rootCmd = &cobra.Command{
 	},
 }
 
-// simCmd is the parent of one subcommand per vendor simulator (sim_<vendor>.go).
-var simCmd = &cobra.Command{
-	Use:   "sim",
-	Short: "Run a local simulator of a vendor's real wire API",
-}
-
 func init() {
 	rootCmd.SetFlagErrorFunc(flagError)
 }
 
 func main() {
-	rootCmd.AddCommand(simCmd)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := rootCmd.ExecuteContext(ctx)
 	stop()

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,13 +21,10 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	_ "github.com/omnipresence/omnipresence/internal/connector/genesys"
-	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridge"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
-	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/server"
 	"github.com/omnipresence/omnipresence/internal/store"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
@@ -63,98 +61,101 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 	case url == "memory:":
 		return memory.New(), nil
 	}
-	return nil, fmt.Errorf("--store %q: use sqlite:PATH, postgres://… or memory:", url)
+	return nil, fmt.Errorf("--store %q: use memory:, sqlite:PATH or postgres://…", url)
 }
 
-// openConnectors opens one connector per system whose kind this build has, and loads the policy
-// with catalogs pulled from the vendors for systems without an inline one.
-func openConnectors(ctx context.Context, path string, st store.Store, log *slog.Logger) (*policy.Config, map[string]connector.Connector, error) {
+// connectSystems opens the connector of every system the policy gives connection settings,
+// without contacting the vendors: errors here are settings only the environment can tell
+// (an unset variable, an unreadable key file), and each names its system. Systems without
+// settings, or of a kind this build cannot connect, take events only from the webhook.
+func connectSystems(ctx context.Context, cfg *policy.Config, st store.Store, log *slog.Logger) (map[string]connector.Connector, error) {
 	conns := map[string]connector.Connector{}
-	var openErrs []error
-	open := func(sys *policy.System) connector.Connector {
-		if c, ok := conns[sys.Name]; ok {
-			return c
+	var errs []error
+	for _, name := range cfg.SystemNames {
+		sys := cfg.Systems[name]
+		switch {
+		case !sys.Connected():
+			log.Info("the policy gives no connection settings; events for the system come only through the webhook and writes to it wait",
+				"system", name, "kind", sys.Kind)
+			continue
+		case sys.Vendor.Open == nil:
+			log.Warn("this build has no connector for the kind; events for the system come only through the webhook and writes to it wait",
+				"system", name, "kind", sys.Kind)
+			continue
 		}
-		f, ok := connector.Lookup(sys.Kind)
-		if !ok {
-			log.Warn("this build has no connector for the kind; events for the system arrive only through the webhook and writes to it wait",
-				"system", sys.Name, "kind", sys.Kind)
-			return nil
-		}
-		c, err := f(ctx, sys.Name, sys.Settings, connector.Deps{
-			Logger:      log.With("system", sys.Name),
+		c, err := sys.Vendor.Connect(ctx, name, sys.Settings, connector.Deps{
+			Logger:      log.With("system", name),
 			HTTPClient:  &http.Client{Timeout: 30 * time.Second},
 			Checkpoints: st,
 		})
 		if err != nil {
-			openErrs = append(openErrs, fmt.Errorf("system %s: %w", sys.Name, err))
-			return nil
+			errs = append(errs, err)
+			continue
 		}
-		conns[sys.Name] = c
-		return c
+		conns[name] = c
 	}
-	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
-		c := open(sys)
-		if c == nil {
-			return nil, nil
-		}
-		return c.Catalog(ctx)
-	}})
-	if err != nil {
-		return nil, nil, &exitError{code: 2, err: err}
+	if len(errs) > 0 {
+		closeConnectors(conns, log)
+		return nil, &exitError{code: 2, err: errors.Join(errs...)}
 	}
-	for _, name := range cfg.SystemNames {
-		open(cfg.Systems[name])
-	}
-	if len(openErrs) > 0 {
-		return nil, nil, &exitError{code: 2, err: errors.Join(openErrs...)}
-	}
-	return cfg, conns, nil
+	return conns, nil
 }
 
-// runService runs the engine and the HTTP API until ctx ends.
+func closeConnectors(conns map[string]connector.Connector, log *slog.Logger) {
+	for name, c := range conns {
+		if err := c.Close(); err != nil {
+			log.Warn("closing the connector", "system", name, "err", err)
+		}
+	}
+}
+
+// runService runs the engine and the HTTP API until ctx ends. The API and the admin UI serve
+// from the start; the engine starts once every system's catalog is known (inline, pulled from
+// the vendor, or, while the vendor cannot be reached, the one stored at the last start), and
+// from then on a system that cannot be reached delays only itself.
 func runService(ctx context.Context, o serviceOptions) error {
 	log := o.logger
+	cfg, err := loadPolicy(o.configPath)
+	if err != nil {
+		return err
+	}
 	st, err := openStore(ctx, o.storeURL)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer st.Close()
-	cfg, conns, err := openConnectors(ctx, o.configPath, st, log)
+	conns, err := connectSystems(ctx, cfg, st, log)
 	if err != nil {
 		return err
+	}
+	defer closeConnectors(conns, log)
+	var bridgeSystem string
+	var bridgeHandler, consolesHandler *lateHandler
+	if o.bridgeSecret != "" || len(o.bridgeCerts) > 0 {
+		if bridgeSystem, err = bridgedSystem(cfg, conns); err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		bridgeHandler, consolesHandler = &lateHandler{}, &lateHandler{}
+	} else {
+		warnNoBridge(cfg, conns, log)
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoCollector(currentBuild()))
 	var systems []server.SystemInfo
 	for _, name := range cfg.SystemNames {
-		k := cfg.Systems[name].Kind
-		systems = append(systems, server.SystemInfo{Name: name, Kind: k, Title: vendorTitle(k)})
+		sys := cfg.Systems[name]
+		systems = append(systems, server.SystemInfo{Name: name, Kind: sys.Kind, Title: sys.Vendor.Title})
 	}
-	health := newSystemHealth(systems, conns)
-	engLog := slog.New(&watchTap{Handler: log.Handler(), health: health})
-	eng, err := engine.New(engine.Config{Policy: cfg, Store: st, Connectors: conns, Logger: engLog, Registerer: reg})
-	if err != nil {
-		return err
+	svc := newServiceEngine(cfg, conns)
+	health := newSystemHealth(systems, conns, svc)
+	opts := server.Options{Engine: svc, Registry: reg, AdminToken: o.adminToken,
+		WebhookSecret: o.webhookSecret, Logger: log, Version: version,
+		Policy: cfg, Systems: systems, Health: health}
+	if bridgeHandler != nil {
+		opts.Bridge, opts.Consoles = bridgeHandler, consolesHandler
 	}
-	health.eng = eng
-	var hub *bridge.Hub
-	var bridgeHandler *bridge.Handler
-	sopts := server.Options{Engine: eng, Registry: reg, AdminToken: o.adminToken,
-		WebhookSecret: o.webhookSecret, Logger: log, Version: version}
-	if o.bridgeSecret != "" || len(o.bridgeCerts) > 0 {
-		var err error
-		if hub, bridgeHandler, err = openBridge(cfg, conns, eng, st, reg, o, log); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-		health.hub, health.bridgeSys = hub, bridgeSystem(cfg)
-		sopts.Bridge, sopts.Consoles = bridgeHandler, bridgeHandler.ConsolesHandler()
-	} else {
-		warnNoBridge(cfg, log)
-	}
-	sopts.Policy, sopts.Systems, sopts.Health = cfg, systems, health
-	srv := server.New(sopts)
+	srv := server.New(opts)
 	ln, err := net.Listen("tcp", o.addr)
 	if err != nil {
 		return &exitError{code: 2, err: listenError(o.addr, err)}
@@ -166,29 +167,51 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	log.Info("serving", "url", url, "systems", strings.Join(cfg.SystemNames, ","), "store", redactURL(o.storeURL))
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return eng.Run(gctx) })
-	g.Go(func() error { health.follow(gctx); return nil })
 	g.Go(func() error { return srv.Serve(gctx, ln) })
-	if hub != nil {
-		// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
-		g.Go(func() error {
-			<-gctx.Done()
-			hub.Close()
-			return nil
-		})
-		g.Go(func() error { return bridgeHandler.Run(gctx) })
-	}
+	g.Go(func() error {
+		full, err := withCatalogs(gctx, cfg, o.configPath, conns, st, log, svc)
+		if err != nil || gctx.Err() != nil {
+			return err
+		}
+		eng, err := engine.New(engine.Config{Policy: full, Store: st, Connectors: conns, Logger: log, Registerer: reg})
+		if err != nil {
+			return err
+		}
+		if bridgeHandler != nil {
+			hub, h, err := openBridge(full, bridgeSystem, conns[bridgeSystem], eng, st, reg, o, log)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			bridgeHandler.set(h)
+			consolesHandler.set(h.ConsolesHandler())
+			health.setBridge(hub, bridgeSystem)
+			// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
+			go func() { <-gctx.Done(); hub.Close() }()
+		}
+		svc.set(eng)
+		return eng.Run(gctx)
+	})
 	return g.Wait()
 }
 
-// openBridge creates the Omni-Channel bridge for the policy's Salesforce system and attaches it
-// to that system's connector.
-func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *engine.Engine, st store.Store,
-	reg prometheus.Registerer, o serviceOptions, log *slog.Logger) (*bridge.Hub, *bridge.Handler, error) {
-	name := bridgeSystem(cfg)
-	if name == "" {
-		return nil, nil, fmt.Errorf("the Omni-Channel bridge needs exactly one salesforce system in the policy, not %d", countKind(cfg, salesforce.Kind))
+// bridgedSystem is the one system whose connector takes its writes through a browser bridge.
+func bridgedSystem(cfg *policy.Config, conns map[string]connector.Connector) (string, error) {
+	var systems []string
+	for _, name := range cfg.SystemNames {
+		if _, ok := conns[name].(connector.BridgeAttacher); ok {
+			systems = append(systems, name)
+		}
 	}
+	if len(systems) != 1 {
+		return "", fmt.Errorf("the Omni-Channel bridge needs exactly one connected system that writes through a browser bridge (kind salesforce), not %d", len(systems))
+	}
+	return systems[0], nil
+}
+
+// openBridge creates the Omni-Channel bridge for the system and attaches it to the system's
+// connector.
+func openBridge(cfg *policy.Config, name string, c connector.Connector, eng *engine.Engine, st store.Store,
+	reg prometheus.Registerer, o serviceOptions, log *slog.Logger) (*bridge.Hub, *bridge.Handler, error) {
 	names := map[string]string{}
 	if cat := cfg.Systems[name].Catalog; cat != nil {
 		for _, st := range cat.Statuses() {
@@ -229,12 +252,28 @@ func openBridge(cfg *policy.Config, conns map[string]connector.Connector, eng *e
 	if err != nil {
 		return nil, nil, err
 	}
-	if c, ok := conns[name].(*salesforce.Connector); ok {
-		c.AttachBridge(hub)
-	}
+	c.(connector.BridgeAttacher).AttachBridge(hub)
 	log.Info("Omni-Channel bridge on", "system", name, "origins", strings.Join(o.bridgeOrigins, ","),
 		"certificates", len(o.bridgeCerts), "development_secret", verifier.Dev())
 	return hub, h, nil
+}
+
+// warnNoBridge says, at start, that writes to a system that writes through a browser bridge
+// will wait forever without one, and that on_disconnect watching it will never fire.
+func warnNoBridge(cfg *policy.Config, conns map[string]connector.Connector, log *slog.Logger) {
+	for _, name := range cfg.SystemNames {
+		if _, ok := conns[name].(connector.BridgeAttacher); !ok {
+			continue
+		}
+		log.Warn("the system has no Omni-Channel bridge: every status write to it will wait as deferred; "+
+			"start serve with --bridge-cert-file and --bridge-origin (bridge/salesforce/README.md)", "system", name)
+		for _, p := range cfg.Policies {
+			if d := p.OnDisconnect; d != nil && d.Of == name {
+				log.Warn("on_disconnect watches the consoles of a system without a bridge; it will never fire",
+					"policy", p.Name, "system", name)
+			}
+		}
+	}
 }
 
 // listenError explains a failed listen in the user's words: a port in use names --addr.
@@ -250,45 +289,20 @@ func listenError(addr string, err error) error {
 	return fmt.Errorf("cannot listen on %s: %w; check --addr HOST:PORT", addr, err)
 }
 
-// bridgeSystem is the policy's one Salesforce system, "" when it has none or several.
-func bridgeSystem(cfg *policy.Config) string {
-	if countKind(cfg, salesforce.Kind) != 1 {
-		return ""
-	}
-	for _, name := range cfg.SystemNames {
-		if cfg.Systems[name].Kind == salesforce.Kind {
-			return name
-		}
-	}
-	return ""
+// lateHandler serves with a handler set once it exists, and 503 until then.
+type lateHandler struct {
+	h atomic.Pointer[http.Handler]
 }
 
-func countKind(cfg *policy.Config, kind string) int {
-	n := 0
-	for _, name := range cfg.SystemNames {
-		if cfg.Systems[name].Kind == kind {
-			n++
-		}
-	}
-	return n
-}
+func (l *lateHandler) set(h http.Handler) { l.h.Store(&h) }
 
-// warnNoBridge says, at start, that writes to a Salesforce system will wait forever without
-// the bridge, and that on_disconnect watching it will never fire.
-func warnNoBridge(cfg *policy.Config, log *slog.Logger) {
-	for _, name := range cfg.SystemNames {
-		if cfg.Systems[name].Kind != salesforce.Kind {
-			continue
-		}
-		log.Warn("the Salesforce system has no Omni-Channel bridge: every status write to it will wait as deferred; "+
-			"start serve with --bridge-cert-file and --bridge-origin (bridge/salesforce/README.md)", "system", name)
-		for _, p := range cfg.Policies {
-			if d := p.OnDisconnect; d != nil && d.Of == name {
-				log.Warn("on_disconnect watches the consoles of a Salesforce system without a bridge; it will never fire",
-					"policy", p.Name, "system", name)
-			}
-		}
+func (l *lateHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if h := l.h.Load(); h != nil {
+		(*h).ServeHTTP(w, r)
+		return
 	}
+	w.Header().Set("Retry-After", "5")
+	http.Error(w, "the service is starting", http.StatusServiceUnavailable)
 }
 
 // printJSONLine writes v as one line of JSON.

@@ -1,7 +1,7 @@
 // Package connector defines how a vendor plugs into the engine: one small interface, optional
 // capabilities found by type assertion, typed errors that tell the engine whether to retry,
-// defer or give up, and a registry of kinds. Vendor packages live below it and never import the
-// engine.
+// defer or give up, and the registry of vendors (see Vendor). Vendor packages live below it and
+// never import the engine.
 package connector
 
 import (
@@ -10,8 +10,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"sort"
-	"sync"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -106,6 +104,20 @@ type Limiter interface {
 	WriteLimit() (perSecond float64, burst int)
 }
 
+// Bridge carries status writes to an agent's session in their browser, where the vendor's own
+// client applies them (the Salesforce Omni-Channel bridge). Send returns once the session
+// applied the write, with the receipt whose Version the resulting status event carries, and a
+// *DeferredError while the agent has no connected session.
+type Bridge interface {
+	Send(ctx context.Context, account, statusID string) (Receipt, error)
+}
+
+// BridgeAttacher is implemented by connectors whose writes go through a browser Bridge; serve
+// attaches the one it serves. nil detaches it.
+type BridgeAttacher interface {
+	AttachBridge(b Bridge)
+}
+
 // DeferredError says the vendor refused a write because of the agent's current state (on a
 // call, in after-call work) or because nothing can apply it right now (no browser bridge
 // connected). The engine keeps the write and applies it when the state allows.
@@ -173,41 +185,6 @@ type Checkpoints interface {
 	SetCheckpoint(ctx context.Context, name, value string) error
 }
 
-// Factory opens a connector for the system called name with its connection settings.
+// Factory opens a connector for the system called name. Its settings have passed the vendor's
+// checks, have the vendor's defaults filled in and their ${ENV} and file: references resolved.
 type Factory func(ctx context.Context, name string, s settings.Settings, deps Deps) (Connector, error)
-
-var (
-	mu        sync.RWMutex
-	factories = map[string]Factory{}
-)
-
-// Register makes a kind available; vendor packages call it from init. Registering a kind twice
-// panics, as it is a programming error.
-func Register(kind string, f Factory) {
-	mu.Lock()
-	defer mu.Unlock()
-	if _, dup := factories[kind]; dup {
-		panic("connector: kind registered twice: " + kind)
-	}
-	factories[kind] = f
-}
-
-// Lookup returns the factory of kind.
-func Lookup(kind string) (Factory, bool) {
-	mu.RLock()
-	defer mu.RUnlock()
-	f, ok := factories[kind]
-	return f, ok
-}
-
-// Kinds lists the registered kinds, sorted.
-func Kinds() []string {
-	mu.RLock()
-	defer mu.RUnlock()
-	out := make([]string, 0, len(factories))
-	for k := range factories {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

@@ -532,7 +532,8 @@ func (r *run) land(s *sent, now time.Time) {
 		echo.Version = receipt.Version
 	}
 	r.show(w.System, w.Agent, w.StatusID, now, receipt.Version)
-	if r.cfg.Systems[w.System].Kind == "salesforce" && r.status(w.System, w.StatusID).Name == presence.OfflineName {
+	if off := r.cfg.Systems[w.System].Vendor.Catalog.Offline; off != nil && w.StatusID == off.ID {
+		// Setting the vendor's reserved Offline logs the agent out; the vendor reports a logout.
 		echo.Type, echo.Status = presence.Logout, ""
 	}
 	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, sent: s, receipt: receipt})

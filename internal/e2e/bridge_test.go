@@ -54,7 +54,7 @@ type bridgedSalesforce struct {
 }
 
 func (b bridgedSalesforce) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
-	return connector.Receipt{}, b.hub.Send(ctx, account, statusID)
+	return b.hub.Send(ctx, account, statusID)
 }
 
 // TestOmniChannelBridge runs the engine with the bridge mounted on the real server; the test

@@ -13,7 +13,6 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	gcconn "github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -62,7 +61,7 @@ func TestCommunicateCallAgainstGenesysSimulator(t *testing.T) {
 	defer cancel()
 	conns := map[string]connector.Connector{}
 	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
-		c, err := gcconn.Factory(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient})
+		c, err := sys.Vendor.Connect(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient})
 		if err != nil {
 			return nil, err
 		}

@@ -45,11 +45,18 @@ type Config struct {
 	Now func() time.Time
 	// HTTPClient calls policy extension webhooks; nil means a default client.
 	HTTPClient *http.Client
+	// MinBackoff and MaxBackoff bound the wait between failed attempts to load a system's
+	// accounts or to watch it (default 1s and 1min).
+	MinBackoff, MaxBackoff time.Duration
+	// HealthInterval is how often a connector that can tell (connector.Healther) is asked
+	// whether its vendor answers (default 30s; negative: never).
+	HealthInterval time.Duration
 }
 
 // Engine runs a Machine for the service: one sequencer goroutine owns the machine and commits
 // its decisions in batches (group commit), workers reconcile agents from a deduplicating queue,
-// and one watcher per connector feeds events in.
+// and one goroutine per system loads its accounts and watches it, so that a system that cannot
+// be reached delays only itself (see Systems).
 type Engine struct {
 	cfg   Config
 	log   *slog.Logger
@@ -69,6 +76,7 @@ type Engine struct {
 	extWG    sync.WaitGroup
 	extCtx   context.Context
 	batchers map[string]*batcher
+	health   map[string]*tracker
 }
 
 type opKind int
@@ -140,6 +148,15 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{}
 	}
+	if cfg.MinBackoff <= 0 {
+		cfg.MinBackoff = time.Second
+	}
+	if cfg.MaxBackoff < cfg.MinBackoff {
+		cfg.MaxBackoff = max(time.Minute, cfg.MinBackoff)
+	}
+	if cfg.HealthInterval == 0 {
+		cfg.HealthInterval = 30 * time.Second
+	}
 	opts := cfg.Machine
 	if opts.Limits == nil {
 		opts.Limits = map[string]Limit{}
@@ -189,6 +206,12 @@ func New(cfg Config) (*Engine, error) {
 		batchers: batchers,
 	}
 	e.notReady.Store("starting")
+	e.newTrackers()
+	for _, name := range cfg.Policy.SystemNames {
+		if cfg.Connectors[name] != nil && cfg.Policy.Systems[name].Accounts == nil {
+			e.m.AwaitAccounts(name)
+		}
+	}
 	qopts := workqueue.Options[string]{}
 	if cfg.Registerer != nil {
 		qm, err := workqueue.NewPrometheusMetrics(cfg.Registerer, "reconcile")
@@ -199,13 +222,17 @@ func New(cfg Config) (*Engine, error) {
 		if err := e.registerMetrics(cfg.Registerer); err != nil {
 			return nil, err
 		}
+		if err := e.registerSystemMetrics(cfg.Registerer); err != nil {
+			return nil, err
+		}
 	}
 	e.queue = workqueue.New(qopts)
 	return e, nil
 }
 
-// Run restores state, loads account directories, and runs the sequencer, workers and
-// watchers until ctx ends; it then drains in-flight work and returns.
+// Run restores state and runs the sequencer, the workers and one goroutine per system (see
+// runSystem) until ctx ends; it then drains in-flight work and returns. A system that cannot be
+// reached is retried with backoff and never holds up the others.
 func (e *Engine) Run(ctx context.Context) error {
 	e.mu.Lock()
 	todo, err := e.m.Restore(ctx, e.cfg.Store)
@@ -234,61 +261,24 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, k := range todo {
 		e.queue.Add(k)
 	}
-	if err := e.loadAccounts(ctx); err != nil {
-		e.queue.ShutDown()
-		wg.Wait()
-		stopSeq()
-		<-seqDone
-		return err
+	var systems sync.WaitGroup
+	for _, name := range e.cfg.Policy.SystemNames {
+		if c := e.cfg.Connectors[name]; c != nil {
+			systems.Add(1)
+			go func() { defer systems.Done(); e.runSystem(ctx, name, c) }()
+		}
 	}
-	e.resync(ctx)
 	e.ready.Store(true)
-	for name, c := range e.cfg.Connectors {
-		wg.Add(1)
-		go func() { defer wg.Done(); e.watch(ctx, name, c) }()
-	}
 	<-ctx.Done()
 	e.ready.Store(false)
 	e.notReady.Store("stopping")
+	systems.Wait()
 	e.queue.ShutDownWithDrain()
 	wg.Wait()
 	e.extWG.Wait()
 	stopSeq()
 	<-seqDone
 	e.closeSubs()
-	return nil
-}
-
-// loadAccounts pulls the account directory of every system without inline accounts.
-func (e *Engine) loadAccounts(ctx context.Context) error {
-	for _, name := range e.cfg.Policy.SystemNames {
-		if e.cfg.Policy.Systems[name].Accounts != nil {
-			continue
-		}
-		c := e.cfg.Connectors[name]
-		if c == nil {
-			continue
-		}
-		e.notReady.Store("loading accounts of " + name)
-		backoff := time.Second
-		for {
-			accts, err := c.Accounts(ctx)
-			if err == nil {
-				accts = e.listed(accts)
-				if _, err := e.call(ctx, &request{kind: opAccounts, system: name, accounts: accts}); err != nil {
-					return err
-				}
-				break
-			}
-			e.log.Warn("loading accounts failed; retrying", "system", name, "err", err, "in", backoff)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(backoff*2, time.Minute)
-		}
-	}
 	return nil
 }
 
@@ -311,60 +301,6 @@ func (e *Engine) listed(accts []presence.Account) []presence.Account {
 		}
 	}
 	return out
-}
-
-// resync reads what every system that can tell shows now, so a restart catches up with
-// changes made while the service was down.
-func (e *Engine) resync(ctx context.Context) {
-	for _, name := range e.cfg.Policy.SystemNames {
-		cr, ok := e.cfg.Connectors[name].(connector.CurrentReader)
-		if !ok {
-			continue
-		}
-		e.notReady.Store("reading current statuses of " + name)
-		// With an agents directory, only the listed people's accounts are read.
-		var accounts []string
-		if e.cfg.Policy.Agents != nil {
-			e.mu.RLock()
-			for id := range e.m.byID[name] {
-				accounts = append(accounts, id)
-			}
-			e.mu.RUnlock()
-			if len(accounts) == 0 {
-				continue
-			}
-		}
-		current, err := cr.CurrentStatuses(ctx, accounts)
-		if err != nil {
-			e.log.Warn("reading current statuses failed; changes made while stopped are picked up as they recur", "system", name, "err", err)
-			continue
-		}
-		if _, err := e.call(ctx, &request{kind: opObserve, system: name, current: current}); err != nil {
-			e.log.Warn("recording current statuses failed", "system", name, "err", err)
-		}
-	}
-}
-
-// watch runs a connector's Watch, restarting it with backoff until ctx ends.
-func (e *Engine) watch(ctx context.Context, name string, c connector.Connector) {
-	backoff := time.Second
-	for ctx.Err() == nil {
-		start := time.Now()
-		err := c.Watch(ctx, e.Ingest)
-		if ctx.Err() != nil {
-			return
-		}
-		if time.Since(start) > time.Minute {
-			backoff = time.Second
-		}
-		e.log.Warn("watch stopped; restarting", "system", name, "err", err, "in", backoff)
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(backoff*2, time.Minute)
-	}
 }
 
 // Ingest stores ev and applies it; it returns once the event and its decision are durable.
@@ -438,6 +374,8 @@ func (e *Engine) sequence(ctx context.Context) {
 					resp.wake = e.m.Outcome(r.w, r.receipt, r.err, now)
 				case opAccounts:
 					e.m.SetAccounts(r.system, r.accounts)
+					// Writes to the system waited for its directory: look at every agent again.
+					resp.agents = e.agentEmails()
 				case opExtension:
 					resp.agent = e.m.ApplyExtension(r.ext, r.answer, r.err, now)
 				case opWake:
@@ -601,14 +539,6 @@ func (e *Engine) Explain(ctx context.Context, email string, limit int) ([]Step, 
 
 // normalizeEmail is how the API's callers may write an agent's email.
 func normalizeEmail(s string) string { return strings.ToLower(strings.TrimSpace(s)) }
-
-// Ready returns nil once state is restored and account directories are loaded.
-func (e *Engine) Ready() error {
-	if e.ready.Load() {
-		return nil
-	}
-	return errors.New(e.notReady.Load().(string))
-}
 
 // Stats exposes the machine's counters.
 func (e *Engine) Stats() *Stats { return &e.m.Stats }

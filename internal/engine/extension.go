@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/policy"
@@ -16,9 +17,10 @@ import (
 )
 
 // ExtensionCall is one request to a policy's extension webhook (the Genesys CX Cloud
-// "enhanced status sync" contract): for a change on the Salesforce or the Genesys side, the
-// current and target status of both sides. The engine makes it after the event's decision is
-// committed; the answer may change the targets.
+// "enhanced status sync" contract): for a change on one side, the current and target status of
+// every side. The sides are the systems whose vendor plays one (connector.Vendor.Extension):
+// Salesforce's "salesforceStatus" and Genesys's "genesysCloudStatus". The engine makes the call
+// after the event's decision is committed; the answer may change the targets.
 type ExtensionCall struct {
 	Agent    string
 	Policy   string
@@ -29,106 +31,95 @@ type ExtensionCall struct {
 	At    time.Time
 	From  string
 	Cause string
-	// SF and GC name the two systems; Body is the JSON sent.
-	SF, GC string
-	Body   []byte
-	// sentSF and sentGC are the target ids sent, to recognise "no change".
-	sentSF, sentGC string
+	// Sides are the systems the call speaks of, in the order of the policy's systems.
+	Sides []ExtensionSide
+	// Body is the JSON sent.
+	Body []byte
 }
 
-type sfStatus struct {
-	StatusAPIName string `json:"statusApiName,omitempty"`
-	StatusID      string `json:"statusId,omitempty"`
-	StatusName    string `json:"statusName,omitempty"`
+// ExtensionSide is one system of an extension call.
+type ExtensionSide struct {
+	// System is the system's name; Key and IDKey are its vendor's keys in the contract.
+	System, Key, IDKey string
+	// Sent is the target status id sent, to recognise "no change".
+	Sent string
 }
 
-type gcStatus struct {
-	ID             string `json:"id,omitempty"`
-	SystemPresence string `json:"systemPresence,omitempty"`
+// extensionStatus is one side of the request.
+type extensionStatus struct {
+	CurrentStatus map[string]string `json:"currentStatus"`
+	TargetStatus  map[string]string `json:"targetStatus"`
 }
 
-type extensionRequest struct {
-	Agent            string `json:"agent"`
-	SalesforceStatus struct {
-		CurrentStatus sfStatus `json:"currentStatus"`
-		TargetStatus  sfStatus `json:"targetStatus"`
-	} `json:"salesforceStatus"`
-	GenesysCloudStatus struct {
-		CurrentStatus gcStatus `json:"currentStatus"`
-		TargetStatus  gcStatus `json:"targetStatus"`
-	} `json:"genesysCloudStatus"`
+// ExtensionAnswer is the webhook's answer: per side key, the target it wants
+// ({"genesysCloudStatus": {"targetStatus": {"id": …}}}).
+type ExtensionAnswer map[string]struct {
+	TargetStatus map[string]any `json:"targetStatus"`
 }
 
-// ExtensionAnswer is the webhook's answer: the target ids it wants.
-type ExtensionAnswer struct {
-	SalesforceStatus struct {
-		TargetStatus sfStatus `json:"targetStatus"`
-	} `json:"salesforceStatus"`
-	GenesysCloudStatus struct {
-		TargetStatus gcStatus `json:"targetStatus"`
-	} `json:"genesysCloudStatus"`
+// target returns the status id the answer gives for a side, or "".
+func (a ExtensionAnswer) target(side ExtensionSide) string {
+	id, _ := a[side.Key].TargetStatus[side.IDKey].(string)
+	return id
 }
 
-// extensionSystems returns the Salesforce and the Genesys system the contract speaks of.
-func (m *Machine) extensionSystems() (sf, gc string) {
+// extensionSides returns the first system of each side the contract speaks of.
+func (m *Machine) extensionSides() []ExtensionSide {
+	var out []ExtensionSide
 	for _, name := range m.cfg.SystemNames {
-		switch m.cfg.Systems[name].Kind {
-		case policy.KindSalesforce:
-			if sf == "" {
-				sf = name
-			}
-		case policy.KindGenesys:
-			if gc == "" {
-				gc = name
-			}
+		x := m.cfg.Systems[name].Vendor.Extension
+		if x == nil || slices.ContainsFunc(out, func(s ExtensionSide) bool { return s.Key == x.Key }) {
+			continue
 		}
+		out = append(out, ExtensionSide{System: name, Key: x.Key, IDKey: x.IDKey})
 	}
-	return sf, gc
+	return out
 }
 
-// queueExtension prepares the extension call for a status change on sf or gc, after the
-// policy's own decision: targets are the intents just decided, or the current status.
+// queueExtension prepares the extension call for a status change on one side, after the
+// policy's own decision: targets are the intents just decided, or the current status. The
+// contract needs two sides; with fewer, or for an event of another system, nothing is called.
 func (m *Machine) queueExtension(email string, f *foldState, pol *policy.Policy, ev presence.Event,
 	oldStatus, newStatus presence.Status, cause string, seq int64) {
-	sf, gc := m.extensionSystems()
-	if sf == "" || gc == "" || (ev.System != sf && ev.System != gc) {
+	sides := m.extensionSides()
+	if len(sides) < 2 || !slices.ContainsFunc(sides, func(s ExtensionSide) bool { return s.System == ev.System }) {
 		return
 	}
-	show := func(sys string) (cur, target presence.Status) {
-		if sys == ev.System {
-			return oldStatus, newStatus
+	req := map[string]any{"agent": email}
+	for i := range sides {
+		sys := sides[i].System
+		cur, target := oldStatus, newStatus
+		if sys != ev.System {
+			cur = presence.Status{}
+			if st := m.agents[email]; st != nil && st.Systems[sys] != nil {
+				cur = m.statusByID(sys, st.Systems[sys].observed())
+			}
+			target = cur
+			if t := f.shows(sys); t != "" {
+				target = m.statusByID(sys, t)
+			}
 		}
-		if st := m.agents[email]; st != nil && st.Systems[sys] != nil {
-			cur = m.statusByID(sys, st.Systems[sys].observed())
-		}
-		target = cur
-		if t := f.shows(sys); t != "" {
-			target = m.statusByID(sys, t)
-		}
-		return cur, target
+		render := m.cfg.Systems[sys].Vendor.Extension.Status
+		req[sides[i].Key] = extensionStatus{CurrentStatus: nonEmpty(render(cur)), TargetStatus: nonEmpty(render(target))}
+		sides[i].Sent = target.ID
 	}
-	var req extensionRequest
-	req.Agent = email
-	sfCur, sfTarget := show(sf)
-	gcCur, gcTarget := show(gc)
-	req.SalesforceStatus.CurrentStatus = sfStatus{sfCur.Name, sfCur.ID, sfCur.Label}
-	req.SalesforceStatus.TargetStatus = sfStatus{sfTarget.Name, sfTarget.ID, sfTarget.Label}
-	req.GenesysCloudStatus.CurrentStatus = gcStatus{gcCur.ID, gcPresence(gcCur)}
-	req.GenesysCloudStatus.TargetStatus = gcStatus{gcTarget.ID, gcPresence(gcTarget)}
 	body, err := json.Marshal(req)
 	if err != nil {
 		return
 	}
 	m.extCalls = append(m.extCalls, ExtensionCall{Agent: email, Policy: pol.Name, URL: pol.Extension.URL,
 		Timeout: pol.Extension.Timeout, EventSeq: seq, At: ev.At, From: ev.System, Cause: cause,
-		SF: sf, GC: gc, Body: body, sentSF: sfTarget.ID, sentGC: gcTarget.ID})
+		Sides: sides, Body: body})
 }
 
-func gcPresence(s presence.Status) string {
-	if s.SystemPresence != "" {
-		return s.SystemPresence
+// nonEmpty drops the empty values of a rendered status.
+func nonEmpty(m map[string]string) map[string]string {
+	for k, v := range m {
+		if v == "" {
+			delete(m, k)
+		}
 	}
-	return s.Name
+	return m
 }
 
 // TakeExtensionCalls returns the calls queued since the last take.
@@ -155,24 +146,22 @@ func (m *Machine) ApplyExtension(call ExtensionCall, ans ExtensionAnswer, callEr
 	}
 	step := Step{Kind: StepExtension, Rule: rule, Cause: call.Cause, Summary: "extension answered: no change"}
 	var targets []extTarget
-	for _, side := range []struct{ sys, sent, got string }{
-		{call.SF, call.sentSF, ans.SalesforceStatus.TargetStatus.StatusID},
-		{call.GC, call.sentGC, ans.GenesysCloudStatus.TargetStatus.ID},
-	} {
-		if side.got == "" || side.got == side.sent {
-			step.Details = append(step.Details, fmt.Sprintf("%s: no change", side.sys))
+	for _, side := range call.Sides {
+		got := ans.target(side)
+		if got == "" || got == side.Sent {
+			step.Details = append(step.Details, fmt.Sprintf("%s: no change", side.System))
 			continue
 		}
-		status, ok := presence.Status{ID: side.got, Name: side.got, Settable: true}, true
-		if c := m.cfg.Systems[side.sys].Catalog; c != nil {
-			status, ok = c.ByID(side.got)
+		status, ok := presence.Status{ID: got, Name: got, Settable: true}, true
+		if c := m.cfg.Systems[side.System].Catalog; c != nil {
+			status, ok = c.ByID(got)
 		}
 		if !ok || status.Category == presence.CategorySystem || !status.Settable {
-			step.Details = append(step.Details, fmt.Sprintf("%s: %q is not a settable status of %s; ignored", side.sys, side.got, side.sys))
+			step.Details = append(step.Details, fmt.Sprintf("%s: %q is not a settable status of %s; ignored", side.System, got, side.System))
 			continue
 		}
-		step.Details = append(step.Details, fmt.Sprintf("%s: %s", side.sys, status.Name))
-		targets = append(targets, extTarget{System: side.sys, Status: status.ID})
+		step.Details = append(step.Details, fmt.Sprintf("%s: %s", side.System, status.Name))
+		targets = append(targets, extTarget{System: side.System, Status: status.ID})
 	}
 	if len(targets) == 0 {
 		m.record(call.Agent, now, call.EventSeq, step)

@@ -22,6 +22,31 @@ const (
 	gcBreak = "227b37e2-f1d0-4dd0-8f50-badd7cf6d158"
 )
 
+// extensionRequest is the request of the CX Cloud status-sync contract, as the blueprint's
+// extension reads it.
+type extensionRequest struct {
+	Agent            string `json:"agent"`
+	SalesforceStatus struct {
+		CurrentStatus sfStatus `json:"currentStatus"`
+		TargetStatus  sfStatus `json:"targetStatus"`
+	} `json:"salesforceStatus"`
+	GenesysCloudStatus struct {
+		CurrentStatus gcStatus `json:"currentStatus"`
+		TargetStatus  gcStatus `json:"targetStatus"`
+	} `json:"genesysCloudStatus"`
+}
+
+type sfStatus struct {
+	StatusAPIName string `json:"statusApiName"`
+	StatusID      string `json:"statusId"`
+	StatusName    string `json:"statusName"`
+}
+
+type gcStatus struct {
+	ID             string `json:"id"`
+	SystemPresence string `json:"systemPresence"`
+}
+
 func TestExtensionWebhook(t *testing.T) {
 	tests := []struct {
 		name    string

@@ -3,13 +3,17 @@ package policy
 import (
 	"fmt"
 	"reflect"
+	"sort"
 
 	"cel.dev/cel-go/cel"
 	celast "cel.dev/cel-go/common/ast"
 	"cel.dev/cel-go/common/cost"
+	celtypes "cel.dev/cel-go/common/types"
+	"cel.dev/cel-go/common/types/ref"
 	"cel.dev/cel-go/ext"
 	"go.yaml.in/yaml/v3"
 
+	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -19,24 +23,6 @@ const celCostLimit = 100_000
 
 // celSizeLimit is the size assumed for strings, lists and maps when estimating cost.
 const celSizeLimit = 1024
-
-// salesforceVars are the CEL fields of a salesforce system's variable.
-type salesforceVars struct {
-	NewState            string  `cel:"new_state"`
-	OldState            string  `cel:"old_state"`
-	Channel             string  `cel:"channel"`
-	PreviousWorkload    int64   `cel:"previous_workload"`
-	NewWorkload         int64   `cel:"new_workload"`
-	PreviousWorkloadPct float64 `cel:"previous_workload_pct"`
-	NewWorkloadPct      float64 `cel:"new_workload_pct"`
-	ConfiguredCapacity  int64   `cel:"configured_capacity"`
-}
-
-// stateVars are the CEL fields of any other system's variable.
-type stateVars struct {
-	NewState string `cel:"new_state"`
-	OldState string `cel:"old_state"`
-}
 
 // eventVars is the CEL variable "event".
 type eventVars struct {
@@ -50,8 +36,19 @@ type eventVars struct {
 type sysInfo struct {
 	name, kind string
 	sys        *System
+	vendor     *connector.Vendor
 	// offline is the status a logout means.
 	offline presence.Status
+}
+
+// operand returns the vendor operand called name, or nil.
+func (s *sysInfo) operand(name string) *connector.Operand {
+	for i := range s.vendor.Operands {
+		if s.vendor.Operands[i].Name == name {
+			return &s.vendor.Operands[i]
+		}
+	}
+	return nil
 }
 
 // evalEnv is shared by every policy of a Config.
@@ -61,20 +58,26 @@ type evalEnv struct {
 	cel     *cel.Env
 }
 
+// The fields every system's CEL variable has.
+const (
+	fieldNewState = "new_state"
+	fieldOldState = "old_state"
+)
+
 func newEvalEnv(cfg *Config) (*evalEnv, error) {
 	e := &evalEnv{systems: map[string]*sysInfo{}, names: cfg.SystemNames}
-	opts := []cel.EnvOption{
-		ext.NativeTypes(reflect.TypeFor[salesforceVars](), reflect.TypeFor[stateVars](),
-			reflect.TypeFor[eventVars](), ext.ParseStructTags(true)),
+	types := &systemTypes{fields: map[string]map[string]*celtypes.Type{}}
+	opts := []cel.EnvOption{types.option()}
+	opts = append(opts,
+		ext.NativeTypes(reflect.TypeFor[eventVars](), ext.ParseStructTags(true)),
 		cel.CrossTypeNumericComparisons(true),
-		cel.Variable("event", cel.ObjectType("policy.eventVars")),
-	}
+		cel.Variable("event", cel.ObjectType("policy.eventVars")))
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
-		si := &sysInfo{name: name, kind: sys.Kind, sys: sys, offline: presence.Status{Name: presence.OfflineName,
+		si := &sysInfo{name: name, kind: sys.Kind, sys: sys, vendor: sys.Vendor, offline: presence.Status{Name: presence.OfflineName,
 			Label: presence.OfflineName, Category: presence.CategoryOffline, Settable: true}}
-		if sys.Kind == KindSalesforce {
-			si.offline = salesforceOffline
+		if off := sys.Vendor.Catalog.Offline; off != nil {
+			si.offline = *off
 		}
 		if sys.Catalog != nil {
 			if st, ok := sys.Catalog.ByName(presence.OfflineName); ok {
@@ -82,11 +85,7 @@ func newEvalEnv(cfg *Config) (*evalEnv, error) {
 			}
 		}
 		e.systems[name] = si
-		typ := "policy.stateVars"
-		if sys.Kind == KindSalesforce {
-			typ = "policy.salesforceVars"
-		}
-		opts = append(opts, cel.Variable(name, cel.ObjectType(typ)))
+		opts = append(opts, cel.Variable(name, cel.ObjectType(types.add(sys.Vendor))))
 	}
 	env, err := cel.NewEnv(opts...)
 	if err != nil {
@@ -94,6 +93,97 @@ func newEvalEnv(cfg *Config) (*evalEnv, error) {
 	}
 	e.cel = env
 	return e, nil
+}
+
+// systemTypes gives each vendor kind a CEL object type ("omnipresence.salesforce") whose fields
+// are new_state, old_state and the vendor's operands. At run time a system's variable is a
+// map[string]any of those fields.
+type systemTypes struct {
+	base   celtypes.Provider
+	fields map[string]map[string]*celtypes.Type // type name → field → type
+}
+
+const systemTypePrefix = "omnipresence."
+
+// add declares the type of a vendor's systems and returns its name.
+func (t *systemTypes) add(v *connector.Vendor) string {
+	name := systemTypePrefix + v.Kind
+	if _, done := t.fields[name]; done {
+		return name
+	}
+	f := map[string]*celtypes.Type{fieldNewState: celtypes.StringType, fieldOldState: celtypes.StringType}
+	for _, op := range v.Operands {
+		switch op.Type {
+		case connector.Int:
+			f[op.Name] = celtypes.IntType
+		case connector.Double:
+			f[op.Name] = celtypes.DoubleType
+		default:
+			f[op.Name] = celtypes.StringType
+		}
+	}
+	t.fields[name] = f
+	return name
+}
+
+// option installs t as the environment's type provider, in front of the one it has.
+func (t *systemTypes) option() cel.EnvOption {
+	return func(env *cel.Env) (*cel.Env, error) {
+		t.base = env.CELTypeProvider()
+		return cel.CustomTypeProvider(t)(env)
+	}
+}
+
+func (t *systemTypes) EnumValue(name string) ref.Val { return t.base.EnumValue(name) }
+
+func (t *systemTypes) FindIdent(name string) (ref.Val, bool) { return t.base.FindIdent(name) }
+
+func (t *systemTypes) FindStructType(name string) (*celtypes.Type, bool) {
+	if _, ok := t.fields[name]; ok {
+		return celtypes.NewTypeTypeWithParam(celtypes.NewObjectType(name)), true
+	}
+	return t.base.FindStructType(name)
+}
+
+func (t *systemTypes) FindStructFieldNames(name string) ([]string, bool) {
+	if f, ok := t.fields[name]; ok {
+		out := make([]string, 0, len(f))
+		for k := range f {
+			out = append(out, k)
+		}
+		sort.Strings(out)
+		return out, true
+	}
+	return t.base.FindStructFieldNames(name)
+}
+
+func (t *systemTypes) FindStructFieldType(name, field string) (*celtypes.FieldType, bool) {
+	f, ok := t.fields[name]
+	if !ok {
+		return t.base.FindStructFieldType(name, field)
+	}
+	typ, ok := f[field]
+	if !ok {
+		return nil, false
+	}
+	return &celtypes.FieldType{
+		Type:  typ,
+		IsSet: func(any) bool { return true },
+		GetFrom: func(obj any) (any, error) {
+			m, ok := obj.(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("no field %s on %T", field, obj)
+			}
+			return m[field], nil
+		},
+	}, true
+}
+
+func (t *systemTypes) NewValue(name string, fields map[string]ref.Val) ref.Val {
+	if _, ok := t.fields[name]; ok {
+		return celtypes.NewErr("%s values cannot be created in expressions", name)
+	}
+	return t.base.NewValue(name, fields)
 }
 
 // celTest is a compiled CEL rule test.
@@ -171,34 +261,51 @@ func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstN
 	return nil
 }
 
-// activation builds the CEL variables for the event, once per evaluation.
+// activation builds the CEL variables for the event, once per evaluation: per system its
+// states and, for the event's system, its operands (zero values for the other systems).
 func (x *evalCtx) activation() map[string]any {
 	if x.cel != nil {
 		return x.cel.act
 	}
 	act := make(map[string]any, len(x.env.names)+1)
-	act["event"] = &eventVars{Type: string(x.in.Event.Type), System: x.in.Event.System, Status: x.in.Event.Status, Data: x.in.Event.Data}
+	data := x.in.Event.Data
+	if data == nil {
+		data = map[string]any{}
+	}
+	act["event"] = &eventVars{Type: string(x.in.Event.Type), System: x.in.Event.System, Status: x.in.Event.Status, Data: data}
 	for _, name := range x.env.names {
 		si := x.env.systems[name]
-		st := stateVars{NewState: x.in.Current[name].Name, OldState: x.in.Current[name].Name}
+		v := make(map[string]any, 2+len(si.vendor.Operands))
 		if name == x.in.Event.System {
-			st = stateVars{NewState: x.newS.Name, OldState: x.in.Old.Name}
+			v[fieldNewState], v[fieldOldState] = x.newS.Name, x.in.Old.Name
+		} else {
+			v[fieldNewState], v[fieldOldState] = x.in.Current[name].Name, x.in.Current[name].Name
 		}
-		if si.kind != KindSalesforce {
-			act[name] = &st
-			continue
-		}
-		v := &salesforceVars{NewState: st.NewState, OldState: st.OldState}
-		if name == x.in.Event.System {
-			w := x.workload()
-			v.Channel = w.channel
-			v.PreviousWorkload, v.NewWorkload, v.ConfiguredCapacity = int64(w.previous), int64(w.next), int64(w.capacity)
-			v.PreviousWorkloadPct, v.NewWorkloadPct = w.pct(w.previous), w.pct(w.next)
+		mine := name == x.in.Event.System
+		for i := range si.vendor.Operands {
+			op := &si.vendor.Operands[i]
+			switch op.Type {
+			case connector.Int:
+				n := int64(0)
+				if mine {
+					n = int64(op.Number(&x.in.Event))
+				}
+				v[op.Name] = n
+			case connector.Double:
+				f := 0.0
+				if mine {
+					f = op.Number(&x.in.Event)
+				}
+				v[op.Name] = f
+			default:
+				t := ""
+				if mine {
+					t = op.Text(&x.in.Event)
+				}
+				v[op.Name] = t
+			}
 		}
 		act[name] = v
-	}
-	if act["event"].(*eventVars).Data == nil {
-		act["event"].(*eventVars).Data = map[string]any{}
 	}
 	x.cel = &celVars{act: act}
 	return act
@@ -270,7 +377,7 @@ func (c *compiler) celState(e celast.Expr) (*sysInfo, string) {
 	}
 	sel := e.AsSelect()
 	f := sel.FieldName()
-	if (f != "new_state" && f != "old_state") || sel.Operand().Kind() != celast.IdentKind {
+	if (f != fieldNewState && f != fieldOldState) || sel.Operand().Kind() != celast.IdentKind {
 		return nil, ""
 	}
 	return c.env.systems[sel.Operand().AsIdent()], f

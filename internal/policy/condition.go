@@ -7,6 +7,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -38,20 +39,9 @@ const (
 	literal operandKind = iota
 	newState
 	oldState
-	channel
-	previousWorkload
-	newWorkload
-	previousWorkloadPct
-	newWorkloadPct
-	configuredCapacity
+	// vendorOperand is one of the Operands of the system's vendor.
+	vendorOperand
 )
-
-var operandKinds = map[string]operandKind{
-	"new_state": newState, "old_state": oldState, "channel": channel,
-	"previous_workload": previousWorkload, "new_workload": newWorkload,
-	"previous_workload_pct": previousWorkloadPct, "new_workload_pct": newWorkloadPct,
-	"configured_capacity": configuredCapacity,
-}
 
 // value is an operand's value: text, and a number when the text is one.
 type value struct {
@@ -100,6 +90,8 @@ func parseNumber(s string) (float64, bool) {
 type operand struct {
 	kind   operandKind
 	system string
+	// vendor is the vendor operand (kind vendorOperand).
+	vendor *connector.Operand
 	// written is the operand as written; lit is a literal's value.
 	written string
 	lit     value
@@ -118,27 +110,17 @@ func (o *operand) value(x *evalCtx) value {
 		}
 		return textValue(x.in.Current[o.system].Name)
 	}
+	text := o.vendor.Type == connector.Text
 	if o.system != x.in.Event.System {
-		if o.kind == channel {
+		if text {
 			return value{text: true}
 		}
 		return numValue(0)
 	}
-	w := x.workload()
-	switch o.kind {
-	case channel:
-		return textValue(w.channel)
-	case previousWorkload:
-		return numValue(w.previous)
-	case newWorkload:
-		return numValue(w.next)
-	case previousWorkloadPct:
-		return numValue(w.pct(w.previous))
-	case newWorkloadPct:
-		return numValue(w.pct(w.next))
-	default:
-		return numValue(w.capacity)
+	if text {
+		return textValue(o.vendor.Text(&x.in.Event))
 	}
+	return numValue(o.vendor.Number(&x.in.Event))
 }
 
 // The comparison operators of structured tests.
@@ -264,7 +246,7 @@ func (c *compiler) operand(n *yaml.Node, what string) (operand, bool) {
 		return operand{kind: literal, written: s, lit: textValue(s)}, true
 	}
 	si, known := c.env.systems[sys]
-	kind, isField := operandKinds[field]
+	isField := field == fieldNewState || field == fieldOldState || len(kindsWithOperand(field)) > 0
 	if !known {
 		if isField {
 			c.errf(d, "operand %s names no configured system%s", s, hint(sys, c.cfg.SystemNames))
@@ -272,20 +254,39 @@ func (c *compiler) operand(n *yaml.Node, what string) (operand, bool) {
 		}
 		return operand{kind: literal, written: s, lit: textValue(s)}, true
 	}
-	fields := fieldsFor(si.kind)
-	if !contains(fields, field) {
-		if isField {
-			c.errf(d, "operand %s does not exist for a %s system; workload operands exist only for salesforce systems", s, si.kind)
-		} else {
-			full := make([]string, len(fields))
-			for i, f := range fields {
-				full[i] = sys + "." + f
-			}
-			c.errf(d, "operand %s does not exist%s", s, hint(s, full))
-		}
+	switch field {
+	case fieldNewState:
+		return operand{kind: newState, system: sys, written: s}, true
+	case fieldOldState:
+		return operand{kind: oldState, system: sys, written: s}, true
+	}
+	if op := si.operand(field); op != nil {
+		return operand{kind: vendorOperand, system: sys, vendor: op, written: s}, true
+	}
+	if kinds := kindsWithOperand(field); len(kinds) > 0 {
+		c.errf(d, "operand %s does not exist for a %s system; it exists for %s systems", s, si.kind, strings.Join(kinds, " and "))
 		return operand{}, false
 	}
-	return operand{kind: kind, system: sys, written: s}, true
+	full := []string{sys + "." + fieldNewState, sys + "." + fieldOldState}
+	for _, op := range si.vendor.Operands {
+		full = append(full, sys+"."+op.Name)
+	}
+	c.errf(d, "operand %s does not exist%s", s, hint(s, full))
+	return operand{}, false
+}
+
+// kindsWithOperand lists the registered kinds whose events offer the operand.
+func kindsWithOperand(name string) []string {
+	var out []string
+	for _, k := range connector.Kinds() {
+		v, _ := connector.Lookup(k)
+		for _, op := range v.Operands {
+			if op.Name == name {
+				out = append(out, k)
+			}
+		}
+	}
+	return out
 }
 
 // The operators of activity match tests.
@@ -497,12 +498,4 @@ func describeData(v any) string {
 		return "a list"
 	}
 	return fmt.Sprintf("%T", v)
-}
-
-// number reads a data field as a number (JSON numbers, or numeric text).
-func number(v any) float64 {
-	if s, ok := dataScalar(v); ok && s.num {
-		return s.n
-	}
-	return 0
 }

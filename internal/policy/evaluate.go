@@ -54,9 +54,7 @@ type evalCtx struct {
 	in  Input
 	env *evalEnv
 	// newS is the event system's status after the event (Offline for a logout).
-	newS   presence.Status
-	wl     workload
-	wlDone bool
+	newS presence.Status
 	// cel holds the CEL variables once a CEL test needs them.
 	cel *celVars
 }
@@ -64,31 +62,6 @@ type evalCtx struct {
 // celVars is kept behind a pointer so that building it does not move the evaluation onto the heap.
 type celVars struct {
 	act map[string]any
-}
-
-// workload is the Salesforce workload an event carries.
-type workload struct {
-	channel                  string
-	previous, next, capacity float64
-}
-
-// pct is v as a percentage (0–100) of the configured capacity, 0 without capacity.
-func (w *workload) pct(v float64) float64 {
-	if w.capacity == 0 {
-		return 0
-	}
-	return v * 100 / w.capacity
-}
-
-func (x *evalCtx) workload() *workload {
-	if !x.wlDone {
-		x.wlDone = true
-		d := x.in.Event.Data
-		x.wl.previous, x.wl.next = number(d["previousWorkload"]), number(d["newWorkload"])
-		x.wl.capacity = number(d["configuredCapacity"])
-		x.wl.channel, _ = d["channel"].(string)
-	}
-	return &x.wl
 }
 
 // Evaluate decides what one event means under the policy: the maps from the event's system

@@ -28,7 +28,7 @@ func TestLoadFull(t *testing.T) {
 		t.Errorf("SystemNames = %v, want %v", cfg.SystemNames, want)
 	}
 	sf := cfg.Systems["sf"]
-	if sf.Kind != KindSalesforce || sf.Catalog == nil || len(sf.Accounts) != 2 {
+	if sf.Kind != "salesforce" || sf.Catalog == nil || len(sf.Accounts) != 2 {
 		t.Fatalf("sf = %+v", sf)
 	}
 	if off, ok := sf.Catalog.ByID("0"); !ok || off.Name != "Offline" || !off.Settable {
@@ -105,7 +105,7 @@ func TestLoadFolder(t *testing.T) {
 	}
 	def := cfg.Policies[0]
 	// Without a catalog, Salesforce still knows Offline ("0").
-	if got, ok := def.Maps[0].Lookup(presence.Status{Name: "Offline"}); !ok || got != salesforceOffline {
+	if got, ok := def.Maps[0].Lookup(presence.Status{Name: "Offline"}); !ok || got != *cfg.Systems["sf"].Vendor.Catalog.Offline {
 		t.Errorf("gc Offline -> %+v, %v", got, ok)
 	}
 	if got, _ := def.Maps[1].Lookup(presence.Status{ID: "Available", Name: "Available"}); got != (presence.Status{ID: "On Queue", Name: "On Queue", Label: "On Queue", Settable: true}) {

@@ -8,6 +8,7 @@ import (
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -249,8 +250,8 @@ func (c *compiler) status(s *sysInfo, n *yaml.Node, text string, target bool) (p
 			return st, false
 		}
 		st = found
-	} else if s.kind == KindSalesforce && (text == salesforceOffline.Name || text == salesforceOffline.ID) {
-		st = salesforceOffline
+	} else if off := s.vendor.Catalog.Offline; off != nil && (text == off.Name || text == off.ID) {
+		st = *off
 	} else {
 		// Without a catalog a status names itself, as the engine names statuses it cannot resolve.
 		st = presence.Status{ID: text, Name: text, Label: text, Settable: true}
@@ -258,8 +259,8 @@ func (c *compiler) status(s *sysInfo, n *yaml.Node, text string, target bool) (p
 	if !target {
 		return st, true
 	}
-	if phrase, system := vendorSystemState(s.kind, st.Name); system {
-		c.errf(n, "%q is %s and cannot be set", st.Name, phrase)
+	if facts := s.vendor.Catalog; facts.IsSystemState(st.Name) {
+		c.errf(n, "%q is %s and cannot be set", st.Name, facts.SystemStatePhrase)
 		return st, false
 	}
 	if !st.Settable {
@@ -550,10 +551,12 @@ func (c *compiler) onDisconnect(p *Policy, n *yaml.Node) *OnDisconnect {
 		ok = false
 	} else if s, good := c.systemRef(v, what); !good {
 		ok = false
-	} else if console, has := agentConsoles[s.kind]; !has {
+	} else if console := s.vendor.AgentConsole; console == "" {
 		var kinds []string
-		for k := range agentConsoles {
-			kinds = append(kinds, k)
+		for _, k := range connector.Kinds() {
+			if v, _ := connector.Lookup(k); v.AgentConsole != "" {
+				kinds = append(kinds, k)
+			}
 		}
 		c.errf(deref(v), "%s: %s is a %s system, which has no agent console the service sees; of names a system of kind %s",
 			what, s.name, s.kind, strings.Join(sortedStrings(kinds), " or "))

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
 )
@@ -81,8 +82,12 @@ type Config struct {
 
 // System is one configured platform instance.
 type System struct {
-	Name     string
-	Kind     string
+	Name string
+	Kind string
+	// Vendor is the registered vendor of Kind.
+	Vendor *connector.Vendor
+	// Settings are the connection settings as written (references unresolved); empty when the
+	// policy gives none (see Connected).
 	Settings settings.Settings
 	// Catalog is the inline or pulled catalog; nil when neither exists.
 	Catalog *Catalog
@@ -90,9 +95,15 @@ type System struct {
 	Accounts []presence.Account
 }
 
-// OfflineLogsOut reports whether showing Offline means the agent logged out of the system
-// (Salesforce Omni-Channel): then a reading of Offline is a logout.
-func (s *System) OfflineLogsOut() bool { return s.Kind == KindSalesforce }
+// OfflineLogsOut reports whether showing Offline means the agent logged out of the system (its
+// vendor reserves an Offline status, as Salesforce Omni-Channel does): then a reading of
+// Offline is a logout.
+func (s *System) OfflineLogsOut() bool { return s.Vendor != nil && s.Vendor.Catalog.Offline != nil }
+
+// Connected reports whether the policy gives the system connection settings. A system without
+// any is known only through its inline catalog and accounts: simulate runs it, and serve takes
+// its events from the webhook and holds its writes.
+func (s *System) Connected() bool { return len(s.Settings) > 0 }
 
 // Agent is one entry of the agents directory.
 type Agent struct {

@@ -3,11 +3,13 @@ package policy
 import (
 	"fmt"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
 	"go.yaml.in/yaml/v3"
 
+	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
 )
@@ -111,7 +113,7 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 	sortStrings(cfg.SystemNames)
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
-		if sys.Catalog != nil || l.opts.Catalog == nil || !contains(Kinds, sys.Kind) {
+		if sys.Catalog != nil || l.opts.Catalog == nil {
 			continue
 		}
 		l.file = sysFile[name]
@@ -121,7 +123,7 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 			continue
 		}
 		if statuses != nil {
-			sys.Catalog = withOffline(sys.Kind, statuses)
+			sys.Catalog = withOffline(sys.Vendor, statuses)
 		}
 	}
 	env, err := newEvalEnv(cfg)
@@ -169,44 +171,37 @@ func (l *loader) system(name string, kn, n *yaml.Node) *System {
 	if o == nil {
 		return nil
 	}
+	kinds := connector.Kinds()
 	sys := &System{Name: name, Settings: settings.Settings{}}
 	if e := o.get("kind"); e == nil {
-		l.errf(kn, "system %s has no kind; add kind: %s", name, strings.Join(Kinds, " | "))
+		l.errf(kn, "system %s has no kind; add kind: %s", name, strings.Join(kinds, " | "))
 		ok = false
 	} else if k, good := l.str(e.val, "kind of "+what); good {
-		if !contains(Kinds, k) {
-			l.errf(e.val, "unknown system kind %q%s", k, hint(k, Kinds))
+		if v, found := connector.Lookup(k); !found {
+			l.errf(e.val, "unknown system kind %q%s", k, hint(k, kinds))
 			ok = false
 		} else {
-			sys.Kind = k
+			sys.Kind, sys.Vendor = k, v
 		}
 	} else {
 		ok = false
 	}
+	// nodes remembers where each connection setting is, by dotted key, for the vendor's checks.
+	nodes := map[string]*yaml.Node{}
 	for _, e := range o.entries {
 		switch e.key {
 		case "kind":
 		case "catalog":
-			sys.Catalog = l.catalog(sys, e.val)
+			if sys.Vendor != nil {
+				sys.Catalog = l.catalog(sys, e.val)
+			}
 		case "accounts":
 			sys.Accounts = l.accounts(name, e.val)
 		default:
-			if sys.Kind == "" {
+			if sys.Vendor == nil {
 				continue // the kind is wrong; its keys cannot be checked
 			}
-			known := connectionKeys[sys.Kind]
-			if !contains(known, e.key) {
-				l.errf(e.kn, "unknown key %q in %s (kind %s)%s", e.key, what, sys.Kind,
-					hint(e.key, append(append([]string{}, systemBase...), known...)))
-				continue
-			}
-			if e.key == "auth" {
-				if auth := l.auth(name, e.val); auth != nil {
-					sys.Settings[e.key] = auth
-				}
-				continue
-			}
-			if v, good := l.setting(e.val, e.key+" of "+what); good {
+			if v, good := l.settingValue(sys, sys.Vendor.Settings, e, "", nodes); good {
 				sys.Settings[e.key] = v
 			}
 		}
@@ -214,7 +209,98 @@ func (l *loader) system(name string, kn, n *yaml.Node) *System {
 	if !ok {
 		return nil
 	}
+	if sys.Connected() {
+		l.checkSettings(sys, kn, nodes)
+	}
 	return sys
+}
+
+// settingValue reads one connection setting of sys declared in decl (a scalar, or a nested
+// mapping of further settings) and records its node under its dotted key.
+func (l *loader) settingValue(sys *System, decl []connector.Setting, e *entry, prefix string, nodes map[string]*yaml.Node) (any, bool) {
+	key := prefix + e.key
+	where := "system " + sys.Name + " (kind " + sys.Kind + ")"
+	if prefix != "" {
+		where = strings.TrimSuffix(prefix, ".") + " of system " + sys.Name
+	}
+	var d *connector.Setting
+	for i := range decl {
+		if decl[i].Key == e.key {
+			d = &decl[i]
+		}
+	}
+	if d == nil {
+		known := make([]string, 0, len(decl)+len(systemBase))
+		if prefix == "" {
+			known = append(known, systemBase...)
+		}
+		for _, x := range decl {
+			known = append(known, x.Key)
+		}
+		l.errf(e.kn, "unknown key %q in %s%s", e.key, where, hint(e.key, known))
+		return nil, false
+	}
+	nodes[key] = deref(e.val)
+	if d.Keys == nil {
+		return l.setting(e.val, key+" of system "+sys.Name)
+	}
+	o := l.mapping(e.val, key+" of system "+sys.Name, nil)
+	if o == nil {
+		return nil, false
+	}
+	out := settings.Settings{}
+	good := true
+	for _, sub := range o.entries {
+		if v, ok := l.settingValue(sys, d.Keys, sub, key+".", nodes); ok {
+			out[sub.key] = v
+		} else {
+			good = false
+		}
+	}
+	for _, x := range d.Keys {
+		if x.Required && o.get(x.Key) == nil {
+			l.errf(o.node, "%s of system %s is missing %s%s", key, sys.Name, x.Key, docHint(x))
+			good = false
+		}
+	}
+	return out, good
+}
+
+func docHint(s connector.Setting) string {
+	if s.Doc == "" {
+		return ""
+	}
+	return ": " + s.Doc
+}
+
+// checkSettings reports the required settings sys lacks and what the vendor's own checks find,
+// each at the setting it is about.
+func (l *loader) checkSettings(sys *System, kn *yaml.Node, nodes map[string]*yaml.Node) {
+	missing := false
+	for _, d := range sys.Vendor.Settings {
+		if d.Required && sys.Settings[d.Key] == nil && nodes[d.Key] == nil {
+			l.errf(kn, "system %s (kind %s) is missing %s%s", sys.Name, sys.Kind, d.Key, docHint(d))
+			missing = true
+		}
+	}
+	if missing || sys.Vendor.Check == nil {
+		return
+	}
+	for _, p := range sys.Vendor.Check(sys.Settings) {
+		at := kn
+		for key := p.Key; key != ""; {
+			if n := nodes[key]; n != nil {
+				at = n
+				break
+			}
+			i := strings.LastIndexByte(key, '.')
+			if i < 0 {
+				break
+			}
+			key = key[:i]
+		}
+		l.errf(at, "system %s: %s", sys.Name, p.Message)
+	}
 }
 
 func identifierLike(name string) string {
@@ -245,63 +331,6 @@ func (l *loader) setting(n *yaml.Node, what string) (string, bool) {
 		return "", false
 	}
 	return v, true
-}
-
-// auth reads salesforce auth: {flow, …}.
-func (l *loader) auth(system string, n *yaml.Node) settings.Settings {
-	what := "auth of system " + system
-	o := l.mapping(n, what, nil)
-	if o == nil {
-		return nil
-	}
-	flows := sortedKeys(authFlows)
-	fe := o.get("flow")
-	if fe == nil {
-		l.errf(o.node, "%s has no flow; add flow: %s", what, strings.Join(flows, " | "))
-		all := []string{"flow"}
-		for _, f := range flows {
-			for _, k := range authFlows[f] {
-				if !contains(all, k) {
-					all = append(all, k)
-				}
-			}
-		}
-		for _, e := range o.entries {
-			if !contains(all, e.key) {
-				l.errf(e.kn, "unknown key %q in %s%s", e.key, what, hint(e.key, all))
-			}
-		}
-		return nil
-	}
-	flow, ok := l.str(fe.val, "flow of "+what)
-	if !ok {
-		return nil
-	}
-	keys, ok := authFlows[flow]
-	if !ok {
-		l.errf(deref(fe.val), "unknown auth flow %q%s", flow, hint(flow, flows))
-		return nil
-	}
-	out := settings.Settings{"flow": flow}
-	known := append([]string{"flow"}, keys...)
-	for _, e := range o.entries {
-		if e.key == "flow" {
-			continue
-		}
-		if !contains(known, e.key) {
-			l.errf(e.kn, "unknown key %q in %s (flow %s)%s", e.key, what, flow, hint(e.key, known))
-			continue
-		}
-		if v, good := l.setting(e.val, e.key+" of "+what); good {
-			out[e.key] = v
-		}
-	}
-	for _, k := range keys {
-		if o.get(k) == nil {
-			l.errf(o.node, "%s (flow %s) is missing %s", what, flow, k)
-		}
-	}
-	return out
 }
 
 // catalog reads an inline catalog.
@@ -349,8 +378,8 @@ func (l *loader) catalog(sys *System, n *yaml.Node) *Catalog {
 		}
 		if v := o.val("system_presence"); v != nil {
 			if sp, good := l.str(v, "system presence"); good {
-				if sys.Kind != KindGenesys {
-					l.errf(deref(v), "system_presence applies to genesys statuses only, not to %s's", sys.Kind)
+				if !slices.Contains(sys.Vendor.Catalog.StatusKeys, "system_presence") {
+					l.errf(deref(v), "system_presence does not apply to %s statuses", sys.Kind)
 				}
 				st.SystemPresence = sp
 			}
@@ -363,17 +392,17 @@ func (l *loader) catalog(sys *System, n *yaml.Node) *Catalog {
 				st.Settable = d.Value == "true"
 			}
 		}
-		if sys.Kind == KindSalesforce {
-			if st.ID == salesforceOffline.ID && st.Name != salesforceOffline.Name {
-				l.errf(idNode, "status id \"0\" is Salesforce's Offline; name it Offline")
+		if off := sys.Vendor.Catalog.Offline; off != nil {
+			if st.ID == off.ID && st.Name != off.Name {
+				l.errf(idNode, "status id %q is %s's %s; name it %s", off.ID, sys.Vendor.Title, off.Name, off.Name)
 				continue
 			}
-			if st.Name == salesforceOffline.Name && st.ID != salesforceOffline.ID && o.val("id") != nil {
-				l.errf(idNode, "Salesforce's Offline status has id \"0\"")
+			if st.Name == off.Name && st.ID != off.ID && o.val("id") != nil {
+				l.errf(idNode, "%s's %s status has id %q", sys.Vendor.Title, off.Name, off.ID)
 				continue
 			}
-			if st.Name == salesforceOffline.Name {
-				st.ID = salesforceOffline.ID
+			if st.Name == off.Name {
+				st.ID = off.ID
 			}
 		}
 		if line, dup := ids[st.ID]; dup {
@@ -387,19 +416,13 @@ func (l *loader) catalog(sys *System, n *yaml.Node) *Catalog {
 		ids[st.ID], names[st.Name] = idNode.Line, deref(nameNode).Line
 		statuses = append(statuses, st)
 	}
-	return withOffline(sys.Kind, statuses)
+	return withOffline(sys.Vendor, statuses)
 }
 
-// withOffline indexes statuses, adding Salesforce's reserved Offline when it is missing.
-func withOffline(kind string, statuses []presence.Status) *Catalog {
-	if kind == KindSalesforce {
-		found := false
-		for _, s := range statuses {
-			found = found || s.ID == salesforceOffline.ID
-		}
-		if !found {
-			statuses = append(statuses, salesforceOffline)
-		}
+// withOffline indexes statuses, adding the vendor's reserved Offline status when it is missing.
+func withOffline(v *connector.Vendor, statuses []presence.Status) *Catalog {
+	if off := v.Catalog.Offline; off != nil && !slices.ContainsFunc(statuses, func(s presence.Status) bool { return s.ID == off.ID }) {
+		statuses = append(statuses, *off)
 	}
 	return NewCatalog(statuses)
 }
@@ -473,12 +496,3 @@ func (l *loader) email(o *object, what string) (string, bool) {
 }
 
 func sortStrings(s []string) { sort.Strings(s) }
-
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
-}

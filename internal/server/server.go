@@ -38,7 +38,8 @@ type Engine interface {
 	Subscribe(buffer int) (decisions <-chan engine.Decision, cancel func())
 	// Ingest stores one event and returns once it is durable.
 	Ingest(ctx context.Context, ev presence.Event) error
-	// Ready returns nil when the engine can serve, otherwise the reason it cannot.
+	// Ready returns nil when the engine can serve and every system is ready; an
+	// *engine.DegradedError when it serves without some systems; otherwise why it cannot serve.
 	Ready() error
 }
 
@@ -367,13 +368,25 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, "ok\n")
 }
 
+// readyz answers 200 while the service serves, even when some systems are not ready (a vendor
+// outage delays only that vendor; the API, the webhook and the other systems work): the body is
+// then "degraded" and one line per system that is not ready. It answers 503 while the service
+// cannot serve at all (starting, stopping).
 func (s *Server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	if err := s.opts.Engine.Ready(); err != nil {
+	err := s.opts.Engine.Ready()
+	var degraded *engine.DegradedError
+	switch {
+	case err == nil:
+		io.WriteString(w, "ok\n")
+	case errors.As(err, &degraded):
+		io.WriteString(w, "degraded\n")
+		for _, sys := range degraded.Systems {
+			fmt.Fprintf(w, "system %s is not ready: %s\n", sys.Name, sys.Reason)
+		}
+	default:
 		w.WriteHeader(http.StatusServiceUnavailable)
 		fmt.Fprintf(w, "not ready: %v\n", err)
-		return
 	}
-	io.WriteString(w, "ok\n")
 }

@@ -344,6 +344,13 @@ func TestHealthAndReady(t *testing.T) {
 	if w := do(t, s.Handler(), request{path: "/healthz"}); w.Code != 200 {
 		t.Errorf("healthz when not ready: %d", w.Code)
 	}
+	// A system that is not ready degrades the service; it still serves.
+	gc := engine.SystemHealth{Name: "gc", Kind: "genesys", State: engine.SystemWaiting, Reason: "loading accounts: connection refused"}
+	f.readyErr = &engine.DegradedError{Systems: []engine.SystemHealth{gc}}
+	want := "degraded\nsystem gc is not ready: loading accounts: connection refused\n"
+	if w := do(t, s.Handler(), request{path: "/readyz"}); w.Code != 200 || w.Body.String() != want {
+		t.Errorf("readyz when degraded: %d %q, want 200 %q", w.Code, w.Body, want)
+	}
 }
 
 func TestMetrics(t *testing.T) {

@@ -49,6 +49,9 @@ func Expand(value string, lookup Lookup) (string, error) {
 	return out, nil
 }
 
+// resolved is a value whose references were already resolved (see Resolve); it is used as is.
+type resolved string
+
 // String returns the key's value with ${ENV} expanded and a "file:" value replaced by the
 // trimmed file content. A missing key returns "" and no error.
 func (s Settings) String(key string) (string, error) {
@@ -56,19 +59,72 @@ func (s Settings) String(key string) (string, error) {
 	if !ok || raw == nil {
 		return "", nil
 	}
-	v := fmt.Sprint(raw)
-	v, err := Expand(v, nil)
+	if r, ok := raw.(resolved); ok {
+		return string(r), nil
+	}
+	v, err := resolve(fmt.Sprint(raw))
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", key, err)
+	}
+	return v, nil
+}
+
+func resolve(v string) (string, error) {
+	v, err := Expand(v, nil)
+	if err != nil {
+		return "", err
 	}
 	if path, ok := strings.CutPrefix(v, "file:"); ok {
 		b, err := os.ReadFile(path)
 		if err != nil {
-			return "", fmt.Errorf("%s: reading secret file: %w", key, err)
+			return "", fmt.Errorf("reading secret file: %w", err)
 		}
 		v = strings.TrimSpace(string(b))
 	}
 	return v, nil
+}
+
+// Literal returns the key's value as written when it is known without resolving anything: it
+// holds no ${ENV} reference and is not a file: path (or was resolved already). ok is false for
+// a value only the environment or a file can tell, and for an absent key.
+func (s Settings) Literal(key string) (v string, ok bool) {
+	raw, present := s[key]
+	if !present || raw == nil {
+		return "", false
+	}
+	if r, ok := raw.(resolved); ok {
+		return string(r), true
+	}
+	v = fmt.Sprint(raw)
+	if envRef.MatchString(v) || strings.HasPrefix(v, "file:") {
+		return v, false
+	}
+	return v, true
+}
+
+// Resolve returns a copy with every ${ENV} reference and file: path resolved, nested settings
+// included; the first failure names its key. Reading a resolved value resolves nothing again.
+func (s Settings) Resolve() (Settings, error) {
+	out := Settings{}
+	for k, raw := range s {
+		if sub := s.Sub(k); sub != nil {
+			r, err := sub.Resolve()
+			if err != nil {
+				return nil, fmt.Errorf("%s.%w", k, err)
+			}
+			out[k] = r
+			continue
+		}
+		if raw == nil {
+			continue
+		}
+		v, err := s.String(k)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = resolved(v)
+	}
+	return out, nil
 }
 
 // StringOr returns String(key), or def when the key is absent.

@@ -76,3 +76,36 @@ func TestRedacted(t *testing.T) {
 		t.Errorf("nested = %v", a)
 	}
 }
+
+func TestResolveOnce(t *testing.T) {
+	dir := t.TempDir()
+	secret := filepath.Join(dir, "secret")
+	// A secret whose text looks like a reference must come out as written.
+	if err := os.WriteFile(secret, []byte("p${ASS}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("OMNI_TEST_SECRET_FILE", secret)
+	t.Setenv("OMNI_TEST_ID", "id-${HOME}")
+	s := Settings{"secret": "file:${OMNI_TEST_SECRET_FILE}", "id": "${OMNI_TEST_ID}", "auth": map[string]any{"flow": "jwt"}}
+	if _, ok := s.Literal("secret"); ok {
+		t.Error("a file: reference is not a literal")
+	}
+	r, err := s.Resolve()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]string{"secret": "p${ASS}", "id": "id-${HOME}"} {
+		if v, err := r.String(key); err != nil || v != want {
+			t.Errorf("%s = %q, %v; want %q", key, v, err, want)
+		}
+		if v, ok := r.Literal(key); !ok || v != want {
+			t.Errorf("Literal(%s) = %q, %v; want %q", key, v, ok, want)
+		}
+	}
+	if v, _ := r.Sub("auth").String("flow"); v != "jwt" {
+		t.Errorf("nested = %q", v)
+	}
+	if _, err := (Settings{"a": map[string]any{"b": "${OMNI_TEST_UNSET}"}}).Resolve(); err == nil || !strings.Contains(err.Error(), "a.b") {
+		t.Errorf("error %v, want it to name a.b", err)
+	}
+}

@@ -1,6 +1,6 @@
 // Package genesys connects Genesys Cloud: a small typed client of the Platform API (OAuth client
 // credentials, presence definitions, users, presence writes) and a notifications WebSocket
-// watcher. It registers the connector kind "genesys".
+// watcher. Vendor describes it to the rest of the program.
 package genesys
 
 import (

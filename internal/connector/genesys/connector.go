@@ -2,7 +2,6 @@ package genesys
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/url"
 	"strings"
@@ -10,58 +9,7 @@ import (
 
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/presence"
-	"github.com/omnipresence/omnipresence/internal/settings"
 )
-
-func init() { connector.Register("genesys", Factory) }
-
-// Factory opens a Genesys connector from connection settings: region (mypurecloud.com, …) or
-// api_url (+ login_url, which defaults to api_url), client_id and client_secret.
-func Factory(_ context.Context, name string, s settings.Settings, deps connector.Deps) (connector.Connector, error) {
-	o, err := OptionsFrom(s)
-	if err != nil {
-		return nil, err
-	}
-	o.System, o.HTTPClient, o.Logger = name, deps.HTTPClient, deps.Logger
-	return New(o)
-}
-
-// OptionsFrom reads the connection settings of a genesys system.
-func OptionsFrom(s settings.Settings) (Options, error) {
-	var o Options
-	for _, f := range []struct {
-		key string
-		dst *string
-	}{{"api_url", &o.APIURL}, {"login_url", &o.LoginURL}, {"client_id", &o.ClientID}, {"client_secret", &o.ClientSecret}} {
-		v, err := s.String(f.key)
-		if err != nil {
-			return Options{}, fmt.Errorf("genesys: %w", err)
-		}
-		*f.dst = strings.TrimSpace(v)
-	}
-	region, err := s.String("region")
-	if err != nil {
-		return Options{}, fmt.Errorf("genesys: %w", err)
-	}
-	if region = strings.TrimSpace(region); region != "" && o.APIURL == "" {
-		if strings.ContainsAny(region, "/: ") {
-			return Options{}, fmt.Errorf("genesys: region must be a host suffix such as mypurecloud.com, got %q", region)
-		}
-		o.APIURL = "https://api." + region
-		if o.LoginURL == "" {
-			o.LoginURL = "https://login." + region
-		}
-	}
-	switch {
-	case o.APIURL == "":
-		return Options{}, errors.New("genesys: region or api_url is required")
-	case o.ClientID == "":
-		return Options{}, errors.New("genesys: client_id is required")
-	case o.ClientSecret == "":
-		return Options{}, errors.New("genesys: client_secret is required")
-	}
-	return o, nil
-}
 
 // wire shapes ----------------------------------------------------------------------------
 
@@ -105,8 +53,9 @@ var restSpellings = map[string]string{
 }
 
 // Catalog lists the active presence definitions. Name is the label; SystemPresence is the REST
-// spelling of the system presence behind it (secondary presences resolve to theirs); Idle and
-// Offline are entered by Genesys only, so they are not settable.
+// spelling of the system presence behind it (secondary presences resolve to theirs). Idle is
+// entered by Genesys only, so it is not settable; Offline is (an administrator may set anyone
+// Offline through the presence API).
 func (c *Client) Catalog(ctx context.Context) ([]presence.Status, error) {
 	var resp struct {
 		Entities []presenceDefinition `json:"entities"`
@@ -136,7 +85,7 @@ func (c *Client) Catalog(ctx context.Context) ([]presence.Status, error) {
 			sp = d.SystemPresence
 		}
 		out = append(out, presence.Status{ID: d.ID, Name: label, Label: label, Category: cat,
-			Settable: key != "IDLE" && key != "OFFLINE" && ok, SystemPresence: sp})
+			Settable: key != "IDLE" && ok, SystemPresence: sp})
 	}
 	return out, nil
 }

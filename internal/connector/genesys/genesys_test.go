@@ -248,7 +248,7 @@ func (e *env) barrier(w *watcher, user string) []presence.Event {
 
 func id(n int) string { return sim.DemoUserID(n) }
 
-func TestOptionsFrom(t *testing.T) {
+func TestSettings(t *testing.T) {
 	tests := []struct {
 		name       string
 		s          settings.Settings
@@ -256,29 +256,32 @@ func TestOptionsFrom(t *testing.T) {
 		err        string
 	}{
 		{"region", settings.Settings{"region": "mypurecloud.ie", "client_id": "a", "client_secret": "b"}, "https://api.mypurecloud.ie", "https://login.mypurecloud.ie", ""},
-		{"api_url", settings.Settings{"api_url": "http://127.0.0.1:1", "client_id": "a", "client_secret": "b"}, "http://127.0.0.1:1", "", ""},
+		{"api_url", settings.Settings{"api_url": "http://127.0.0.1:1", "client_id": "a", "client_secret": "b"}, "http://127.0.0.1:1", "http://127.0.0.1:1", ""},
 		{"both urls", settings.Settings{"api_url": "http://a", "login_url": "http://l", "client_id": "a", "client_secret": "b"}, "http://a", "http://l", ""},
 		{"no url", settings.Settings{"client_id": "a", "client_secret": "b"}, "", "", "region or api_url"},
-		{"bad region", settings.Settings{"region": "https://x", "client_id": "a", "client_secret": "b"}, "", "", "host suffix"},
-		{"no secret", settings.Settings{"region": "mypurecloud.com", "client_id": "a"}, "", "", "client_secret"},
+		{"bad region", settings.Settings{"region": "https://x", "client_id": "a", "client_secret": "b"}, "", "", "region must be a domain"},
+		{"bad api_url", settings.Settings{"api_url": "api.mypurecloud.com", "client_id": "a", "client_secret": "b"}, "", "", "api_url must be an http(s) URL"},
+		{"no secret", settings.Settings{"region": "mypurecloud.com", "client_id": "a"}, "", "", "missing client_secret"},
+		{"empty secret", settings.Settings{"region": "mypurecloud.com", "client_id": "a", "client_secret": " "}, "", "", "missing client_secret"},
+		{"unknown key", settings.Settings{"region": "mypurecloud.com", "client_id": "a", "client_secret": "b", "regoin": "x"}, "", "", `unknown key "regoin"`},
 		{"missing env", settings.Settings{"region": "mypurecloud.com", "client_id": "a", "client_secret": "${OMNI_TEST_UNSET_SECRET}"}, "", "", "OMNI_TEST_UNSET_SECRET"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			o, err := OptionsFrom(tt.s)
+			c, err := Vendor.Connect(context.Background(), "gc", tt.s, connector.Deps{})
 			if tt.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.err) {
-					t.Fatalf("error %v, want %q", err, tt.err)
+				if err == nil || !strings.Contains(err.Error(), tt.err) || !strings.HasPrefix(err.Error(), "system gc: ") {
+					t.Fatalf("error %v, want one about system gc saying %q", err, tt.err)
 				}
 				return
 			}
-			if err != nil || o.APIURL != tt.api || o.LoginURL != tt.login {
-				t.Fatalf("got %+v, %v", o, err)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if o := c.(*Client).o; o.APIURL != tt.api || o.LoginURL != tt.login {
+				t.Fatalf("got %+v", o)
 			}
 		})
-	}
-	if _, ok := connector.Lookup("genesys"); !ok {
-		t.Fatal("kind genesys not registered")
 	}
 }
 
@@ -296,7 +299,7 @@ func TestCatalogAndAccounts(t *testing.T) {
 	want := []presence.Status{
 		{ID: sim.OnQueueID, Name: "On Queue", Label: "On Queue", Category: presence.CategoryOnQueue, Settable: true, SystemPresence: "On Queue"},
 		{ID: sim.IdleID, Name: "Idle", Label: "Idle", Category: presence.CategorySystem, Settable: false, SystemPresence: "Idle"},
-		{ID: sim.OfflineID, Name: "Offline", Label: "Offline", Category: presence.CategoryOffline, Settable: false, SystemPresence: "Offline"},
+		{ID: sim.OfflineID, Name: "Offline", Label: "Offline", Category: presence.CategoryOffline, Settable: true, SystemPresence: "Offline"}, // an administrator may set anyone Offline,
 		{ID: sim.BusyID, Name: "Busy", Label: "Busy", Category: presence.CategoryBusy, Settable: true, SystemPresence: "Busy"},
 		{ID: "a1f0c8e2-5b7d-4c11-9e0a-000000000001", Name: "Coffee Break", Label: "Coffee Break", Category: presence.CategoryBreak, Settable: true, SystemPresence: "Break"},
 	}

@@ -11,11 +11,9 @@ package salesforce
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
@@ -31,9 +29,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/settings"
 )
 
-// Kind is the connector kind in policy files.
-const Kind = "salesforce"
-
 // Defaults of the connection settings.
 const (
 	DefaultLoginURL   = "https://login.salesforce.com"
@@ -44,16 +39,6 @@ const (
 
 // OfflineID is the status id Salesforce reserves for Offline (logged out of Omni-Channel).
 const OfflineID = "0"
-
-func init() { connector.Register(Kind, Open) }
-
-// Bridge delivers a status write to an agent's Omni-Channel session in their browser, where the
-// Omni toolkit applies it. It returns nil once the session accepted the write and a
-// *connector.DeferredError while the agent has no connected session, so the engine keeps the
-// write until one connects.
-type Bridge interface {
-	Send(ctx context.Context, userID, statusID string) error
-}
 
 // Connector is a connected Salesforce org.
 type Connector struct {
@@ -70,22 +55,25 @@ type Connector struct {
 	auth        *authenticator
 
 	mu     sync.Mutex
-	bridge Bridge
+	bridge connector.Bridge
 	// users caches UserServicePresence record id → user id from events seen.
 	users map[string]string
 }
 
-var _ connector.CurrentReader = (*Connector)(nil)
-var _ connector.Healther = (*Connector)(nil)
+var (
+	_ connector.CurrentReader  = (*Connector)(nil)
+	_ connector.Healther       = (*Connector)(nil)
+	_ connector.BridgeAttacher = (*Connector)(nil)
+)
 
-// Open is the connector.Factory of kind salesforce. Settings: login_url, api_version, pubsub_url,
-// channel, work_channel (e.g. /data/AgentWorkChangeEvent; unset = no work events) and auth {flow: client_credentials, client_id, client_secret} or
-// {flow: jwt, client_id, username, private_key_file}.
+// Open is the connector.Factory of Salesforce; the settings have passed checkSettings and have
+// their defaults.
 func Open(ctx context.Context, name string, s settings.Settings, deps connector.Deps) (connector.Connector, error) {
 	return New(ctx, name, s, deps)
 }
 
-// New opens the connector; it does not contact Salesforce.
+// New opens the connector from checked settings with their defaults filled (Vendor.Connect
+// does both); it does not contact Salesforce.
 func New(_ context.Context, name string, s settings.Settings, deps connector.Deps) (*Connector, error) {
 	c := &Connector{name: name, http: deps.HTTPClient, log: deps.Logger, cps: deps.Checkpoints, users: map[string]string{}}
 	if c.http == nil {
@@ -94,38 +82,19 @@ func New(_ context.Context, name string, s settings.Settings, deps connector.Dep
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
-	var err error
-	if c.loginURL, err = s.StringOr("login_url", DefaultLoginURL); err != nil {
-		return nil, err
+	for _, f := range []struct {
+		key string
+		dst *string
+	}{{"login_url", &c.loginURL}, {"api_version", &c.apiVersion}, {"pubsub_url", &c.pubsubURL}, {"channel", &c.channel}, {"work_channel", &c.workChannel}} {
+		v, err := s.String(f.key)
+		if err != nil {
+			return nil, err
+		}
+		*f.dst = v
 	}
 	c.loginURL = strings.TrimRight(c.loginURL, "/")
-	if u, err := url.Parse(c.loginURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("login_url %q must be an http(s) URL", c.loginURL)
-	}
-	if c.apiVersion, err = s.StringOr("api_version", DefaultAPIVersion); err != nil {
-		return nil, err
-	}
 	c.apiVersion = strings.TrimPrefix(c.apiVersion, "v")
-	if c.pubsubURL, err = s.StringOr("pubsub_url", DefaultPubSubURL); err != nil {
-		return nil, err
-	}
-	if c.channel, err = s.StringOr("channel", DefaultChannel); err != nil {
-		return nil, err
-	}
-	if !strings.HasPrefix(c.channel, "/data/") {
-		return nil, fmt.Errorf("channel %q must be a change event channel (/data/…)", c.channel)
-	}
-	if c.workChannel, err = s.String("work_channel"); err != nil {
-		return nil, err
-	}
-	if c.workChannel != "" && (!strings.HasPrefix(c.workChannel, "/data/") || c.workChannel == c.channel) {
-		return nil, fmt.Errorf("work_channel %q must be a change event channel (/data/…) other than channel", c.workChannel)
-	}
-	a := s.Sub("auth")
-	if a == nil {
-		return nil, errors.New("auth: missing; use {flow: client_credentials, …} or {flow: jwt, …}")
-	}
-	fetch, err := tokenFetcher(c.loginURL, a, c.http)
+	fetch, err := tokenFetcher(c.loginURL, s.Sub("auth"), c.http)
 	if err != nil {
 		return nil, fmt.Errorf("auth: %w", err)
 	}
@@ -133,63 +102,35 @@ func New(_ context.Context, name string, s settings.Settings, deps connector.Dep
 	return c, nil
 }
 
-// tokenFetcher builds the function that obtains a new access token for the configured flow.
+// tokenFetcher builds the function that obtains a new access token for the configured flow
+// (client_credentials or jwt, as checkSettings ensured).
 func tokenFetcher(loginURL string, a settings.Settings, hc *http.Client) (func(context.Context) (*oauth2.Token, error), error) {
-	flow, err := a.String("flow")
-	if err != nil {
-		return nil, err
-	}
-	clientID, err := a.String("client_id")
-	if err != nil {
-		return nil, err
-	}
-	if clientID == "" {
-		return nil, errors.New("client_id is required")
-	}
+	flow, _ := a.String("flow")
+	clientID, _ := a.String("client_id")
 	tokenURL := loginURL + "/services/oauth2/token"
 	withClient := func(ctx context.Context) context.Context { return context.WithValue(ctx, oauth2.HTTPClient, hc) }
-	switch flow {
-	case "client_credentials":
-		secret, err := a.String("client_secret")
-		if err != nil {
-			return nil, err
-		}
-		if secret == "" {
-			return nil, errors.New("client_secret is required for the client_credentials flow")
-		}
+	if flow == "client_credentials" {
+		secret, _ := a.String("client_secret")
 		cfg := clientcredentials.Config{ClientID: clientID, ClientSecret: secret, TokenURL: tokenURL,
 			AuthStyle: oauth2.AuthStyleInParams}
 		return func(ctx context.Context) (*oauth2.Token, error) { return cfg.Token(withClient(ctx)) }, nil
-	case "jwt":
-		user, err := a.String("username")
-		if err != nil {
-			return nil, err
-		}
-		keyFile, err := a.String("private_key_file")
-		if err != nil {
-			return nil, err
-		}
-		if user == "" || keyFile == "" {
-			return nil, errors.New("username and private_key_file are required for the jwt flow")
-		}
-		key, err := os.ReadFile(keyFile)
-		if err != nil {
-			return nil, fmt.Errorf("private_key_file: %w", err)
-		}
-		if err := checkKey(key); err != nil {
-			return nil, fmt.Errorf("private_key_file %s: %w", keyFile, err)
-		}
-		cfg := &jwt.Config{Email: clientID, Subject: user, PrivateKey: key, TokenURL: tokenURL,
-			Audience: loginURL, Expires: 3 * time.Minute}
-		return func(ctx context.Context) (*oauth2.Token, error) { return cfg.TokenSource(withClient(ctx)).Token() }, nil
-	case "":
-		return nil, errors.New("flow is required (client_credentials or jwt)")
 	}
-	return nil, fmt.Errorf("flow %q is not supported (client_credentials or jwt)", flow)
+	user, _ := a.String("username")
+	keyFile, _ := a.String("private_key_file")
+	key, err := os.ReadFile(keyFile)
+	if err != nil {
+		return nil, fmt.Errorf("private_key_file: %w", err)
+	}
+	if err := checkKey(key); err != nil {
+		return nil, fmt.Errorf("private_key_file %s: %w", keyFile, err)
+	}
+	cfg := &jwt.Config{Email: clientID, Subject: user, PrivateKey: key, TokenURL: tokenURL,
+		Audience: loginURL, Expires: 3 * time.Minute}
+	return func(ctx context.Context) (*oauth2.Token, error) { return cfg.TokenSource(withClient(ctx)).Token() }, nil
 }
 
 // AttachBridge makes b carry SetStatus writes; nil detaches it.
-func (c *Connector) AttachBridge(b Bridge) {
+func (c *Connector) AttachBridge(b connector.Bridge) {
 	c.mu.Lock()
 	c.bridge = b
 	c.mu.Unlock()
@@ -204,7 +145,7 @@ func (c *Connector) SetStatus(ctx context.Context, account, statusID string) (co
 	if b == nil {
 		return connector.Receipt{}, &connector.DeferredError{Reason: "no Omni-Channel bridge connected"}
 	}
-	return connector.Receipt{}, b.Send(ctx, account, statusID)
+	return b.Send(ctx, account, statusID)
 }
 
 // Close releases idle connections.

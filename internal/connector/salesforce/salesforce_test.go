@@ -96,18 +96,12 @@ func (o *org) settings() settings.Settings {
 
 func (o *org) open(t *testing.T, s settings.Settings) *Connector {
 	t.Helper()
-	c, err := New(context.Background(), "sf", s, connector.Deps{
+	c, err := Vendor.Connect(context.Background(), "sf", s, connector.Deps{
 		HTTPClient: &http.Client{Transport: countingTransport{o}}, Checkpoints: o.cps})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
-}
-
-func TestRegistered(t *testing.T) {
-	if _, ok := connector.Lookup(Kind); !ok {
-		t.Fatal("kind salesforce is not registered")
-	}
+	return c.(*Connector)
 }
 
 func TestSettingsErrors(t *testing.T) {
@@ -116,15 +110,18 @@ func TestSettingsErrors(t *testing.T) {
 		s    settings.Settings
 		want string
 	}{
-		{"no auth", settings.Settings{}, "auth: missing"},
+		{"no auth", settings.Settings{}, "missing auth"},
 		{"bad flow", settings.Settings{"auth": map[string]any{"flow": "password", "client_id": "x"}}, "not supported"},
-		{"no secret", settings.Settings{"auth": map[string]any{"flow": "client_credentials", "client_id": "x"}}, "client_secret is required"},
-		{"jwt without key", settings.Settings{"auth": map[string]any{"flow": "jwt", "client_id": "x", "username": "u"}}, "private_key_file are required"},
+		{"no secret", settings.Settings{"auth": map[string]any{"flow": "client_credentials", "client_id": "x"}}, "missing client_secret"},
+		{"empty secret", settings.Settings{"auth": map[string]any{"flow": "client_credentials", "client_id": "x", "client_secret": ""}}, "missing client_secret"},
+		{"jwt without key", settings.Settings{"auth": map[string]any{"flow": "jwt", "client_id": "x", "username": "u"}}, "missing private_key_file"},
+		{"unreadable key", settings.Settings{"auth": map[string]any{"flow": "jwt", "client_id": "x", "username": "u", "private_key_file": "/nonexistent/key.pem"}}, "private_key_file"},
+		{"unset secret", settings.Settings{"auth": map[string]any{"flow": "client_credentials", "client_id": "x", "client_secret": "${OMNI_TEST_UNSET_SECRET}"}}, "OMNI_TEST_UNSET_SECRET"},
 		{"bad login url", settings.Settings{"login_url": "login.salesforce.com", "auth": map[string]any{"flow": "client_credentials", "client_id": "x", "client_secret": "y"}}, "must be an http(s) URL"},
 		{"bad channel", settings.Settings{"channel": "UserServicePresenceChangeEvent", "auth": map[string]any{"flow": "client_credentials", "client_id": "x", "client_secret": "y"}}, "change event channel"},
 	} {
-		_, err := New(context.Background(), "sf", tc.s, connector.Deps{})
-		if err == nil || !strings.Contains(err.Error(), tc.want) {
+		_, err := Vendor.Connect(context.Background(), "sf", tc.s, connector.Deps{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.HasPrefix(err.Error(), "system sf: ") {
 			t.Errorf("%s: error %v, want it to contain %q", tc.name, err, tc.want)
 		}
 	}
@@ -277,16 +274,16 @@ func TestSetStatusBridge(t *testing.T) {
 	}
 	b := &fakeBridge{}
 	c.AttachBridge(b)
-	if _, err := c.SetStatus(context.Background(), "005x", "0N5y"); err != nil || b.got != "005x=0N5y" {
-		t.Fatalf("with a bridge: %v, %q", err, b.got)
+	if r, err := c.SetStatus(context.Background(), "005x", "0N5y"); err != nil || b.got != "005x=0N5y" || r.Version != "cmd-1" {
+		t.Fatalf("with a bridge: %v, %q, receipt %+v", err, b.got, r)
 	}
 }
 
 type fakeBridge struct{ got string }
 
-func (b *fakeBridge) Send(_ context.Context, user, status string) error {
+func (b *fakeBridge) Send(_ context.Context, user, status string) (connector.Receipt, error) {
 	b.got = user + "=" + status
-	return nil
+	return connector.Receipt{Version: "cmd-1"}, nil
 }
 
 // watcher runs Watch in the background and collects its events.

@@ -300,7 +300,7 @@ func (c *Connector) translate(ctx context.Context, ev *changeEvent, rest []*chan
 		data["isAway"] = *ev.IsAway
 	}
 	if ev.ConfiguredCapacity != nil {
-		data["configuredCapacity"] = int(*ev.ConfiguredCapacity)
+		data[DataConfiguredCapacity] = int(*ev.ConfiguredCapacity)
 	}
 	switch ev.Header.ChangeType {
 	case "CREATE", "GAP_CREATE":
@@ -466,7 +466,7 @@ func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubs
 	data := map[string]any{"changeType": ev.Header.ChangeType, "workId": rec,
 		"workItemId": sfid.Normalize(r.WorkItemID), "serviceChannelId": sfid.Normalize(r.ServiceChannelID)}
 	if r.ServiceChannel != nil {
-		data["channel"] = r.ServiceChannel.DeveloperName
+		data[DataChannel] = r.ServiceChannel.DeveloperName
 	}
 	var out []presence.Event
 	if accepted {
@@ -481,7 +481,7 @@ func (c *Connector) translateWork(ctx context.Context, ev *changeEvent, ce *pubs
 	if accepted {
 		prev = next - weight
 	}
-	wl := map[string]any{"previousWorkload": prev, "newWorkload": next, "configuredCapacity": capacity}
+	wl := map[string]any{DataPreviousWorkload: prev, DataNewWorkload: next, DataConfiguredCapacity: capacity}
 	for k, v := range data {
 		wl[k] = v
 	}

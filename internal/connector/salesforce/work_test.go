@@ -6,9 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/settings"
@@ -164,6 +166,7 @@ policies:
 	if err := os.WriteFile(path, []byte(src), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	registerVendors()
 	cfg, err := policy.Load(path, policy.Options{})
 	if err != nil {
 		t.Fatalf("a policy with work_channel: %v", err)
@@ -186,12 +189,26 @@ func TestWorkChannelSetting(t *testing.T) {
 		return settings.Settings{"work_channel": v, "auth": map[string]any{"flow": "client_credentials", "client_id": "x", "client_secret": "y"}}
 	}
 	for _, bad := range []string{"AgentWorkChangeEvent", DefaultChannel} {
-		if _, err := New(context.Background(), "sf", base(bad), connector.Deps{}); err == nil || !strings.Contains(err.Error(), "work_channel") {
+		if _, err := Vendor.Connect(context.Background(), "sf", base(bad), connector.Deps{}); err == nil || !strings.Contains(err.Error(), "work_channel") {
 			t.Errorf("work_channel %q: %v", bad, err)
 		}
 	}
-	c, err := New(context.Background(), "sf", base("/data/AgentWorkChangeEvent"), connector.Deps{})
-	if err != nil || c.checkpointFor(c.workChannel) == c.checkpointFor(c.channel) {
+	cc, err := Vendor.Connect(context.Background(), "sf", base("/data/AgentWorkChangeEvent"), connector.Deps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := cc.(*Connector); c.checkpointFor(c.workChannel) == c.checkpointFor(c.channel) {
 		t.Fatalf("work channel: %v", err)
 	}
+}
+
+var registerOnce sync.Once
+
+// registerVendors registers the vendors a test policy names (internal/vendors, which does it for
+// the program, imports this package).
+func registerVendors() {
+	registerOnce.Do(func() {
+		connector.Register(Vendor)
+		connector.Register(genesys.Vendor)
+	})
 }

@@ -50,3 +50,28 @@ func People() []Person {
 	}
 	return out
 }
+
+// Shift is what a demo agent does when the demo starts, the same in every simulated vendor.
+type Shift int
+
+// The shift states: most agents ready for work (each simulator picks the status that means so
+// for the agent's team), some on a break, at lunch, or logged out.
+const (
+	Ready Shift = iota
+	OnBreak
+	AtMeal
+	LoggedOut
+)
+
+// ShiftOf is what the agent at index i of People does when the demo starts.
+func ShiftOf(i int) Shift {
+	switch {
+	case i%9 == 4:
+		return OnBreak
+	case i%11 == 6:
+		return AtMeal
+	case i%13 == 12:
+		return LoggedOut
+	}
+	return Ready
+}

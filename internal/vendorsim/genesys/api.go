@@ -65,6 +65,7 @@ func (s *Server) badRequest(w http.ResponseWriter, msg string) {
 func decodeBody(r *http.Request, v any) error {
 	dec := json.NewDecoder(r.Body)
 	if err := dec.Decode(v); err != nil {
+		//lint:ignore ST1005 Genesys's own message, sent on the wire.
 		return fmt.Errorf("The request could not be understood by the server due to malformed syntax: %v", err)
 	}
 	return nil

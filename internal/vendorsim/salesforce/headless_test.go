@@ -77,7 +77,7 @@ func TestHeadlessConsoleSpeaksTheBridgeProtocol(t *testing.T) {
 	// A command: the org changes, the ack resolves Send, the change carries the command id.
 	sendCtx, sendCancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer sendCancel()
-	if err := hub.Send(sendCtx, ana, sim.statusID("Break")); err != nil {
+	if _, err := hub.Send(sendCtx, ana, sim.statusID("Break")); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
 	if p, _ := sim.Presence(ana); p != "Break" {

@@ -174,16 +174,3 @@ func lookupObject(name string) (*object, bool) {
 	}
 	return nil, false
 }
-
-// objectOfID tells the object of an id from its key prefix.
-func objectOfID(id string) (*object, bool) {
-	if len(id) < 3 {
-		return nil, false
-	}
-	for _, o := range objects {
-		if o.Prefix == id[:3] {
-			return o, true
-		}
-	}
-	return nil, false
-}

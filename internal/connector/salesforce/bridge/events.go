@@ -170,7 +170,7 @@ func (h *Handler) mapEvent(we wireEvent, sub string) (presence.Event, []string) 
 		ev.Data = data
 	}
 	if we.CommandID != "" && typ != presence.SessionMoved && !notOurs[we.Reason] {
-		ev.Origin = presence.OriginSelf
+		ev.Origin, ev.Version = presence.OriginSelf, we.CommandID
 	}
 	return ev, nil
 }

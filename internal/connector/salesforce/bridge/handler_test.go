@@ -252,7 +252,7 @@ func (e *env) ack(id, result, reason string) {
 // sendAsync runs hub.Send and delivers its result.
 func (e *env) sendAsync(ctx context.Context, status string) <-chan error {
 	out := make(chan error, 1)
-	go func() { out <- e.hub.Send(ctx, testUser, status) }()
+	go func() { _, err := e.hub.Send(ctx, testUser, status); out <- err }()
 	return out
 }
 
@@ -368,10 +368,10 @@ func TestEventsMapping(t *testing.T) {
 		{ID: "bridge:a1", System: "sf", Agent: testUser, Type: presence.StatusChanged, Status: "0N5000000000001CAA", At: at(0),
 			Data: map[string]any{"statusApiName": "AvailableforVoice", "reason": "OmniManualStatusChange"}},
 		{ID: "bridge:a2", System: "sf", Agent: testUser, Type: presence.StatusChanged, Status: "0N5000000000002CAA", At: at(1),
-			Data: map[string]any{"reason": "OmniToolkitStatusChange", "commandId": "c-1"}, Origin: presence.OriginSelf},
+			Data: map[string]any{"reason": "OmniToolkitStatusChange", "commandId": "c-1"}, Origin: presence.OriginSelf, Version: "c-1"},
 		{ID: "bridge:a3", System: "sf", Agent: testUser, Type: presence.Login, Status: "0N5000000000001CAA", At: at(2)},
 		{ID: "bridge:a4", System: "sf", Agent: testUser, Type: presence.Logout, At: at(3),
-			Data: map[string]any{"commandId": "c-2"}, Origin: presence.OriginSelf},
+			Data: map[string]any{"commandId": "c-2"}, Origin: presence.OriginSelf, Version: "c-2"},
 		{ID: "bridge:a5", System: "sf", Agent: testUser, Type: presence.WorkAccepted, At: at(4), Data: map[string]any{"channel": "sfdc_phone"}},
 		{ID: "bridge:a6", System: "sf", Agent: testUser, Type: presence.WorkloadChanged, At: at(5),
 			Data: map[string]any{"previousWorkload": 0.0, "newWorkload": 1.5, "configuredCapacity": 5.0}},
@@ -459,7 +459,7 @@ func TestEventsOnlyForTheTokensUser(t *testing.T) {
 
 func TestSendWithoutStreamIsDeferred(t *testing.T) {
 	e := newEnv(t)
-	err := e.hub.Send(context.Background(), testUser, "0N5000000000001")
+	_, err := e.hub.Send(context.Background(), testUser, "0N5000000000001")
 	var d *connector.DeferredError
 	if !errors.As(err, &d) || d.Reason != "no Omni-Channel bridge connected" {
 		t.Fatalf("Send = %v, want the no-bridge deferral", err)
@@ -548,7 +548,7 @@ func TestNewerWriteReplacesUnsentCommand(t *testing.T) {
 	waitFor(t, "the stream to close", func() bool { return !e.hub.Connected(testUser) })
 	// The engine's newer write finds no stream and is deferred, yet replaces the stale one.
 	var d *connector.DeferredError
-	if err := e.hub.Send(context.Background(), testUser, "0N5000000000002"); !errors.As(err, &d) {
+	if _, err := e.hub.Send(context.Background(), testUser, "0N5000000000002"); !errors.As(err, &d) {
 		t.Fatalf("Send = %v, want deferred", err)
 	}
 	s2 := e.openStream(userToken(t))

@@ -86,11 +86,12 @@ const errNoBridge = "no Omni-Channel bridge connected"
 
 // Send delivers a status write to userID's bridge and waits for its ack. Without an open stream
 // it returns a *connector.DeferredError at once. Otherwise the command is queued (status "0"
-// logs out) and Send returns nil when the bridge applied it, a *connector.DeferredError with the
+// logs out) and Send returns a receipt whose Version is the command id (which the status event
+// the command causes carries) when the bridge applied it, a *connector.DeferredError with the
 // bridge's reason when it deferred it, an error with the reason when it failed, and ctx's error
 // when ctx ends first; the command then stays queued and is sent again on reconnect. A newer
 // write for the same user, sent or deferred, replaces an older command no open stream holds.
-func (h *Hub) Send(ctx context.Context, userID, statusID string) error {
+func (h *Hub) Send(ctx context.Context, userID, statusID string) (connector.Receipt, error) {
 	userID, statusID = sfid.Normalize(userID), sfid.Normalize(statusID)
 	cmd := Command{ID: newID(), Action: ActionSetStatus, StatusID: sfid.To15(statusID), StatusAPIName: h.names[statusID]}
 	if statusID == offlineID {
@@ -100,12 +101,12 @@ func (h *Hub) Send(ctx context.Context, userID, statusID string) error {
 	h.mu.Lock()
 	if h.closed {
 		h.mu.Unlock()
-		return &connector.DeferredError{Reason: "the bridge service is shutting down"}
+		return connector.Receipt{}, &connector.DeferredError{Reason: "the bridge service is shutting down"}
 	}
 	u := h.users[userID]
 	if u == nil {
 		h.mu.Unlock()
-		return &connector.DeferredError{Reason: errNoBridge}
+		return connector.Receipt{}, &connector.DeferredError{Reason: errNoBridge}
 	}
 	// This write replaces the older ones no open stream holds, so a reconnecting bridge is
 	// not sent stale statuses, even when this one is deferred for want of a stream.
@@ -122,7 +123,7 @@ func (h *Hub) Send(ctx context.Context, userID, statusID string) error {
 	if len(u.streams) == 0 {
 		h.dropIfIdle(userID, u)
 		h.mu.Unlock()
-		return &connector.DeferredError{Reason: errNoBridge}
+		return connector.Receipt{}, &connector.DeferredError{Reason: errNoBridge}
 	}
 	for len(kept) >= maxPending {
 		kept[0].result <- &connector.DeferredError{Reason: "dropped: too many unacknowledged commands"}
@@ -136,11 +137,14 @@ func (h *Hub) Send(ctx context.Context, userID, statusID string) error {
 
 	select {
 	case err := <-p.result:
-		return err
+		if err != nil {
+			return connector.Receipt{}, err
+		}
+		return connector.Receipt{Version: cmd.ID}, nil
 	case <-ctx.Done():
-		return ctx.Err()
+		return connector.Receipt{}, ctx.Err()
 	case <-h.done:
-		return &connector.DeferredError{Reason: "the bridge service is shutting down"}
+		return connector.Receipt{}, &connector.DeferredError{Reason: "the bridge service is shutting down"}
 	}
 }
 

@@ -1,0 +1,4 @@
+package dryrun
+
+// The tests load policies naming the registered kinds.
+import _ "github.com/omnipresence/omnipresence/internal/vendors"

@@ -1,0 +1,4 @@
+package engine
+
+// The tests load policies naming the registered kinds.
+import _ "github.com/omnipresence/omnipresence/internal/vendors"
