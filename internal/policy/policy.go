@@ -155,15 +155,6 @@ type mapTarget struct {
 	detail string
 }
 
-// NewMap builds a map from resolved source statuses to targets (for tests and extensions).
-func NewMap(policy, from, to string, pairs map[presence.Status]presence.Status) *Map {
-	m := newMap(policy, from, to)
-	for src, dst := range pairs {
-		m.add(src, dst)
-	}
-	return m
-}
-
 func newMap(policy, from, to string) *Map {
 	return &Map{From: from, To: to, Name: policy + "/map " + from + " -> " + to,
 		byID: map[string]int{}, byName: map[string]int{}}
