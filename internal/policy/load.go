@@ -21,7 +21,7 @@ const maxFileSize = 4 << 20
 // validates and compiles it. On any problem it returns Diagnostics holding every problem found,
 // sorted by file, line and column.
 func Load(path string, opts Options) (*Config, error) {
-	l := &loader{opts: opts}
+	l := &loader{opts: opts, statusNodes: map[string][]placed{}, accountNodes: map[string][]placed{}}
 	files, err := policyFiles(path)
 	if err != nil {
 		return nil, Diagnostics{{File: path, Message: err.Error()}}
@@ -79,6 +79,20 @@ type loader struct {
 	opts  Options
 	file  string
 	diags Diagnostics
+	// Where inline statuses and accounts (by system) and directory agents are, for the checks
+	// against the vendors (Options.Remote).
+	statusNodes, accountNodes map[string][]placed
+	agentNodes                []placed
+	// remote is what Options.Remote answered, by system.
+	remote map[string]Remote
+}
+
+// placed is a node and the file it is in.
+type placed struct {
+	file string
+	node *yaml.Node
+	// what is the status id, account id or email the node holds.
+	what string
 }
 
 func (l *loader) errf(n *yaml.Node, format string, args ...any) {

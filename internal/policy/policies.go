@@ -265,7 +265,9 @@ func (c *compiler) status(s *sysInfo, n *yaml.Node, text string, target bool) (p
 	}
 	if !st.Settable {
 		why := "it is marked settable: false"
-		if st.Category == presence.CategorySystem {
+		if s.sys.pulled {
+			why = "the vendor does not let it be set"
+		} else if st.Category == presence.CategorySystem {
 			why = "its category is system"
 		}
 		c.errf(n, "status %q of %s cannot be set (%s); target a settable status", st.Name, s.name, why)

@@ -60,6 +60,18 @@ type Options struct {
 	// from the vendor). When nil, or when it returns nil, status names of that system are not
 	// checked beyond the vendor's well-known unsettable states.
 	Catalog func(sys *System) ([]presence.Status, error)
+	// Remote, when set (validate --online), is asked what a system holds at its vendor. A
+	// system without an inline catalog takes the remote one, as with Catalog; an inline catalog
+	// and inline accounts are checked against the remote ones, and every agent of the agents
+	// directory (or named in applies_to) must have an account somewhere. A nil Catalog or
+	// Accounts of the answer is not checked.
+	Remote func(sys *System) (Remote, error)
+}
+
+// Remote is what a system holds at its vendor.
+type Remote struct {
+	Catalog  []presence.Status
+	Accounts []presence.Account
 }
 
 // Config is a loaded, valid policy configuration.
@@ -93,6 +105,8 @@ type System struct {
 	Catalog *Catalog
 	// Accounts are the inline accounts; nil when absent (pulled from the vendor).
 	Accounts []presence.Account
+	// pulled is true when Catalog came from the vendor.
+	pulled bool
 }
 
 // OfflineLogsOut reports whether showing Offline means the agent logged out of the system (its

@@ -93,6 +93,7 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 					continue
 				}
 				agentOrigin[key] = origin{l.file, o.val("email").Line}
+				l.agentNodes = append(l.agentNodes, placed{file: l.file, node: deref(o.val("email")), what: email})
 				a := Agent{Email: email}
 				if t := o.val("teams"); t != nil {
 					a.Teams = l.strList(t, "teams of agent "+email)
@@ -111,6 +112,9 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 		cfg.SystemNames = append(cfg.SystemNames, name)
 	}
 	sortStrings(cfg.SystemNames)
+	if l.opts.Remote != nil {
+		l.remoteSystems(cfg, sysFile, sysNode)
+	}
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
 		if sys.Catalog != nil || l.opts.Catalog == nil {
@@ -123,7 +127,7 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 			continue
 		}
 		if statuses != nil {
-			sys.Catalog = withOffline(sys.Vendor, statuses)
+			sys.Catalog, sys.pulled = withOffline(sys.Vendor, statuses), true
 		}
 	}
 	env, err := newEvalEnv(cfg)
@@ -140,6 +144,9 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 		}
 	}
 	c.index()
+	if l.opts.Remote != nil {
+		l.checkAgentsHaveAccounts(cfg, c.applies)
+	}
 	return cfg
 }
 
@@ -415,6 +422,7 @@ func (l *loader) catalog(sys *System, n *yaml.Node) *Catalog {
 		}
 		ids[st.ID], names[st.Name] = idNode.Line, deref(nameNode).Line
 		statuses = append(statuses, st)
+		l.statusNodes[sys.Name] = append(l.statusNodes[sys.Name], placed{file: l.file, node: idNode, what: st.ID})
 	}
 	return withOffline(sys.Vendor, statuses)
 }
@@ -473,6 +481,7 @@ func (l *loader) accounts(system string, n *yaml.Node) []presence.Account {
 		}
 		ids[id], emails[key] = deref(idNode).Line, deref(o.val("email")).Line
 		out = append(out, a)
+		l.accountNodes[system] = append(l.accountNodes[system], placed{file: l.file, node: deref(idNode), what: id})
 	}
 	return out
 }

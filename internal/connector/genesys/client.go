@@ -339,21 +339,26 @@ func (c *Client) mapError(resp *http.Response, data []byte) error {
 	}
 }
 
-// doRetry is do for reads the connector makes on its own: it honours Retry-After and retries
-// server errors a few times before giving up.
+// doRetry is do for reads the connector makes on its own: it honours Retry-After (up to 8
+// times) and tries a server or network error once more after MinBackoff. Longer outages are
+// the caller's to wait out, so that they show (the engine retries a system with backoff and
+// says why).
 func (c *Client) doRetry(ctx context.Context, method, path string, in, out any) error {
-	backoff := c.o.MinBackoff
+	const maxWaits, maxTransient = 8, 1
+	transient := 0
 	var err error
-	for range 8 {
+	for range maxWaits {
 		err = c.do(ctx, method, path, in, out)
 		if err == nil || connector.IsPermanent(err) || ctx.Err() != nil {
 			return err
 		}
-		wait := backoff
-		if ra, ok := connector.RetryAfter(err); ok {
-			wait = ra
-		} else {
-			backoff = min(backoff*2, c.o.MaxBackoff)
+		wait, asked := connector.RetryAfter(err)
+		if !asked {
+			if transient == maxTransient {
+				return err
+			}
+			transient++
+			wait = c.o.MinBackoff
 		}
 		t := time.NewTimer(wait)
 		select {
