@@ -283,7 +283,9 @@ func TestServeWithAVendorDown(t *testing.T) {
 		return strings.Contains(sv.log(), "waiting for system gc: loading accounts: ")
 	})
 	sv.waitFor(t, "sf ready", func() bool {
-		var got struct{ Systems []struct{ Name, State, Reason string } }
+		var got struct {
+			Systems []struct{ Name, State, Reason string }
+		}
 		b, _ := sv.get(t, "/api/v1/systems")
 		if json.Unmarshal([]byte(b), &got) != nil || len(got.Systems) != 2 {
 			return false
