@@ -22,6 +22,8 @@ type presenceDefinition struct {
 }
 
 type userPresence struct {
+	// ID is the user's id in PATCH and bulk PUT answers; UserID in bulk GET answers.
+	ID                 string `json:"id"`
 	UserID             string `json:"userId"`
 	PresenceDefinition struct {
 		ID             string `json:"id"`
@@ -126,15 +128,27 @@ type idReference struct {
 	ID string `json:"id"`
 }
 
+// receipt is the receipt of a write Genesys answered with the user's presence: its
+// modifiedDate, which the presence event of the change carries too.
+func receipt(p userPresence) connector.Receipt {
+	r := connector.Receipt{Version: p.ModifiedDate}
+	if t, err := time.Parse(time.RFC3339Nano, p.ModifiedDate); err == nil {
+		r.At = t
+	}
+	return r
+}
+
 // SetStatus sets account's presence to the definition statusID.
 func (c *Client) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
 	c.expectEcho(account, statusID)
+	var got userPresence
 	err := c.do(ctx, "PATCH", "/api/v2/users/"+url.PathEscape(account)+"/presences/purecloud",
-		presenceWrite{PresenceDefinition: idReference{ID: statusID}, Primary: true}, nil)
+		presenceWrite{PresenceDefinition: idReference{ID: statusID}, Primary: true}, &got)
 	if err != nil {
 		c.forgetEcho(account, statusID)
+		return connector.Receipt{}, err
 	}
-	return connector.Receipt{}, err
+	return receipt(got), nil
 }
 
 // SetStatuses writes many presences with PUT /api/v2/users/presences/bulk, BulkSize at a time.
@@ -149,9 +163,17 @@ func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite
 			body[i] = presenceWrite{ID: w.Account, PresenceDefinition: idReference{ID: w.StatusID}, Primary: true}
 			c.expectEcho(w.Account, w.StatusID)
 		}
-		err := c.do(ctx, "PUT", "/api/v2/users/presences/bulk", body, nil)
+		var got []userPresence
+		err := c.do(ctx, "PUT", "/api/v2/users/presences/bulk", body, &got)
 		switch {
 		case err == nil:
+			byUser := make(map[string]userPresence, len(got))
+			for _, p := range got {
+				byUser[p.ID] = p
+			}
+			for i, w := range batch {
+				errs[lo+i].Receipt = receipt(byUser[w.Account])
+			}
 		case connector.IsPermanent(err) && len(batch) > 1:
 			for i, w := range batch {
 				errs[lo+i].Receipt, errs[lo+i].Err = c.SetStatus(ctx, w.Account, w.StatusID)
@@ -177,7 +199,8 @@ func (c *Client) CurrentStatuses(ctx context.Context, accounts []string) (map[st
 	}
 	out := make(map[string]connector.Current, len(ups))
 	for _, p := range ups {
-		out[p.UserID] = connector.Current{StatusID: p.PresenceDefinition.ID}
+		r := receipt(p)
+		out[p.UserID] = connector.Current{StatusID: p.PresenceDefinition.ID, Since: r.At, Version: r.Version}
 	}
 	return out, nil
 }

@@ -357,7 +357,8 @@ func parseTime(s string) time.Time {
 // presenceChanged updates the state with a presence observation and returns the event to emit,
 // if it is news. The first observation of a user is emitted marked as a resync (data source
 // "resync"): the engine takes it as a baseline, or as a change it missed while not watching.
-func (c *Client) presenceChanged(user, defID, systemPresence string, modified time.Time) (presence.Event, bool) {
+func (c *Client) presenceChanged(user, defID, systemPresence, modifiedDate string) (presence.Event, bool) {
+	modified := parseTime(modifiedDate)
 	c.state.mu.Lock()
 	defer c.state.mu.Unlock()
 	sp := systemPresenceKey(systemPresence)
@@ -370,14 +371,14 @@ func (c *Client) presenceChanged(user, defID, systemPresence string, modified ti
 			// Routing status is OFF_QUEUE whenever presence is not On Queue.
 			st.routing = "OFF_QUEUE"
 		}
-		return presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified,
+		return presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified, Version: modifiedDate,
 			Data: map[string]any{"systemPresence": sp, "source": presence.SourceResync}}, true
 	}
 	if modified.Before(st.modified) || st.presenceID == defID && st.modified.Equal(modified) {
 		return presence.Event{}, false
 	}
 	st.presenceID, st.systemPresence, st.modified = defID, sp, modified
-	ev := presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified,
+	ev := presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified, Version: modifiedDate,
 		Data: map[string]any{"systemPresence": sp}}
 	if c.isEcho(user, defID) {
 		ev.Origin = presence.OriginSelf
@@ -406,7 +407,7 @@ func (sh *shard) fillGap(ctx context.Context) error {
 		return err
 	}
 	for _, p := range ups {
-		if ev, ok := sh.c.presenceChanged(p.UserID, p.PresenceDefinition.ID, p.PresenceDefinition.SystemPresence, parseTime(p.ModifiedDate)); ok {
+		if ev, ok := sh.c.presenceChanged(p.UserID, p.PresenceDefinition.ID, p.PresenceDefinition.SystemPresence, p.ModifiedDate); ok {
 			if err := sh.send(ctx, ev); err != nil {
 				return err
 			}
@@ -436,7 +437,7 @@ func (sh *shard) onActivity(ctx context.Context, raw json.RawMessage) error {
 		return nil
 	}
 	if pd := b.Presence.PresenceDefinition; pd.ID != "" {
-		if ev, ok := sh.c.presenceChanged(b.ID, pd.ID, pd.SystemPresence, parseTime(b.Presence.ModifiedDate)); ok {
+		if ev, ok := sh.c.presenceChanged(b.ID, pd.ID, pd.SystemPresence, b.Presence.ModifiedDate); ok {
 			if err := sh.send(ctx, ev); err != nil {
 				return err
 			}

@@ -234,8 +234,8 @@ func (c *Connector) Accounts(ctx context.Context) ([]presence.Account, error) {
 	return out, nil
 }
 
-// CurrentStatuses returns user id → current ServicePresenceStatus id, "0" for users who are
-// not logged in to Omni-Channel. With no accounts it covers every active user. Keys are the
+// CurrentStatuses returns user id → current ServicePresenceStatus id and its StatusStartDate,
+// "0" (with no date) for users who are not logged in to Omni-Channel. With no accounts it covers every active user. Keys are the
 // ids as given (15 or 18 characters).
 func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map[string]connector.Current, error) {
 	if len(accounts) == 0 {
@@ -269,6 +269,7 @@ func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map
 		var rows []struct {
 			UserID   string `json:"UserId"`
 			StatusID string `json:"ServicePresenceStatusId"`
+			Start    string `json:"StatusStartDate"`
 		}
 		q := "SELECT UserId, ServicePresenceStatusId, StatusStartDate FROM UserServicePresence WHERE IsCurrentState = true AND UserId IN ('" +
 			strings.Join(part, "','") + "')"
@@ -277,9 +278,20 @@ func (c *Connector) CurrentStatuses(ctx context.Context, accounts []string) (map
 		}
 		for _, r := range rows {
 			if given, ok := asked[sfid.Normalize(r.UserID)]; ok {
-				out[given] = connector.Current{StatusID: sfid.Normalize(r.StatusID)}
+				out[given] = connector.Current{StatusID: sfid.Normalize(r.StatusID), Since: parseDateTime(r.Start)}
 			}
 		}
 	}
 	return out, nil
+}
+
+// parseDateTime reads a Salesforce dateTime ("2026-03-02T09:00:00.000+0000"); zero when it is
+// not one.
+func parseDateTime(s string) time.Time {
+	for _, layout := range []string{"2006-01-02T15:04:05.000-0700", time.RFC3339Nano} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t.UTC()
+		}
+	}
+	return time.Time{}
 }
