@@ -18,8 +18,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
-
 	"github.com/omnipresence/omnipresence/internal/connector"
 )
 
@@ -63,9 +61,12 @@ type Client struct {
 	token   string
 	expires time.Time
 
+	// The request budget: allowed requests per window of 60 wire seconds, used of them in the
+	// window that ends at windowEnd; blockedUntil holds every request (a 429's Retry-After).
 	limMu        sync.Mutex
-	lim          *rate.Limiter
 	allowed      int
+	used         int
+	windowEnd    time.Time
 	blockedUntil time.Time
 
 	echoMu sync.Mutex
@@ -127,25 +128,13 @@ func New(o Options) (*Client, error) {
 	return c, nil
 }
 
-// setAllowed sizes the token bucket from the budget Genesys reports: allowed requests per
-// minute, with the whole budget as burst. Genesys counts requests in fixed windows (its
-// inin-ratelimit-reset says when the window ends), so a full window may be spent at once; when
-// the count reaches the budget, observeLimits holds requests until the reset.
+// setAllowed records the budget Genesys reports: allowed requests per minute of one token.
 func (c *Client) setAllowed(allowed int) {
 	c.limMu.Lock()
 	defer c.limMu.Unlock()
-	if allowed <= 0 || allowed == c.allowed {
-		return
+	if allowed > 0 {
+		c.allowed = allowed
 	}
-	c.allowed = allowed
-	every := rate.Every(60 * c.o.WireSecond / time.Duration(allowed))
-	burst := allowed
-	if c.lim == nil {
-		c.lim = rate.NewLimiter(every, burst)
-		return
-	}
-	c.lim.SetLimit(every)
-	c.lim.SetBurst(burst)
 }
 
 // WriteLimit is the sustained request rate and burst the token's budget allows.
@@ -155,7 +144,7 @@ func (c *Client) WriteLimit() (float64, int) {
 	return float64(c.allowed) / 60 / c.o.WireSecond.Seconds(), c.allowed
 }
 
-// block holds every request until t (a 429's Retry-After or an exhausted window).
+// block holds every request until t (a 429's Retry-After).
 func (c *Client) block(t time.Time) {
 	c.limMu.Lock()
 	if t.After(c.blockedUntil) {
@@ -164,17 +153,29 @@ func (c *Client) block(t time.Time) {
 	c.limMu.Unlock()
 }
 
-// wait takes a request slot.
+// wait takes a request slot. Genesys counts a token's requests in fixed windows of a minute
+// that begin with the first request after the last one ended, and tells in every answer how
+// many of the window's requests are used and when it ends: the client counts its requests the
+// same way, corrected by those answers, and holds a request that would exceed the budget until
+// the window ends, so that Genesys never has to refuse one.
 func (c *Client) wait(ctx context.Context) error {
 	for {
 		c.limMu.Lock()
-		until, lim := c.blockedUntil, c.lim
-		c.limMu.Unlock()
-		d := time.Until(until)
-		if d <= 0 {
-			return lim.Wait(ctx)
+		now := time.Now()
+		until := c.blockedUntil
+		if !now.Before(until) {
+			if !now.Before(c.windowEnd) {
+				c.used, c.windowEnd = 0, now.Add(60*c.o.WireSecond)
+			}
+			if c.used < c.allowed {
+				c.used++
+				c.limMu.Unlock()
+				return nil
+			}
+			until = c.windowEnd
 		}
-		t := time.NewTimer(d)
+		c.limMu.Unlock()
+		t := time.NewTimer(time.Until(until))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -303,7 +304,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	}
 }
 
-// observeLimits adopts the budget Genesys reports and pauses when the window is spent.
+// observeLimits adopts the budget Genesys reports and what it counted of the current window.
 func (c *Client) observeLimits(h http.Header) {
 	allowed, err1 := strconv.Atoi(h.Get("inin-ratelimit-allowed"))
 	if err1 == nil {
@@ -311,9 +312,18 @@ func (c *Client) observeLimits(h http.Header) {
 	}
 	count, err2 := strconv.Atoi(h.Get("inin-ratelimit-count"))
 	reset, err3 := strconv.Atoi(h.Get("inin-ratelimit-reset"))
-	if err1 == nil && err2 == nil && err3 == nil && count >= allowed {
-		c.block(time.Now().Add(time.Duration(reset) * c.o.WireSecond))
+	if err2 != nil || err3 != nil {
+		return
 	}
+	// reset is rounded up to whole seconds and counted from Genesys's clock reading, before
+	// this answer arrived: the window ends no later than end.
+	end := time.Now().Add(time.Duration(reset) * c.o.WireSecond)
+	c.limMu.Lock()
+	if end.After(c.windowEnd) {
+		c.windowEnd = end
+	}
+	c.used = max(c.used, count)
+	c.limMu.Unlock()
 }
 
 func (c *Client) mapError(resp *http.Response, data []byte) error {
