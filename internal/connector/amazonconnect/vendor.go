@@ -6,12 +6,9 @@ import (
 	"github.com/omnipresence/omnipresence/internal/settings"
 )
 
-// Kind is how policy files name Amazon Connect systems.
-const Kind = "amazonconnect"
-
 // Vendor describes Amazon Connect to the rest of the program; internal/vendors registers it.
 var Vendor = connector.Vendor{
-	Kind:  Kind,
+	Kind:  "amazonconnect",
 	Title: "Amazon Connect",
 	Settings: []connector.Setting{
 		{Key: "region", Required: true, Doc: "the instance's AWS region (us-east-1)"},

@@ -6,12 +6,9 @@ import (
 	"github.com/omnipresence/omnipresence/internal/settings"
 )
 
-// Kind is how policy files name NICE CXone systems.
-const Kind = "cxone"
-
 // Vendor describes NICE CXone to the rest of the program; internal/vendors registers it.
 var Vendor = connector.Vendor{
-	Kind:  Kind,
+	Kind:  "cxone",
 	Title: "NICE CXone",
 	Settings: []connector.Setting{
 		{Key: "api_url", Doc: "the tenant's api_endpoint (https://api-na1.niceincontact.com); or tenant_id"},
