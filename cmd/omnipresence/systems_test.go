@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -16,6 +17,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/store/memory"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
@@ -323,4 +328,74 @@ func TestServeWithAVendorDown(t *testing.T) {
 		b, code := sv.get(t, "/readyz")
 		return code == 200 && b == "ok\n"
 	})
+}
+
+// docPolicies returns every whole policy of the docs (YAML blocks with "version: 1") and of the
+// examples, by where they are.
+func docPolicies(t *testing.T) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	docs, _ := filepath.Glob("../../docs/*.md")
+	for _, f := range append(docs, "../../README.md") {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		blocks := strings.Split(string(b), "```yaml\n")
+		for i, blk := range blocks[1:] {
+			body, _, _ := strings.Cut(blk, "```")
+			if strings.HasPrefix(body, "version: 1") {
+				out[fmt.Sprintf("%s block %d", f, i+1)] = body
+			}
+		}
+	}
+	examples, _ := filepath.Glob("../../examples/*/policy.yaml")
+	for _, f := range examples {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f] = string(b)
+	}
+	return out
+}
+
+// TestDocPoliciesServeAgrees checks every policy of the docs and examples passes validate, and
+// passes what serve checks once it has the catalogs, with the simulators' (the demo org's)
+// catalogs for the systems that have no inline one.
+func TestDocPoliciesServeAgrees(t *testing.T) {
+	s := startSims(t, true)
+	catalogs := map[string][]presence.Status{}
+	for kind, sys := range map[string]map[string]any{
+		"genesys": {"api_url": s.gc.Info()["url"], "client_id": "demo-client", "client_secret": "demo-secret"},
+		"salesforce": {"login_url": s.sf.Info()["url"], "pubsub_url": s.sf.Info()["pubsub_url"],
+			"auth": map[string]any{"flow": "client_credentials", "client_id": "demo-client", "client_secret": "demo-secret"}},
+	} {
+		v, _ := connector.Lookup(kind)
+		c, err := v.Connect(context.Background(), kind, sys, connector.Deps{Checkpoints: memory.New()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if catalogs[kind], err = c.Catalog(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	policies := docPolicies(t)
+	if len(policies) < 6 {
+		t.Fatalf("found %d policies in the docs and examples", len(policies))
+	}
+	for where, body := range policies {
+		path := writePolicy(t, body)
+		if _, stderr, code := run(t, "validate", "--config", path); code != 0 {
+			t.Errorf("%s: validate exit %d:\n%s", where, code, stderr)
+			continue
+		}
+		_, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
+			return catalogs[sys.Kind], nil
+		}})
+		if err != nil {
+			t.Errorf("%s: passes validate, but not against the demo org's catalogs as serve checks it:\n%v", where, err)
+		}
+	}
 }
