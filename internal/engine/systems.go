@@ -281,7 +281,10 @@ func (e *Engine) runSystem(ctx context.Context, name string, c connector.Connect
 	t.mu.Unlock()
 	b.reset()
 	if hc, ok := c.(connector.Healther); ok && e.cfg.HealthInterval > 0 {
-		go e.probe(ctx, name, hc, t)
+		var probing sync.WaitGroup
+		probing.Add(1)
+		go func() { defer probing.Done(); e.probe(ctx, name, hc, t) }()
+		defer probing.Wait()
 	}
 	emit := func(ctx context.Context, ev presence.Event) error {
 		if err := e.Ingest(ctx, ev); err != nil {
