@@ -1,16 +1,19 @@
 // Package policy loads, validates, compiles and evaluates policy files (format version 1,
 // CONTRACTS.md "Policy files"). Loading reports every problem at once with file, line and column;
 // evaluation is pure: an event and the agent's current statuses in, intents and an explanation out.
+// What a policy may say about a system of a kind (its settings, system states, operands) comes
+// from the vendor registry (connector.Lookup); the package knows no vendor.
 //
 // Semantics the format leaves open are fixed here:
 //   - a folder's files are read in name order and merged; every file says "version: 1";
-//   - a catalog entry without id uses its name as id; a Salesforce catalog always holds Offline
-//     (id "0"), and a Salesforce system without a catalog still knows Offline;
+//   - a catalog entry without id uses its name as id; the catalog of a vendor that reserves an
+//     Offline status (Salesforce's id "0") always holds it, and a system without a catalog
+//     still knows it;
 //   - a logout means the system's status is Offline, so "<system>.new_state" is "Offline";
 //   - structured tests compare numbers when both sides parse as numbers, otherwise text, exactly;
-//   - CEL tests see one variable per system (new_state, old_state; for salesforce also channel,
-//     previous_workload, new_workload, configured_capacity as int and the *_pct fields as double)
-//     and "event" (type, system, status, data); ints and doubles compare with each other;
+//   - CEL tests see one variable per system (new_state, old_state and the operands of its
+//     vendor, connector.Vendor.Operands, typed as the vendor says) and "event" (type, system,
+//     status, data); ints and doubles compare with each other;
 //     a CEL error or an exceeded cost limit at run time means the rule does not match;
 //   - activity match tests treat a JSON null like an absent field;
 //   - an extension without timeout waits DefaultExtensionTimeout.
