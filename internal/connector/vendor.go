@@ -121,8 +121,8 @@ type Operand struct {
 	// Doc says what the value is.
 	Doc string
 	// Text reads a Text operand from an event; Number reads an Int or Double one.
-	Text   func(ev *presence.Event) string
-	Number func(ev *presence.Event) float64
+	Text   func(ev presence.Event) string
+	Number func(ev presence.Event) float64
 }
 
 // ExtensionSide is how a vendor appears in the extension webhook's JSON (the Genesys CX Cloud

@@ -170,11 +170,11 @@ func (t *systemTypes) FindStructFieldType(name, field string) (*celtypes.FieldTy
 		Type:  typ,
 		IsSet: func(any) bool { return true },
 		GetFrom: func(obj any) (any, error) {
-			m, ok := obj.(map[string]any)
+			v, ok := obj.(*systemVars)
 			if !ok {
 				return nil, fmt.Errorf("no field %s on %T", field, obj)
 			}
-			return m[field], nil
+			return v.field(field), nil
 		},
 	}, true
 }
@@ -261,8 +261,8 @@ func (sizeEstimator) EstimateCallCost(string, string, *cost.AstNode, []cost.AstN
 	return nil
 }
 
-// activation builds the CEL variables for the event, once per evaluation: per system its
-// states and, for the event's system, its operands (zero values for the other systems).
+// activation builds the CEL variables for the event, once per evaluation: per system a
+// systemVars, which computes a field only when an expression reads it.
 func (x *evalCtx) activation() map[string]any {
 	if x.cel != nil {
 		return x.cel.act
@@ -273,42 +273,68 @@ func (x *evalCtx) activation() map[string]any {
 		data = map[string]any{}
 	}
 	act["event"] = &eventVars{Type: string(x.in.Event.Type), System: x.in.Event.System, Status: x.in.Event.Status, Data: data}
+	ev := &celEvent{ev: x.in.Event, newState: x.newS.Name, oldState: x.in.Old.Name}
 	for _, name := range x.env.names {
-		si := x.env.systems[name]
-		v := make(map[string]any, 2+len(si.vendor.Operands))
-		if name == x.in.Event.System {
-			v[fieldNewState], v[fieldOldState] = x.newS.Name, x.in.Old.Name
-		} else {
-			v[fieldNewState], v[fieldOldState] = x.in.Current[name].Name, x.in.Current[name].Name
-		}
-		mine := name == x.in.Event.System
-		for i := range si.vendor.Operands {
-			op := &si.vendor.Operands[i]
-			switch op.Type {
-			case connector.Int:
-				n := int64(0)
-				if mine {
-					n = int64(op.Number(&x.in.Event))
-				}
-				v[op.Name] = n
-			case connector.Double:
-				f := 0.0
-				if mine {
-					f = op.Number(&x.in.Event)
-				}
-				v[op.Name] = f
-			default:
-				t := ""
-				if mine {
-					t = op.Text(&x.in.Event)
-				}
-				v[op.Name] = t
-			}
+		v := &systemVars{ev: ev, si: x.env.systems[name], mine: name == x.in.Event.System}
+		if !v.mine {
+			v.current = x.in.Current[name].Name
 		}
 		act[name] = v
 	}
 	x.cel = &celVars{act: act}
 	return act
+}
+
+// celEvent is what every system's CEL variable reads of the event.
+type celEvent struct {
+	ev                 presence.Event
+	newState, oldState string
+}
+
+// systemVars is one system's CEL variable.
+type systemVars struct {
+	ev *celEvent
+	si *sysInfo
+	// mine is true for the event's system; current is what another system shows.
+	mine    bool
+	current string
+}
+
+// field is the value of a field of the system's type: its states, or an operand of its
+// vendor (zero for a system other than the event's).
+func (v *systemVars) field(name string) any {
+	switch name {
+	case fieldNewState:
+		if v.mine {
+			return v.ev.newState
+		}
+		return v.current
+	case fieldOldState:
+		if v.mine {
+			return v.ev.oldState
+		}
+		return v.current
+	}
+	op := v.si.operand(name)
+	if op == nil {
+		return nil
+	}
+	switch op.Type {
+	case connector.Int:
+		if !v.mine {
+			return int64(0)
+		}
+		return int64(op.Number(v.ev.ev))
+	case connector.Double:
+		if !v.mine {
+			return 0.0
+		}
+		return op.Number(v.ev.ev)
+	}
+	if !v.mine {
+		return ""
+	}
+	return op.Text(v.ev.ev)
 }
 
 // celStatuses checks the status names a CEL test compares a state with

@@ -118,9 +118,9 @@ func (o *operand) value(x *evalCtx) value {
 		return numValue(0)
 	}
 	if text {
-		return textValue(o.vendor.Text(&x.in.Event))
+		return textValue(o.vendor.Text(x.in.Event))
 	}
-	return numValue(o.vendor.Number(&x.in.Event))
+	return numValue(o.vendor.Number(x.in.Event))
 }
 
 // The comparison operators of structured tests.

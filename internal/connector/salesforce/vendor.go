@@ -59,17 +59,17 @@ var Vendor = connector.Vendor{
 	},
 	Operands: []connector.Operand{
 		{Name: "channel", Type: connector.Text, Doc: "the service channel (DeveloperName) of accepted work",
-			Text: func(ev *presence.Event) string { s, _ := ev.Data[DataChannel].(string); return s }},
+			Text: func(ev presence.Event) string { s, _ := ev.Data[DataChannel].(string); return s }},
 		{Name: "previous_workload", Type: connector.Int, Doc: "units of work before the change",
-			Number: func(ev *presence.Event) float64 { return number(ev.Data[DataPreviousWorkload]) }},
+			Number: func(ev presence.Event) float64 { return number(ev.Data[DataPreviousWorkload]) }},
 		{Name: "new_workload", Type: connector.Int, Doc: "units of work after the change",
-			Number: func(ev *presence.Event) float64 { return number(ev.Data[DataNewWorkload]) }},
+			Number: func(ev presence.Event) float64 { return number(ev.Data[DataNewWorkload]) }},
 		{Name: "previous_workload_pct", Type: connector.Double, Doc: "previous_workload as a percentage (0-100) of configured_capacity",
-			Number: func(ev *presence.Event) float64 { return pct(ev, DataPreviousWorkload) }},
+			Number: func(ev presence.Event) float64 { return pct(ev, DataPreviousWorkload) }},
 		{Name: "new_workload_pct", Type: connector.Double, Doc: "new_workload as a percentage (0-100) of configured_capacity",
-			Number: func(ev *presence.Event) float64 { return pct(ev, DataNewWorkload) }},
+			Number: func(ev presence.Event) float64 { return pct(ev, DataNewWorkload) }},
 		{Name: "configured_capacity", Type: connector.Int, Doc: "the agent's capacity in their presence configuration",
-			Number: func(ev *presence.Event) float64 { return number(ev.Data[DataConfiguredCapacity]) }},
+			Number: func(ev presence.Event) float64 { return number(ev.Data[DataConfiguredCapacity]) }},
 	},
 	Extension:    &connector.ExtensionSide{Key: "salesforceStatus", IDKey: "statusId", Status: extensionStatus},
 	AgentConsole: "Omni-Channel bridge (the agent's Salesforce console)",
@@ -82,7 +82,7 @@ func extensionStatus(s presence.Status) map[string]string {
 }
 
 // pct is the workload under key as a percentage of the configured capacity; 0 without one.
-func pct(ev *presence.Event, key string) float64 {
+func pct(ev presence.Event, key string) float64 {
 	capacity := number(ev.Data[DataConfiguredCapacity])
 	if capacity == 0 {
 		return 0
