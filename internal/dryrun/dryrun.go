@@ -156,7 +156,6 @@ type item struct {
 	kind    itemKind
 	ev      presence.Event
 	index   int
-	w       engine.Write
 	sent    *sent
 	receipt connector.Receipt
 	err     error

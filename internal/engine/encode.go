@@ -56,13 +56,6 @@ func (o *jsonObject) intOmit(k string, v int64) {
 	}
 }
 
-func (o *jsonObject) boolOmit(k string, v bool) {
-	if v {
-		o.key(k)
-		o.b = append(o.b, "true"...)
-	}
-}
-
 func (o *jsonObject) timeOmit(k string, t time.Time) {
 	if !t.IsZero() {
 		o.key(k)
