@@ -129,9 +129,7 @@ func TestDocsShellBlocksRun(t *testing.T) {
 				for _, cmdline := range commands(b.text) {
 					line := strings.TrimSpace(cmdline)
 					if rest, ok := strings.CutPrefix(line, "export "); ok {
-						for _, kv := range strings.Fields(rest) {
-							env = append(env, kv)
-						}
+						env = append(env, strings.Fields(rest)...)
 						continue
 					}
 					line = strings.Replace(line, "go run ./cmd/omnipresence", "omnipresence", 1)

@@ -1,7 +1,7 @@
 package main
 
 import (
-	"fmt"
+	"errors"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -17,7 +17,7 @@ func flagError(cmd *cobra.Command, err error) error {
 			msg += "; did you mean --" + s + "?"
 		}
 	}
-	return &exitError{code: 2, err: fmt.Errorf("%s\nSee '%s --help'.", msg, cmd.CommandPath())}
+	return &exitError{code: 2, err: errors.New(msg + "\nSee '" + cmd.CommandPath() + " --help'.")}
 }
 
 // nearestFlag returns the command's flag closest to name (at most two edits away, or name is

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
-	sfconn "github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -249,7 +248,7 @@ func TestCheckpointChild(t *testing.T) {
 	cps := &killingCheckpoints{Checkpoints: st, k: k}
 	conns := map[string]connector.Connector{}
 	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
-		c, err := sfconn.New(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient, Checkpoints: cps})
+		c, err := sys.Vendor.Connect(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient, Checkpoints: cps})
 		if err != nil {
 			return nil, err
 		}
