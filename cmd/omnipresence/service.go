@@ -130,12 +130,18 @@ func runService(ctx context.Context, o serviceOptions) error {
 	}
 	defer closeConnectors(conns, log)
 	var bridgeSystem string
+	var verifier *bridgetoken.Verifier
 	var bridgeHandler, consolesHandler *lateHandler
 	if o.bridgeSecret != "" || len(o.bridgeCerts) > 0 {
 		if bridgeSystem, err = bridgedSystem(cfg, conns); err != nil {
 			return &exitError{code: 2, err: err}
 		}
+		if verifier, err = bridgeVerifier(o, log); err != nil {
+			return &exitError{code: 2, err: err}
+		}
 		bridgeHandler, consolesHandler = &lateHandler{}, &lateHandler{}
+		log.Info("Omni-Channel bridge on", "system", bridgeSystem, "origins", strings.Join(o.bridgeOrigins, ","),
+			"certificates", len(o.bridgeCerts), "development_secret", verifier.Dev())
 	} else {
 		warnNoBridge(cfg, conns, log)
 	}
@@ -178,7 +184,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 			return err
 		}
 		if bridgeHandler != nil {
-			hub, h, err := openBridge(full, bridgeSystem, conns[bridgeSystem], eng, st, reg, o, log)
+			hub, h, err := openBridge(full, bridgeSystem, conns[bridgeSystem], verifier, eng, st, reg, o, log)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -187,6 +193,8 @@ func runService(ctx context.Context, o serviceOptions) error {
 			health.setBridge(hub, bridgeSystem)
 			// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
 			go func() { <-gctx.Done(); hub.Close() }()
+			// The handler watches the agents' consoles (on_disconnect) until the service stops.
+			g.Go(func() error { return h.Run(gctx) })
 		}
 		svc.set(eng)
 		return eng.Run(gctx)
@@ -208,19 +216,12 @@ func bridgedSystem(cfg *policy.Config, conns map[string]connector.Connector) (st
 	return systems[0], nil
 }
 
-// openBridge creates the Omni-Channel bridge for the system and attaches it to the system's
-// connector.
-func openBridge(cfg *policy.Config, name string, c connector.Connector, eng *engine.Engine, st store.Store,
-	reg prometheus.Registerer, o serviceOptions, log *slog.Logger) (*bridge.Hub, *bridge.Handler, error) {
-	names := map[string]string{}
-	if cat := cfg.Systems[name].Catalog; cat != nil {
-		for _, st := range cat.Statuses() {
-			names[st.ID] = st.Name
-		}
-	}
+// bridgeVerifier is what checks the bridge's tokens: the org's certificates, or in development
+// mode a shared secret. It warns about what is unsafe or soon to expire.
+func bridgeVerifier(o serviceOptions, log *slog.Logger) (*bridgetoken.Verifier, error) {
 	verifier, err := bridgetoken.NewVerifier(o.bridgeCerts, []byte(o.bridgeSecret))
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if verifier.Dev() {
 		log.Warn("DEVELOPMENT MODE: the Omni-Channel bridge accepts tokens signed with a shared secret; " +
@@ -238,6 +239,19 @@ func openBridge(cfg *policy.Config, name string, c connector.Connector, eng *eng
 				"subject", c.Subject.CommonName, "not_after", c.NotAfter)
 		}
 	}
+	return verifier, nil
+}
+
+// openBridge creates the Omni-Channel bridge for the system and attaches it to the system's
+// connector.
+func openBridge(cfg *policy.Config, name string, c connector.Connector, verifier *bridgetoken.Verifier, eng *engine.Engine,
+	st store.Store, reg prometheus.Registerer, o serviceOptions, log *slog.Logger) (*bridge.Hub, *bridge.Handler, error) {
+	names := map[string]string{}
+	if cat := cfg.Systems[name].Catalog; cat != nil {
+		for _, st := range cat.Statuses() {
+			names[st.ID] = st.Name
+		}
+	}
 	var afters []time.Duration
 	for _, p := range cfg.Policies {
 		if d := p.OnDisconnect; d != nil && d.Of == name {
@@ -253,8 +267,6 @@ func openBridge(cfg *policy.Config, name string, c connector.Connector, eng *eng
 		return nil, nil, err
 	}
 	c.(connector.BridgeAttacher).AttachBridge(hub)
-	log.Info("Omni-Channel bridge on", "system", name, "origins", strings.Join(o.bridgeOrigins, ","),
-		"certificates", len(o.bridgeCerts), "development_secret", verifier.Dev())
 	return hub, h, nil
 }
 
@@ -265,11 +277,11 @@ func warnNoBridge(cfg *policy.Config, conns map[string]connector.Connector, log 
 		if _, ok := conns[name].(connector.BridgeAttacher); !ok {
 			continue
 		}
-		log.Warn("the system has no Omni-Channel bridge: every status write to it will wait as deferred; "+
+		log.Warn("the Salesforce system has no Omni-Channel bridge: every status write to it will wait as deferred; "+
 			"start serve with --bridge-cert-file and --bridge-origin (bridge/salesforce/README.md)", "system", name)
 		for _, p := range cfg.Policies {
 			if d := p.OnDisconnect; d != nil && d.Of == name {
-				log.Warn("on_disconnect watches the consoles of a system without a bridge; it will never fire",
+				log.Warn("on_disconnect watches the consoles of a Salesforce system without a bridge; it will never fire",
 					"policy", p.Name, "system", name)
 			}
 		}
