@@ -43,7 +43,7 @@ type world struct {
 	acts []string
 	// consoles names the Salesforce system whose agent consoles an on_disconnect watches.
 	consoles string
-	yaml string
+	yaml     string
 }
 
 type sysSpec struct {
