@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/omnipresence/omnipresence/internal/store/postgres/pgtest"
 )
 
 // docFiles are the documents whose commands must run as written.
@@ -141,6 +143,11 @@ func TestDocsShellBlocksRun(t *testing.T) {
 						t.Logf("%s:%d: not run, PostgreSQL is not reachable at 127.0.0.1:5432: %s", path, b.line, line)
 						continue
 					}
+					if strings.Contains(line, "postgres://") {
+						// A documented store URL gets a schema of its own, so rows another
+						// run left in the shared database never meet this one.
+						line = postgresURL.ReplaceAllLiteralString(line, pgtest.FreshSchema(t))
+					}
 					ran++
 					bg := strings.HasSuffix(line, "&")
 					line = strings.TrimSpace(strings.TrimSuffix(line, "&"))
@@ -170,6 +177,9 @@ func TestDocsShellBlocksRun(t *testing.T) {
 		t.Fatal("no documented command was run")
 	}
 }
+
+// postgresURL matches a PostgreSQL URL in a documented command line.
+var postgresURL = regexp.MustCompile(`postgres://[^'"\s]+`)
 
 // startDocumented starts a long-running command and waits for its JSON line; for serve, also
 // for /readyz.
