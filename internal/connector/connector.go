@@ -147,6 +147,26 @@ func (e *PermanentError) Error() string { return "permanent: " + e.Err.Error() }
 
 func (e *PermanentError) Unwrap() error { return e.Err }
 
+// NotAppliedError says the vendor certainly did not apply the write: it was refused before
+// anything changed (503, no token, a connection that never opened). No echo of it can come,
+// so the engine may retry it without waiting for one. A write whose answer was lost (a
+// timeout after the request left) is not a NotAppliedError: it may have landed.
+type NotAppliedError struct{ Err error }
+
+func (e *NotAppliedError) Error() string { return "not applied: " + e.Err.Error() }
+
+func (e *NotAppliedError) Unwrap() error { return e.Err }
+
+// IsNotApplied reports whether err says the write certainly did not change the vendor: a
+// NotAppliedError, or a refusal (RetryAfterError, DeferredError, PermanentError).
+func IsNotApplied(err error) bool {
+	var n *NotAppliedError
+	var r *RetryAfterError
+	var d *DeferredError
+	var p *PermanentError
+	return errors.As(err, &n) || errors.As(err, &r) || errors.As(err, &d) || errors.As(err, &p)
+}
+
 // IsDeferred reports whether err is (or wraps) a DeferredError and returns it.
 func IsDeferred(err error) (*DeferredError, bool) {
 	var d *DeferredError
