@@ -112,6 +112,12 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Update implements store.Store.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.update(ctx, nil, fn)
+}
+
+// update runs fn in one write transaction; with a fence, the transaction first checks that the
+// lease still has the fence's epoch (lease.go), and commits nothing otherwise.
+func (s *Store) update(ctx context.Context, f *fence, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -128,6 +134,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	// Roll back on every way out but a commit, panics in fn included, without depending on
 	// ctx, which may be what failed. After a commit it is a no-op.
 	defer pgTx.Rollback(context.WithoutCancel(ctx))
+	if f != nil {
+		if err := f.check(ctx, pgTx); err != nil {
+			return err
+		}
+	}
 	t := &tx{tx: pgTx}
 	if err := fn(t); err != nil {
 		return err
