@@ -54,7 +54,9 @@ type Replica struct {
 }
 
 // interval renders d for a PostgreSQL interval parameter.
-func interval(d time.Duration) string { return strconv.FormatInt(d.Microseconds(), 10) + " microseconds" }
+func interval(d time.Duration) string {
+	return strconv.FormatInt(d.Microseconds(), 10) + " microseconds"
+}
 
 // AcquireLease makes holder the leader for ttl when no replica holds an unexpired lease, and
 // returns the new epoch; ok is false when another replica leads.
