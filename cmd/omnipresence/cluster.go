@@ -70,6 +70,14 @@ type replicaSet struct {
 	mu       sync.Mutex
 	cachedAt time.Time
 	cached   postgres.Lease
+	// proxied are the requests proxied to a leader, which end when another replica leads:
+	// a command stream must not wait on a leader that was paused or cut off.
+	proxied map[*proxiedRequest]struct{}
+}
+
+type proxiedRequest struct {
+	leader string
+	cancel context.CancelFunc
 }
 
 func newReplicaSet(pg *postgres.Store, id string, ttl time.Duration, log *slog.Logger, reg prometheus.Registerer) *replicaSet {
@@ -207,6 +215,7 @@ func (r *replicaSet) toLeader() http.Handler {
 		},
 		// Command streams are Server-Sent Events: every write goes out at once.
 		FlushInterval: -1,
+		ErrorLog:      slog.NewLogLogger(r.log.Handler(), slog.LevelDebug),
 		ErrorHandler: func(w http.ResponseWriter, _ *http.Request, err error) {
 			r.log.Debug("proxying to the leader failed", "err", err)
 			unavailable(w, "the leader cannot be reached; try again")
@@ -218,8 +227,55 @@ func (r *replicaSet) toLeader() http.Handler {
 			unavailable(w, "no replica leads at the moment (a takeover is under way); try again")
 			return
 		}
-		rp.ServeHTTP(w, req.WithContext(context.WithValue(req.Context(), leaderKey{}, l.Addr)))
+		ctx, cancel := context.WithCancel(context.WithValue(req.Context(), leaderKey{}, l.Addr))
+		defer cancel()
+		p := &proxiedRequest{leader: l.Holder, cancel: cancel}
+		r.mu.Lock()
+		if r.proxied == nil {
+			r.proxied = map[*proxiedRequest]struct{}{}
+		}
+		r.proxied[p] = struct{}{}
+		r.mu.Unlock()
+		defer func() {
+			r.mu.Lock()
+			delete(r.proxied, p)
+			r.mu.Unlock()
+		}()
+		rp.ServeHTTP(w, req.WithContext(ctx))
 	})
+}
+
+// watchLeader ends, until ctx ends, the proxied requests of a leader that no longer leads.
+func (r *replicaSet) watchLeader(ctx context.Context) error {
+	for sleep(ctx, r.ttl/4) {
+		lctx, cancel := context.WithTimeout(ctx, r.ttl)
+		l, err := r.pg.CurrentLease(lctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		for p := range r.proxied {
+			if p.leader != l.Holder {
+				p.cancel()
+				delete(r.proxied, p)
+			}
+		}
+		r.mu.Unlock()
+	}
+	return nil
+}
+
+// sleep waits d, reporting false when ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
 }
 
 type leaderKey struct{}

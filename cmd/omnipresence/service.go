@@ -75,18 +75,25 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 // connectSystems opens the connector of every system the policy gives connection settings,
 // without contacting the vendors: errors here are settings only the environment can tell
 // (an unset variable, an unreadable key file), and each names its system. Systems without
-// settings, or of a kind this build cannot connect, take events only from the webhook.
-func connectSystems(ctx context.Context, cfg *policy.Config, st store.Store, log *slog.Logger) (map[string]connector.Connector, error) {
+// settings, or of a kind this build cannot connect, take events only from the webhook, which
+// it says when announce is set.
+func connectSystems(ctx context.Context, cfg *policy.Config, st store.Store, log *slog.Logger, announce bool) (map[string]connector.Connector, error) {
 	conns := map[string]connector.Connector{}
 	var errs []error
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
 		switch {
 		case !sys.Connected():
+			if !announce {
+				continue
+			}
 			log.Info("the policy gives no connection settings; events for the system come only through the webhook and writes to it wait",
 				"system", name, "kind", sys.Kind)
 			continue
 		case sys.Vendor.Open == nil:
+			if !announce {
+				continue
+			}
 			log.Warn("this build has no connector for the kind; events for the system come only through the webhook and writes to it wait",
 				"system", name, "kind", sys.Kind)
 			continue
@@ -138,7 +145,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return &exitError{code: 2, err: err}
 	}
 	defer st.Close()
-	conns, err := connectSystems(ctx, cfg, st, log)
+	conns, err := connectSystems(ctx, cfg, st, log, true)
 	if err != nil {
 		return err
 	}
@@ -221,6 +228,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 			consolesHandler.set(rs.toLeader())
 		}
 		g.Go(func() error { return rs.heartbeat(gctx) })
+		g.Go(func() error { return rs.watchLeader(gctx) })
 		return cluster.Run(gctx, cluster.Options{ID: rs.id, TTL: rs.ttl, Lease: pg, Logger: log,
 			Fatal: func(err error) bool { var ee *exitError; return errors.As(err, &ee) },
 			Lead:  func(ctx context.Context, epoch int64) error { return l.term(ctx, rs, pg, epoch, reg) },
@@ -274,15 +282,16 @@ func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, e
 	start := time.Now()
 	rs.terms.Inc()
 	rs.epoch.Store(epoch)
-	fenced := pg.Fenced(epoch, rs.ttl)
-	conns, err := connectSystems(ctx, l.cfg, fenced, l.log)
+	// A transaction of this leader left idle (the process paused inside it) holds up a
+	// takeover until the server ends it.
+	fenced := pg.Fenced(epoch, max(rs.ttl/2, 500*time.Millisecond))
+	conns, err := connectSystems(ctx, l.cfg, fenced, l.log, false)
 	if err != nil {
 		return err
 	}
 	defer closeConnectors(conns, l.log)
 	treg := &termRegisterer{reg: reg}
 	defer treg.drop()
-	rs.leading.Store(true)
 	defer rs.leading.Store(false)
 	var wg sync.WaitGroup
 	defer wg.Wait()
@@ -294,6 +303,7 @@ func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, e
 			time.Sleep(10 * time.Millisecond)
 		}
 		if ctx.Err() == nil {
+			rs.leading.Store(true)
 			rs.startup.Set(time.Since(start).Seconds())
 			l.log.Info("leading: the engine runs", "replica", rs.id, "epoch", epoch,
 				"took", time.Since(start).Round(time.Millisecond))

@@ -65,8 +65,10 @@ func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Durati
 		return 0, false, err
 	}
 	defer s.gate.Leave()
-	err = s.pool.QueryRow(ctx, `UPDATE lease SET holder = $1, epoch = epoch + 1, expires_at = now() + $2::interval
-		WHERE name = 'leader' AND (holder = '' OR expires_at <= now()) RETURNING epoch`, holder, interval(ttl)).Scan(&epoch)
+	// clock_timestamp, not now(): an UPDATE that waited for the old leader's share lock
+	// rechecks the expiry at the time the lock was freed, not when it began waiting.
+	err = s.pool.QueryRow(ctx, `UPDATE lease SET holder = $1, epoch = epoch + 1, expires_at = clock_timestamp() + $2::interval
+		WHERE name = 'leader' AND (holder = '' OR expires_at <= clock_timestamp()) RETURNING epoch`, holder, interval(ttl)).Scan(&epoch)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, false, nil
 	}
@@ -83,7 +85,7 @@ func (s *Store) RenewLease(ctx context.Context, holder string, epoch int64, ttl 
 		return false, err
 	}
 	defer s.gate.Leave()
-	tag, err := s.pool.Exec(ctx, `UPDATE lease SET expires_at = now() + $3::interval
+	tag, err := s.pool.Exec(ctx, `UPDATE lease SET expires_at = clock_timestamp() + $3::interval
 		WHERE name = 'leader' AND holder = $1 AND epoch = $2`, holder, epoch, interval(ttl))
 	if err != nil {
 		return false, fmt.Errorf("postgres: renew the lease: %w", err)
