@@ -651,3 +651,34 @@ func (tr *traffic) diverged(want map[string][2]string) []string {
 	slices.Sort(bad)
 	return bad
 }
+
+// TestSQLiteIsSingleNode: a second serve on the same SQLite file refuses to start, saying why,
+// and a single process reports itself as the leader.
+func TestSQLiteIsSingleNode(t *testing.T) {
+	policyPath := writePolicy(t, `version: 1
+systems:
+  wh:
+    kind: genesys
+    catalog:
+      - {id: w1, name: Ready, category: available}
+policies: []
+`)
+	db := filepath.Join(t.TempDir(), "omni.db")
+	args := []string{"--store", "sqlite:" + db}
+	first := startReplica(t, "solo", nil, policyPath, args)
+	defer first.stop()
+	var v clusterView
+	waitFor(t, 30*time.Second, "the cluster view", func() bool {
+		var ok bool
+		v, ok = first.cluster()
+		return ok
+	})
+	if v.Replica != "solo" || v.Leader != "solo" || v.Epoch != 0 || len(v.Replicas) != 1 || v.Replicas[0].Addr != first.url {
+		t.Errorf("cluster view %+v; want solo leading itself alone", v)
+	}
+	_, stderr, code := run(t, "serve", "--config", policyPath, "--addr", "127.0.0.1:0", "--store", "sqlite:"+db)
+	want := fmt.Sprintf("another omnipresence serve (pid %d) uses this SQLite store; SQLite is single-node", first.cmd.Process.Pid)
+	if code != 2 || !strings.Contains(stderr, want) {
+		t.Errorf("second serve on the same file: exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
+}

@@ -100,7 +100,8 @@ func term(ctx context.Context, o Options, epoch int64, acquired time.Time) error
 	done := make(chan error, 1)
 	go func() { done <- o.Lead(lctx, epoch) }()
 	validUntil := acquired.Add(o.TTL)
-	tick := time.NewTicker(max(o.TTL/3, 5*time.Millisecond))
+	every := max(o.TTL/3, 5*time.Millisecond)
+	tick := time.NewTicker(every)
 	defer tick.Stop()
 	var leadErr error
 	reason := ""
@@ -132,8 +133,9 @@ loop:
 			case ctx.Err() != nil:
 				reason = "shutting down"
 				break loop
-			case !time.Now().Before(validUntil):
-				reason = "the lease could not be renewed before it expired: " + err.Error()
+			case !time.Now().Add(every).Before(validUntil):
+				// The next attempt would come too late: stop acting before the lease ends.
+				reason = "the lease could not be renewed and is about to expire: " + err.Error()
 				break loop
 			default:
 				log.Warn("renewing the lease failed; retrying until it expires", "err", err,
