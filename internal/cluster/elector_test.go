@@ -120,7 +120,9 @@ func TestStepsDownWhenTakenOver(t *testing.T) {
 	defer stop()
 	done := elect(ctx, lease, "a", starts, ends)
 	<-starts
-	lease.set(func(f *fakeLease) { f.holder, f.epoch, f.expires = "b", f.epoch+1, time.Now().Add(150*time.Millisecond) })
+	lease.set(func(f *fakeLease) {
+		f.holder, f.epoch, f.expires = "b", f.epoch+1, time.Now().Add(150*time.Millisecond)
+	})
 	if e := <-ends; e != (leadTerm{"a", 1}) {
 		t.Fatalf("ended %+v", e)
 	}
