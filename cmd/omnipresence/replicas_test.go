@@ -254,7 +254,7 @@ func TestReplicasSurviveFaults(t *testing.T) {
 		t.Errorf("of %d accepted webhook events, %d are not stored", len(accepted), lost)
 	}
 	slices.Sort(takeovers)
-	t.Logf("traffic: %d vendor changes, %d webhook events accepted (%d refused, retried); %d agents converged",
+	t.Logf("traffic: %d vendor changes, %d webhook events accepted (%d refused for the sender to retry); %d agents converged",
 		traffic.changes(), len(accepted), traffic.refusedHooks(), len(agents))
 	t.Logf("takeover (fault -> another replica's engine runs), %d takeovers, lease %v: p50 %v, p99 %v, max %v",
 		len(takeovers), testLease, percentile(takeovers, 50).Round(time.Millisecond), percentile(takeovers, 99).Round(time.Millisecond),
