@@ -416,3 +416,28 @@ func (t *termRegisterer) drop() {
 	}
 	t.got = nil
 }
+
+// fencedTerm is the leader's store for one term: a write that fails because another replica
+// took the lease over ends the term at once, rather than at the next renewal.
+type fencedTerm struct {
+	store.Store
+	once sync.Once
+	lost func()
+}
+
+func (f *fencedTerm) check(err error) error {
+	if postgres.IsFenced(err) {
+		f.once.Do(f.lost)
+	}
+	return err
+}
+
+// Update implements store.Store.
+func (f *fencedTerm) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return f.check(f.Store.Update(ctx, fn))
+}
+
+// SetCheckpoint implements store.Store.
+func (f *fencedTerm) SetCheckpoint(ctx context.Context, name, value string) error {
+	return f.check(f.Store.SetCheckpoint(ctx, name, value))
+}

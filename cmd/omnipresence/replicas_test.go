@@ -83,6 +83,7 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	}
 	t.Cleanup(func() { gc.Close() })
 	s := &sims{sf: sf, gc: gc}
+	gcWrites := countGenesysWrites(t, gc.Info()["url"].(string))
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "bridge-secret")
 	webhookFile := filepath.Join(dir, "webhook-secret")
@@ -91,7 +92,7 @@ func TestReplicasSurviveFaults(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	policyPath := writePolicy(t, s.systemsYAML(gc.Info()["url"].(string))+`  wh:
+	policyPath := writePolicy(t, s.systemsYAML(gcWrites.url)+`  wh:
     kind: genesys
     catalog:
       - {id: w1, name: Ready, category: available}
@@ -179,6 +180,7 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	waitFor(t, 10*time.Second, cur.leader.name+" steps down after its pause", func() bool {
 		return strings.Contains(cur.leader.log(), "stepping down") && cur.leader.metric("omnipresence_cluster_leader") == 0
 	})
+	t.Logf("%s after its pause:\n%s", cur.leader.name, grepLines(cur.leader.log(), "stepping down"))
 	lb.add(cur.leader)
 	epoch = next.epoch
 
@@ -253,6 +255,19 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	if lost > 0 || len(accepted) == 0 {
 		t.Errorf("of %d accepted webhook events, %d are not stored", len(accepted), lost)
 	}
+	// No change is applied twice: Genesys is written at most once per Salesforce change, but
+	// for one write per agent that a takeover may send again (the old leader's last write,
+	// whose answer it never stored).
+	writes := gcWrites.byEmail(gc)
+	total, made := 0, 0
+	for _, a := range sfDriven {
+		n, changed := writes[a], traffic.transitions(a)
+		total, made = total+n, made+changed
+		if slack := *replicaKills + 3; n > changed+slack {
+			t.Errorf("%s: %d Genesys writes for %d Salesforce changes (more than %d over)", a, n, changed, slack)
+		}
+	}
+	t.Logf("Genesys writes for the Salesforce-driven agents: %d for %d changes", total, made)
 	slices.Sort(takeovers)
 	t.Logf("traffic: %d vendor changes, %d webhook events accepted (%d refused for the sender to retry); %d agents converged",
 		traffic.changes(), len(accepted), traffic.refusedHooks(), len(agents))
@@ -536,13 +551,14 @@ type traffic struct {
 
 	mu       sync.Mutex
 	last     map[string]string // agent -> the status last set in the vendor that drives it
+	changed  map[string]int    // agent -> how many times that status changed
 	n        int
 	accepted []string
 	refused  int
 }
 
 func newTraffic(s *sims, lb *balancer, sfDriven, gcDriven []string) *traffic {
-	return &traffic{s: s, lb: lb, sfDriven: sfDriven, gcDriven: gcDriven, last: map[string]string{}}
+	return &traffic{s: s, lb: lb, sfDriven: sfDriven, gcDriven: gcDriven, last: map[string]string{}, changed: map[string]int{}}
 }
 
 // sfStates and gcStates are what people pick, mapped both ways by mapOffline.
@@ -572,9 +588,94 @@ func (tr *traffic) vendors(ctx context.Context) {
 func (tr *traffic) record(agent, status string) {
 	tr.mu.Lock()
 	defer tr.mu.Unlock()
+	if tr.last[agent] != status {
+		tr.changed[agent]++
+	}
 	tr.last[agent] = status
 	tr.n++
 }
+
+func (tr *traffic) transitions(agent string) int {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	return tr.changed[agent]
+}
+
+// genesysWrites counts the presence writes made to the Genesys simulator, per user id,
+// through a proxy in front of its API.
+type genesysWrites struct {
+	url string
+
+	mu     sync.Mutex
+	byUser map[string]int
+}
+
+func countGenesysWrites(t *testing.T, target string) *genesysWrites {
+	t.Helper()
+	u, err := url.Parse(target)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &genesysWrites{byUser: map[string]int{}}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorLog = log.New(io.Discard, "", 0)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var users []string
+		switch {
+		case r.Method == http.MethodPatch && strings.HasPrefix(r.URL.Path, "/api/v2/users/") && strings.Contains(r.URL.Path, "/presences/"):
+			users = append(users, strings.Split(r.URL.Path, "/")[4])
+		case r.Method == http.MethodPut && r.URL.Path == "/api/v2/users/presences/bulk":
+			b, _ := io.ReadAll(r.Body)
+			r.Body = io.NopCloser(bytes.NewReader(b))
+			var body []struct{ ID string }
+			_ = json.Unmarshal(b, &body)
+			for _, p := range body {
+				users = append(users, p.ID)
+			}
+		}
+		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
+		rp.ServeHTTP(rec, r)
+		if rec.code < 300 {
+			g.mu.Lock()
+			for _, id := range users {
+				g.byUser[id]++
+			}
+			g.mu.Unlock()
+		}
+	})}
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Close() })
+	g.url = "http://" + ln.Addr().String()
+	return g
+}
+
+// byEmail returns the writes per user email.
+func (g *genesysWrites) byEmail(gc *gcsim.Server) map[string]int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	out := map[string]int{}
+	for _, u := range gc.Users() {
+		out[u.Email] = g.byUser[u.ID]
+	}
+	return out
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	code int
+}
+
+func (r *statusRecorder) WriteHeader(code int) {
+	r.code = code
+	r.ResponseWriter.WriteHeader(code)
+}
+
+// Unwrap lets the proxy reach the connection (websocket upgrades, flushes).
+func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }
 
 // webhooks posts one event every 30ms through the balancer, retrying a refused one as a
 // sender does, and remembers the ids a replica accepted.

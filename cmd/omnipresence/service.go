@@ -284,7 +284,12 @@ func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, e
 	rs.epoch.Store(epoch)
 	// A transaction of this leader left idle (the process paused inside it) holds up a
 	// takeover until the server ends it.
-	fenced := pg.Fenced(epoch, max(rs.ttl/2, 500*time.Millisecond))
+	ctx, lost := context.WithCancel(ctx)
+	defer lost()
+	fenced := &fencedTerm{Store: pg.Fenced(epoch, max(rs.ttl/2, 500*time.Millisecond)), lost: func() {
+		l.log.Warn("stepping down: a write was fenced, another replica took the lease over", "replica", rs.id, "epoch", epoch)
+		lost()
+	}}
 	conns, err := connectSystems(ctx, l.cfg, fenced, l.log, false)
 	if err != nil {
 		return err
