@@ -231,6 +231,26 @@ func TestReplicasSurviveFaults(t *testing.T) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+	// Every replica, leader or not, serves the agents as the vendors show them.
+	for _, r := range reps {
+		waitFor(t, 10*time.Second, r.name+" to serve every agent as converged", func() bool {
+			for a, w := range want {
+				resp, err := client.Get(r.url + "/api/v1/agents/" + a)
+				if err != nil {
+					return false
+				}
+				var v struct {
+					Systems map[string]struct{ Observed string }
+				}
+				err = json.NewDecoder(resp.Body).Decode(&v)
+				resp.Body.Close()
+				if err != nil || v.Systems["sf"].Observed != w[0] || v.Systems["gc"].Observed != w[1] {
+					return false
+				}
+			}
+			return true
+		})
+	}
 	conn, err := pgx.Connect(context.Background(), storeURL)
 	if err != nil {
 		t.Fatal(err)
