@@ -220,7 +220,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 			"advertise", rs.url())
 		svc.follow(&storeViews{cfg: full, st: st}, rs)
 		if bridgeHandler != nil {
-			fb, err := followerBridge(full, bridgeSystem, verifier, rs, o, log)
+			fb, err := followerBridge(bridgeSystem, verifier, rs, o, log)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
@@ -282,10 +282,10 @@ func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, e
 	start := time.Now()
 	rs.terms.Inc()
 	rs.epoch.Store(epoch)
-	// A transaction of this leader left idle (the process paused inside it) holds up a
-	// takeover until the server ends it.
 	ctx, lost := context.WithCancel(ctx)
 	defer lost()
+	// A transaction of this leader left idle (the process paused inside it) holds up a
+	// takeover until the server ends it.
 	fenced := &fencedTerm{Store: pg.Fenced(epoch, max(rs.ttl/2, 500*time.Millisecond)), lost: func() {
 		l.log.Warn("stepping down: a write was fenced, another replica took the lease over", "replica", rs.id, "epoch", epoch)
 		lost()
@@ -302,32 +302,30 @@ func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, e
 	defer wg.Wait()
 	ictx, stopInbox := context.WithCancel(ctx)
 	defer stopInbox()
-	go func() {
-		// The engine's first ingest returns once it runs.
-		for ctx.Err() == nil && l.svc.engine() == nil {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if ctx.Err() == nil {
-			rs.leading.Store(true)
-			rs.startup.Set(time.Since(start).Seconds())
-			l.log.Info("leading: the engine runs", "replica", rs.id, "epoch", epoch,
-				"took", time.Since(start).Round(time.Millisecond))
-		}
-	}()
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		// This replica leads from the moment its engine serves.
+		for ictx.Err() == nil && l.svc.engine() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ictx.Err() != nil {
+			return
+		}
+		rs.leading.Store(true)
+		rs.startup.Set(time.Since(start).Seconds())
+		l.log.Info("leading: the engine runs", "replica", rs.id, "epoch", epoch, "took", time.Since(start).Round(time.Millisecond))
 		rs.drainInbox(ictx, func(ctx context.Context, ev presence.Event) error {
 			if e := l.svc.engine(); e != nil {
 				return e.Ingest(ctx, ev)
 			}
-			return errStarting
+			return engine.ErrStopped
 		})
 	}()
 	err = l.run(ctx, fenced, conns, treg)
 	if l.bridge != nil {
 		// Back to a follower's bridge: events to the inbox, streams to the next leader.
-		fb, ferr := followerBridge(l.full, l.bridgeSystem, l.verifier, rs, l.o, l.log)
+		fb, ferr := followerBridge(l.bridgeSystem, l.verifier, rs, l.o, l.log)
 		if ferr == nil {
 			l.bridge.set(fb)
 			l.consoles.set(rs.toLeader())
@@ -340,8 +338,7 @@ func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, e
 // followerBridge serves the bridge on a replica that does not lead: the events a console
 // reports go to the inbox, durably, for the leader; its command stream, acks and heartbeats
 // go to the leader, whose hub holds the commands.
-func followerBridge(cfg *policy.Config, name string, verifier *bridgetoken.Verifier, rs *replicaSet, o serviceOptions,
-	log *slog.Logger) (http.Handler, error) {
+func followerBridge(name string, verifier *bridgetoken.Verifier, rs *replicaSet, o serviceOptions, log *slog.Logger) (http.Handler, error) {
 	h, err := bridge.NewHandler(bridge.Options{Verifier: verifier, Origins: o.bridgeOrigins, System: name,
 		Hub: bridge.NewHub(nil), Ingest: rs.toInbox, Logger: log.With("component", "bridge")})
 	if err != nil {
