@@ -371,6 +371,31 @@ func (v *storeViews) machine(ctx context.Context) (*engine.Machine, error) {
 	return m, nil
 }
 
+// agent returns one agent's view, restored from its row alone.
+func (v *storeViews) agent(ctx context.Context, key string) (engine.AgentView, bool, error) {
+	m := engine.NewMachine(v.cfg, engine.Options{})
+	if _, err := m.Restore(ctx, oneAgent{Store: v.st, key: key}); err != nil {
+		return engine.AgentView{}, false, err
+	}
+	view, ok := m.View(key)
+	return view, ok, nil
+}
+
+// oneAgent is a store whose agents are the one of key.
+type oneAgent struct {
+	store.Store
+	key string
+}
+
+// Agents implements store.Store.
+func (o oneAgent) Agents(ctx context.Context) ([]store.Agent, error) {
+	a, ok, err := o.Store.Agent(ctx, o.key)
+	if err != nil || !ok {
+		return nil, err
+	}
+	return []store.Agent{a}, nil
+}
+
 // termRegisterer registers a term's metrics, replacing those of an earlier term, and drops
 // them when the term ends.
 type termRegisterer struct {

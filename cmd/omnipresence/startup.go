@@ -229,12 +229,7 @@ func (s *serviceEngine) Agent(ctx context.Context, email string) (engine.AgentVi
 		return e.Agent(ctx, email)
 	}
 	if v := s.views.Load(); v != nil {
-		m, err := v.machine(ctx)
-		if err != nil {
-			return engine.AgentView{}, false, err
-		}
-		view, ok := m.View(strings.ToLower(strings.TrimSpace(email)))
-		return view, ok, nil
+		return v.agent(ctx, strings.ToLower(strings.TrimSpace(email)))
 	}
 	return engine.AgentView{}, false, nil
 }
