@@ -5,12 +5,15 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +62,9 @@ type replicaSet struct {
 	log *slog.Logger
 	// addr is the URL the other replicas reach this one at.
 	addr atomic.Pointer[string]
+	// adminToken and client make admin actions on the leader.
+	adminToken string
+	client     *http.Client
 
 	leading atomic.Bool
 	epoch   atomic.Int64
@@ -80,8 +86,9 @@ type proxiedRequest struct {
 	cancel context.CancelFunc
 }
 
-func newReplicaSet(pg *postgres.Store, id string, ttl time.Duration, log *slog.Logger, reg prometheus.Registerer) *replicaSet {
-	r := &replicaSet{pg: pg, id: id, ttl: ttl, log: log,
+func newReplicaSet(pg *postgres.Store, id string, ttl time.Duration, adminToken string, log *slog.Logger,
+	reg prometheus.Registerer) *replicaSet {
+	r := &replicaSet{pg: pg, id: id, ttl: ttl, log: log, adminToken: adminToken, client: &http.Client{Timeout: time.Minute},
 		terms: prometheus.NewCounter(prometheus.CounterOpts{Name: "omnipresence_cluster_terms_total",
 			Help: "Times this replica took the lead."}),
 		applied: prometheus.NewCounter(prometheus.CounterOpts{Name: "omnipresence_cluster_inbox_applied_total",
@@ -283,6 +290,66 @@ type leaderKey struct{}
 func unavailable(w http.ResponseWriter, msg string) {
 	w.Header().Set("Retry-After", "1")
 	writeJSONStatus(w, http.StatusServiceUnavailable, map[string]string{"error": msg})
+}
+
+// forward makes an admin action (retry, resync) on the leader's API and decodes its answer
+// into out; the answer's status comes back with it.
+func (r *replicaSet) forward(ctx context.Context, path string, out any) (int, error) {
+	l, err := r.lease(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if l.Holder == "" || l.Holder == r.id || l.Addr == "" {
+		return 0, errors.New("no replica leads at the moment (a takeover is under way); try again")
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimRight(l.Addr, "/")+path, nil)
+	if err != nil {
+		return 0, err
+	}
+	if r.adminToken != "" {
+		req.Header.Set("Authorization", "Bearer "+r.adminToken)
+	}
+	resp, err := r.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("asking the leader %s: %w", l.Holder, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return 0, fmt.Errorf("asking the leader %s: %w", l.Holder, err)
+	}
+	if resp.StatusCode == http.StatusNotFound {
+		return resp.StatusCode, engine.ErrUnknownAgent
+	}
+	if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusBadGateway {
+		return resp.StatusCode, fmt.Errorf("the leader %s answered %s: %s", l.Holder, resp.Status, strings.TrimSpace(string(body)))
+	}
+	if err := json.Unmarshal(body, out); err != nil {
+		return resp.StatusCode, fmt.Errorf("the leader %s answered: %w", l.Holder, err)
+	}
+	return resp.StatusCode, nil
+}
+
+// retry makes the leader retry an agent's write.
+func (r *replicaSet) retry(ctx context.Context, email, system string) (bool, error) {
+	var res struct {
+		Retried bool `json:"retried"`
+	}
+	_, err := r.forward(ctx, "/api/v1/agents/"+url.PathEscape(email)+"/systems/"+url.PathEscape(system)+"/retry", &res)
+	return res.Retried, err
+}
+
+// resync makes the leader read what every system shows for the agent.
+func (r *replicaSet) resync(ctx context.Context, email string) ([]string, error) {
+	var res struct {
+		Read   []string `json:"read"`
+		Detail string   `json:"detail"`
+	}
+	code, err := r.forward(ctx, "/api/v1/agents/"+url.PathEscape(email)+"/resync", &res)
+	if err == nil && code == http.StatusBadGateway {
+		err = errors.New(res.Detail)
+	}
+	return res.Read, err
 }
 
 // toInbox stores an event for the leader.

@@ -251,6 +251,18 @@ func TestReplicasSurviveFaults(t *testing.T) {
 			return true
 		})
 	}
+	// An admin's resync works through any replica: one that does not lead asks the leader.
+	for _, r := range reps {
+		resp, err := client.Post(r.url+"/api/v1/agents/"+agents[0]+"/resync", "application/json", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || !strings.Contains(string(b), `"gc"`) || !strings.Contains(string(b), `"sf"`) {
+			t.Errorf("resync through %s: %s %s", r.name, resp.Status, b)
+		}
+	}
 	conn, err := pgx.Connect(context.Background(), storeURL)
 	if err != nil {
 		t.Fatal(err)

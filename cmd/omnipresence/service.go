@@ -174,7 +174,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 	if id == "" {
 		id = replicaID()
 	}
-	rs := newReplicaSet(pg, id, o.lease, log, reg)
+	rs := newReplicaSet(pg, id, o.lease, o.adminToken, log, reg)
 	var systems []server.SystemInfo
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]

@@ -187,8 +187,6 @@ func (s *serviceEngine) follow(v *storeViews, rs *replicaSet) {
 	s.views.Store(v)
 }
 
-// errNotLeader answers what needs the engine on a replica that does not lead.
-var errNotLeader = errors.New("this replica does not lead; the leader acts (GET /api/v1/cluster says which)")
 
 // progress records a system's start-up state.
 func (s *serviceEngine) progress(name, state, reason string) {
@@ -300,24 +298,26 @@ func (s *serviceEngine) Systems() []engine.SystemHealth {
 	return out
 }
 
-// Retry makes a failed or deferred write go out again (server.Actions).
+// Retry makes a failed or deferred write go out again (server.Actions); a replica that does
+// not lead asks the leader.
 func (s *serviceEngine) Retry(ctx context.Context, email, system string) (bool, error) {
 	if e := s.eng.Load(); e != nil {
 		return e.Retry(ctx, email, system)
 	}
 	if s.views.Load() != nil {
-		return false, errNotLeader
+		return s.rs.retry(ctx, email, system)
 	}
 	return false, errStarting
 }
 
-// Resync reads what every system shows for the agent now (server.Actions).
+// Resync reads what every system shows for the agent now (server.Actions); a replica that
+// does not lead asks the leader.
 func (s *serviceEngine) Resync(ctx context.Context, email string) ([]string, error) {
 	if e := s.eng.Load(); e != nil {
 		return e.Resync(ctx, email)
 	}
 	if s.views.Load() != nil {
-		return nil, errNotLeader
+		return s.rs.resync(ctx, email)
 	}
 	return nil, errStarting
 }
