@@ -187,7 +187,6 @@ func (s *serviceEngine) follow(v *storeViews, rs *replicaSet) {
 	s.views.Store(v)
 }
 
-
 // progress records a system's start-up state.
 func (s *serviceEngine) progress(name, state, reason string) {
 	s.mu.Lock()
