@@ -57,9 +57,6 @@ const testLease = time.Second
 // event a replica accepted is stored exactly once and applied, the inbox is empty, every agent
 // converged in both vendors as the policy says, and the takeover times are logged.
 func TestReplicasSurviveFaults(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs three replicas through faults")
-	}
 	storeURL := pgtest.FreshSchema(t) + "&application_name=omnireplicas"
 	const secret = "replica-test-bridge-secret"
 	signer, err := bridgetoken.NewDevSigner([]byte(secret))
@@ -189,7 +186,13 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	cur = waitLeader(t, reps, epoch-1, 30*time.Second)
 	cut := time.Now()
 	if *restartPG {
-		out, err := exec.Command("pg_ctlcluster", "15", "main", "restart").CombinedOutput()
+		// The first cluster pg_lsclusters lists: version and name.
+		ls, err := exec.Command("pg_lsclusters", "-h").Output()
+		f := strings.Fields(string(ls))
+		if err != nil || len(f) < 2 {
+			t.Fatalf("-replicas.restart-postgres needs pg_lsclusters: %v %q", err, ls)
+		}
+		out, err := exec.Command("pg_ctlcluster", f[0], f[1], "restart").CombinedOutput()
 		if err != nil {
 			t.Fatalf("pg_ctlcluster restart: %v\n%s", err, out)
 		}
@@ -812,5 +815,18 @@ policies: []
 	want := fmt.Sprintf("another omnipresence serve (pid %d) uses this SQLite store; SQLite is single-node", first.cmd.Process.Pid)
 	if code != 2 || !strings.Contains(stderr, want) {
 		t.Errorf("second serve on the same file: exit %d, stderr %q; want 2 and %q", code, stderr, want)
+	}
+}
+
+// TestReplicaFlags refuses a lease too short to renew and an advertised URL others cannot use.
+func TestReplicaFlags(t *testing.T) {
+	for _, tc := range []struct{ flag, value, want string }{
+		{"--lease", "1ms", "--lease 1ms: give at least 100ms"},
+		{"--advertise-url", "10.0.0.5:8080", `--advertise-url "10.0.0.5:8080": give the URL other replicas reach this one at`},
+	} {
+		_, stderr, code := run(t, "serve", "--config", "testdata/none.yaml", tc.flag, tc.value)
+		if code != 2 || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%s %s: exit %d, stderr %q; want 2 and %q", tc.flag, tc.value, code, stderr, tc.want)
+		}
 	}
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"time"
 
@@ -52,6 +53,11 @@ func init() {
 			o.logger = newLogger()
 			o.started = func(url string) error {
 				return printJSONLine(cmd.OutOrStdout(), map[string]string{"url": url})
+			}
+			if o.advertiseURL != "" {
+				if u, err := url.Parse(o.advertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return &exitError{code: 2, err: fmt.Errorf("--advertise-url %q: give the URL other replicas reach this one at, such as http://10.0.0.5:8080", o.advertiseURL)}
+				}
 			}
 			if o.lease < 100*time.Millisecond {
 				return &exitError{code: 2, err: fmt.Errorf("--lease %v: give at least 100ms (the default is %v)", o.lease, defaultLease)}
