@@ -160,14 +160,29 @@ func TestReplicasSurviveFaults(t *testing.T) {
 		lb.add(reps[idx])
 	}
 
-	// The leader is paused past its lease: another takes over; resumed, it steps down and
-	// its writes are fenced.
+	// A rolling update stops the leader cleanly: it gives the lease up, and another replica
+	// takes over without waiting for the lease to expire.
 	steady()
 	cur := waitLeader(t, reps, epoch-1, 30*time.Second)
 	lb.remove(cur.leader)
+	stopped := time.Now()
+	cur.leader.stop()
+	next := waitLeader(t, reps, cur.epoch, 30*time.Second)
+	t.Logf("clean stop: %s (epoch %d) stopped; %s leads at epoch %d after %v", cur.leader.name, cur.epoch, next.leader.name,
+		next.epoch, time.Since(stopped).Round(time.Millisecond))
+	epoch = next.epoch
+	idx := slices.Index(reps, cur.leader)
+	reps[idx] = startReplica(t, cur.leader.name+"b", env, policyPath, args)
+	lb.add(reps[idx])
+
+	// The leader is paused past its lease: another takes over; resumed, it steps down and
+	// its writes are fenced.
+	steady()
+	cur = waitLeader(t, reps, epoch-1, 30*time.Second)
+	lb.remove(cur.leader)
 	paused := time.Now()
 	cur.leader.signal(syscall.SIGSTOP)
-	next := waitLeader(t, reps, cur.epoch, 30*time.Second)
+	next = waitLeader(t, reps, cur.epoch, 30*time.Second)
 	d := time.Since(paused)
 	takeovers = append(takeovers, d)
 	t.Logf("pause: %s (epoch %d) stopped; %s leads at epoch %d after %v", cur.leader.name, cur.epoch, next.leader.name,
