@@ -35,6 +35,10 @@ import (
 // accepted, durably, even while no replica leads (during a takeover), and no replica needs to
 // reach another to accept one. The bridge's command streams and acks, which live in the
 // leader's memory, are proxied to the leader: a browser reaching any replica gets its commands.
+// Proxying rather than fanning commands out through LISTEN/NOTIFY keeps the hub's one owner
+// (pending commands, a newer one superseding an older, the ack reaching the write that waits
+// for it) as it is; a proxied stream ends when another replica leads, and the bridge then
+// reconnects, to the new leader.
 
 // defaultLease is the lease's time: a leader that stops renewing is replaced within it.
 const defaultLease = 15 * time.Second
