@@ -504,6 +504,14 @@ type leaderAt struct {
 func waitLeader(t *testing.T, reps []*replicaProc, after int64, within time.Duration) leaderAt {
 	t.Helper()
 	var got leaderAt
+	defer func() {
+		if t.Failed() && got.leader == nil {
+			for _, r := range reps {
+				lines := strings.Split(strings.TrimSpace(r.log()), "\n")
+				t.Logf("%s's last log lines:\n%s", r.name, strings.Join(lines[max(len(lines)-25, 0):], "\n"))
+			}
+		}
+	}()
 	waitFor(t, within, fmt.Sprintf("a leader at an epoch above %d", after), func() bool {
 		for _, r := range reps {
 			if r.down() {

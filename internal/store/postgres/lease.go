@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/omnipresence/omnipresence/internal/store"
 )
@@ -58,39 +60,130 @@ func interval(d time.Duration) string {
 	return strconv.FormatInt(d.Microseconds(), 10) + " microseconds"
 }
 
-// AcquireLease makes holder the leader for ttl when no replica holds an unexpired lease, and
-// returns the new epoch; ok is false when another replica leads.
+// AcquireLease makes holder the leader for ttl when no replica holds a lease that is both
+// unexpired and alive, and returns the new epoch; ok is false when another replica leads. A
+// leader is alive while its own database session holds the advisory lock of its epoch: a
+// leader that crashed (its connections closed) is replaced at once, one that is paused or cut
+// off when its lease expires.
 func (s *Store) AcquireLease(ctx context.Context, holder string, ttl time.Duration) (epoch int64, ok bool, err error) {
 	if err := s.gate.Enter(); err != nil {
 		return 0, false, err
 	}
 	defer s.gate.Leave()
-	// clock_timestamp, not now(): an UPDATE that waited for the old leader's share lock
-	// rechecks the expiry at the time the lock was freed, not when it began waiting.
-	err = s.pool.QueryRow(ctx, `UPDATE lease SET holder = $1, epoch = epoch + 1, expires_at = clock_timestamp() + $2::interval
-		WHERE name = 'leader' AND (holder = '' OR expires_at <= clock_timestamp()) RETURNING epoch`, holder, interval(ttl)).Scan(&epoch)
-	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, false, nil
-	}
+	s.session.mu.Lock()
+	defer s.session.mu.Unlock()
+	s.session.dropLocked()
+	conn, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return 0, false, fmt.Errorf("postgres: acquire the lease: %w", err)
 	}
+	epoch, err = acquireOn(ctx, conn, holder, ttl)
+	if err != nil || epoch == 0 {
+		conn.Release()
+		return 0, false, err
+	}
+	s.session.conn, s.session.epoch = conn, epoch
 	return epoch, true, nil
 }
 
+// acquireOn takes the lease on conn when it is free, with the advisory lock of the new epoch;
+// the epoch is 0 when another replica leads.
+func acquireOn(ctx context.Context, conn *pgxpool.Conn, holder string, ttl time.Duration) (int64, error) {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("postgres: acquire the lease: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	// clock_timestamp, not now(): an UPDATE that waited for the old leader's share lock
+	// rechecks the expiry at the time the lock was freed, not when it began waiting. The lock
+	// of the new epoch is taken before the commit makes the epoch visible, so that no other
+	// replica ever sees the new lease without it.
+	var epoch int64
+	err = tx.QueryRow(ctx, `UPDATE lease l SET holder = $1, epoch = epoch + 1, expires_at = clock_timestamp() + $2::interval
+		WHERE name = 'leader' AND (holder = '' OR expires_at <= clock_timestamp() OR NOT EXISTS (`+aliveLock+`))
+		RETURNING epoch`, holder, interval(ttl)).Scan(&epoch)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, nil
+	}
+	if err == nil {
+		_, err = tx.Exec(ctx, `SELECT pg_try_advisory_lock(hashtext(current_schema()), ($1::bigint % 2147483647)::int)`, epoch)
+	}
+	if err == nil {
+		err = tx.Commit(ctx)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("postgres: acquire the lease: %w", err)
+	}
+	return epoch, nil
+}
+
+// aliveLock finds the advisory lock of the lease l's epoch, held by its leader's session.
+const aliveLock = `SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 2
+	AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND k.classid = hashtext(current_schema())::oid AND k.objid = ((l.epoch % 2147483647)::int)::oid`
+
 // RenewLease extends holder's lease of epoch by ttl from now; ok is false when the lease is no
-// longer holder's (another replica took it over).
+// longer holder's (another replica took it over). It renews through the leader's own session,
+// and opens a new one, with the lock, when that one broke (a database restart).
 func (s *Store) RenewLease(ctx context.Context, holder string, epoch int64, ttl time.Duration) (ok bool, err error) {
 	if err := s.gate.Enter(); err != nil {
 		return false, err
 	}
 	defer s.gate.Leave()
-	tag, err := s.pool.Exec(ctx, `UPDATE lease SET expires_at = clock_timestamp() + $3::interval
-		WHERE name = 'leader' AND holder = $1 AND epoch = $2`, holder, epoch, interval(ttl))
-	if err != nil {
-		return false, fmt.Errorf("postgres: renew the lease: %w", err)
+	s.session.mu.Lock()
+	defer s.session.mu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if s.session.conn == nil || s.session.epoch != epoch {
+			s.session.dropLocked()
+			conn, err := s.pool.Acquire(ctx)
+			if err != nil {
+				return false, fmt.Errorf("postgres: renew the lease: %w", err)
+			}
+			if _, err := conn.Exec(ctx, `SELECT pg_try_advisory_lock(hashtext(current_schema()), ($1::bigint % 2147483647)::int)`, epoch); err != nil {
+				conn.Release()
+				return false, fmt.Errorf("postgres: renew the lease: %w", err)
+			}
+			s.session.conn, s.session.epoch = conn, epoch
+		}
+		tag, err := s.session.conn.Exec(ctx, `UPDATE lease SET expires_at = clock_timestamp() + $3::interval
+			WHERE name = 'leader' AND holder = $1 AND epoch = $2`, holder, epoch, interval(ttl))
+		if err == nil {
+			return tag.RowsAffected() == 1, nil
+		}
+		s.session.dropLocked()
+		if attempt > 0 || ctx.Err() != nil {
+			return false, fmt.Errorf("postgres: renew the lease: %w", err)
+		}
 	}
-	return tag.RowsAffected() == 1, nil
+}
+
+// leaderSession is the connection a leader holds its epoch's advisory lock on.
+type leaderSession struct {
+	mu    sync.Mutex
+	conn  *pgxpool.Conn
+	epoch int64
+}
+
+func (l *leaderSession) drop() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.dropLocked()
+}
+
+// dropLocked gives the connection back without its lock; a broken one the pool discards.
+func (l *leaderSession) dropLocked() {
+	if l.conn == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock_all()`); err != nil {
+		// A connection that may still hold the lock must not go back to the pool.
+		_ = l.conn.Hijack().Close(ctx)
+	} else {
+		l.conn.Release()
+	}
+	l.conn = nil
 }
 
 // ReleaseLease gives up holder's lease of epoch, so that another replica takes over at once.
@@ -99,6 +192,7 @@ func (s *Store) ReleaseLease(ctx context.Context, holder string, epoch int64) er
 		return err
 	}
 	defer s.gate.Leave()
+	s.session.drop()
 	if _, err := s.pool.Exec(ctx, `UPDATE lease SET holder = '', expires_at = '-infinity'
 		WHERE name = 'leader' AND holder = $1 AND epoch = $2`, holder, epoch); err != nil {
 		return fmt.Errorf("postgres: release the lease: %w", err)

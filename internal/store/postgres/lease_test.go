@@ -135,3 +135,29 @@ func TestInbox(t *testing.T) {
 		t.Fatalf("inbox after delete %+v err %v", items, err)
 	}
 }
+
+// TestCrashedLeaderIsReplacedAtOnce: a leader whose session is gone (its process crashed and
+// its connections closed) is replaced before its lease expires; one whose session lives is not.
+func TestCrashedLeaderIsReplacedAtOnce(t *testing.T) {
+	ctx := context.Background()
+	u := freshSchema(t)
+	a, err := postgres.Open(ctx, u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := open(t, u)
+	if _, ok, err := a.AcquireLease(ctx, "a", time.Hour); err != nil || !ok {
+		t.Fatalf("acquire: ok %v err %v", ok, err)
+	}
+	if _, ok, err := b.AcquireLease(ctx, "b", time.Hour); err != nil || ok {
+		t.Fatalf("acquire while a lives: ok %v err %v; want refused", ok, err)
+	}
+	a.Close() // its sessions end, as a killed process's do
+	e, ok, err := b.AcquireLease(ctx, "b", time.Hour)
+	if err != nil || !ok || e != 2 {
+		t.Fatalf("acquire after a's sessions ended: epoch %d ok %v err %v; want epoch 2 at once", e, ok, err)
+	}
+	if ok, err := b.RenewLease(ctx, "b", e, time.Hour); err != nil || !ok {
+		t.Fatalf("renew: ok %v err %v", ok, err)
+	}
+}

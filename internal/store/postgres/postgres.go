@@ -34,6 +34,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	gate store.Gate
 	wmu  sync.Mutex // serializes Update within this process
+	// session is the leader's own connection, whose advisory lock says it is alive (lease.go).
+	session leaderSession
 }
 
 var _ store.Store = (*Store)(nil)
@@ -311,6 +313,7 @@ func (s *Store) SetCheckpoint(ctx context.Context, name, value string) error {
 // Close implements store.Store. It waits for running operations to finish.
 func (s *Store) Close() error {
 	if s.gate.Close() {
+		s.session.drop()
 		s.pool.Close()
 	}
 	return nil
