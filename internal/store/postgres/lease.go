@@ -19,7 +19,10 @@ import (
 // every takeover increments. The leader writes through Fenced(epoch): each of its write
 // transactions first reads the lease row FOR SHARE and commits nothing when the epoch moved
 // on, and a takeover's UPDATE of the row waits for such a transaction to end. So a leader that
-// was paused or cut off past its lease can never commit after another replica took over.
+// was paused or cut off past its lease can never commit after another replica took over. The
+// leader also holds an advisory lock of its epoch on a session of its own: when its process
+// dies, the session and the lock go with it, and another replica takes over without waiting
+// for the lease to expire.
 
 // FencedError is the error of a write through Fenced after another replica took the lease.
 type FencedError struct {
