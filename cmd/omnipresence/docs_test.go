@@ -119,6 +119,7 @@ func TestDocsShellBlocksRun(t *testing.T) {
 			}
 			env := append(os.Environ(), "PATH="+bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 			var background []*exec.Cmd
+			schemas := map[string]string{}
 			defer func() {
 				for _, c := range background {
 					stop(c)
@@ -145,8 +146,14 @@ func TestDocsShellBlocksRun(t *testing.T) {
 					}
 					if strings.Contains(line, "postgres://") {
 						// A documented store URL gets a schema of its own, so rows another
-						// run left in the shared database never meet this one.
-						line = postgresURL.ReplaceAllLiteralString(line, pgtest.FreshSchema(t))
+						// run left in the shared database never meet this one; the same URL
+						// keeps its schema through the document (replicas share it).
+						line = postgresURL.ReplaceAllStringFunc(line, func(u string) string {
+							if schemas[u] == "" {
+								schemas[u] = pgtest.FreshSchema(t)
+							}
+							return schemas[u]
+						})
 					}
 					ran++
 					bg := strings.HasSuffix(line, "&")

@@ -3,7 +3,9 @@ package main
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -52,6 +54,14 @@ func init() {
 			o.started = func(url string) error {
 				return printJSONLine(cmd.OutOrStdout(), map[string]string{"url": url})
 			}
+			if o.advertiseURL != "" {
+				if u, err := url.Parse(o.advertiseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+					return &exitError{code: 2, err: fmt.Errorf("--advertise-url %q: give the URL other replicas reach this one at, such as http://10.0.0.5:8080", o.advertiseURL)}
+				}
+			}
+			if o.lease < 100*time.Millisecond {
+				return &exitError{code: 2, err: fmt.Errorf("--lease %v: give at least 100ms (the default is %v)", o.lease, defaultLease)}
+			}
 			return runService(cmd.Context(), o)
 		},
 	}
@@ -64,6 +74,9 @@ func init() {
 	cmd.Flags().StringVar(&bridgeFile, "bridge-secret-file", "", "development only: file holding a shared bridge token secret")
 	cmd.Flags().StringArrayVar(&o.bridgeOrigins, "bridge-origin", nil,
 		"browser origin allowed to reach the bridge, such as https://acme.lightning.force.com (repeatable)")
+	cmd.Flags().StringVar(&o.replicaID, "replica-id", "", "this replica's name among the replicas of a PostgreSQL store (default: host name and a random suffix)")
+	cmd.Flags().StringVar(&o.advertiseURL, "advertise-url", "", "URL the other replicas reach this one at (default: the URL it listens on)")
+	cmd.Flags().DurationVar(&o.lease, "lease", defaultLease, "on PostgreSQL, the leader lease's time: a replica takes over within it when the leader dies")
 	_ = cmd.MarkFlagRequired("config")
 	rootCmd.AddCommand(cmd)
 }

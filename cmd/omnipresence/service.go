@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -20,11 +21,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/omnipresence/omnipresence/internal/cluster"
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridge"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
+	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/server"
 	"github.com/omnipresence/omnipresence/internal/store"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
@@ -49,6 +52,11 @@ type serviceOptions struct {
 	logger        *slog.Logger
 	// started is called with the URL actually bound, once the service listens.
 	started func(url string) error
+	// replicaID names this replica (default: the host name and a random suffix);
+	// advertiseURL is the URL other replicas reach it at (default: the URL bound); lease is
+	// the leader lease's time. They matter only on a PostgreSQL store.
+	replicaID, advertiseURL string
+	lease                   time.Duration
 }
 
 // openStore opens "sqlite:PATH", "postgres://…" (or "postgresql://…"), or "memory:".
@@ -67,18 +75,25 @@ func openStore(ctx context.Context, url string) (store.Store, error) {
 // connectSystems opens the connector of every system the policy gives connection settings,
 // without contacting the vendors: errors here are settings only the environment can tell
 // (an unset variable, an unreadable key file), and each names its system. Systems without
-// settings, or of a kind this build cannot connect, take events only from the webhook.
-func connectSystems(ctx context.Context, cfg *policy.Config, st store.Store, log *slog.Logger) (map[string]connector.Connector, error) {
+// settings, or of a kind this build cannot connect, take events only from the webhook, which
+// it says when announce is set.
+func connectSystems(ctx context.Context, cfg *policy.Config, st store.Store, log *slog.Logger, announce bool) (map[string]connector.Connector, error) {
 	conns := map[string]connector.Connector{}
 	var errs []error
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
 		switch {
 		case !sys.Connected():
+			if !announce {
+				continue
+			}
 			log.Info("the policy gives no connection settings; events for the system come only through the webhook and writes to it wait",
 				"system", name, "kind", sys.Kind)
 			continue
 		case sys.Vendor.Open == nil:
+			if !announce {
+				continue
+			}
 			log.Warn("this build has no connector for the kind; events for the system come only through the webhook and writes to it wait",
 				"system", name, "kind", sys.Kind)
 			continue
@@ -112,19 +127,25 @@ func closeConnectors(conns map[string]connector.Connector, log *slog.Logger) {
 // runService runs the engine and the HTTP API until ctx ends. The API and the admin UI serve
 // from the start; the engine starts once every system's catalog is known (inline, pulled from
 // the vendor, or, while the vendor cannot be reached, the one stored at the last start), and
-// from then on a system that cannot be reached delays only itself.
+// from then on a system that cannot be reached delays only itself. On PostgreSQL the engine
+// runs only while this replica leads (cluster.go).
 func runService(ctx context.Context, o serviceOptions) error {
 	log := o.logger
 	cfg, err := loadPolicy(o.configPath)
 	if err != nil {
 		return err
 	}
+	release, err := lockSingleNode(o.storeURL)
+	if err != nil {
+		return &exitError{code: 2, err: err}
+	}
+	defer release()
 	st, err := openStore(ctx, o.storeURL)
 	if err != nil {
 		return &exitError{code: 2, err: err}
 	}
 	defer st.Close()
-	conns, err := connectSystems(ctx, cfg, st, log)
+	conns, err := connectSystems(ctx, cfg, st, log, true)
 	if err != nil {
 		return err
 	}
@@ -148,6 +169,12 @@ func runService(ctx context.Context, o serviceOptions) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		buildInfoCollector(currentBuild()))
+	pg, _ := st.(*postgres.Store)
+	id := o.replicaID
+	if id == "" {
+		id = replicaID()
+	}
+	rs := newReplicaSet(pg, id, o.lease, o.adminToken, log, reg)
 	var systems []server.SystemInfo
 	for _, name := range cfg.SystemNames {
 		sys := cfg.Systems[name]
@@ -157,7 +184,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 	health := newSystemHealth(systems, conns, svc)
 	opts := server.Options{Engine: svc, Registry: reg, AdminToken: o.adminToken,
 		WebhookSecret: o.webhookSecret, Logger: log, Version: version,
-		Policy: cfg, Systems: systems, Health: health}
+		Policy: cfg, Systems: systems, Health: health, Cluster: rs}
 	if bridgeHandler != nil {
 		opts.Bridge, opts.Consoles = bridgeHandler, consolesHandler
 	}
@@ -167,6 +194,10 @@ func runService(ctx context.Context, o serviceOptions) error {
 		return &exitError{code: 2, err: listenError(o.addr, err)}
 	}
 	url := "http://" + ln.Addr().String()
+	rs.setAddr(url)
+	if o.advertiseURL != "" {
+		rs.setAddr(o.advertiseURL)
+	}
 	if err := o.started(url); err != nil {
 		ln.Close()
 		return err
@@ -180,27 +211,149 @@ func runService(ctx context.Context, o serviceOptions) error {
 			return err
 		}
 		srv.SetPolicy(full)
-		eng, err := engine.New(engine.Config{Policy: full, Store: st, Connectors: conns, Logger: log, Registerer: reg})
-		if err != nil {
-			return err
+		l := &leader{cfg: cfg, full: full, bridgeSystem: bridgeSystem, verifier: verifier, bridge: bridgeHandler,
+			consoles: consolesHandler, health: health, svc: svc, o: o, log: log}
+		if !rs.clustered() {
+			rs.leading.Store(true)
+			return l.run(gctx, st, conns, reg)
 		}
+		log.Info("replica of a PostgreSQL store: campaigning for the lead", "replica", rs.id, "lease", rs.ttl,
+			"advertise", rs.url())
+		svc.follow(&storeViews{cfg: full, st: st}, rs)
 		if bridgeHandler != nil {
-			hub, h, err := openBridge(full, bridgeSystem, conns[bridgeSystem], verifier, eng, st, reg, o, log)
+			fb, err := followerBridge(bridgeSystem, verifier, rs, o, log)
 			if err != nil {
 				return &exitError{code: 2, err: err}
 			}
-			bridgeHandler.set(h)
-			consolesHandler.set(h.ConsolesHandler())
-			health.setBridge(hub, bridgeSystem)
-			// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
-			go func() { <-gctx.Done(); hub.Close() }()
-			// The handler watches the agents' consoles (on_disconnect) until the service stops.
-			g.Go(func() error { return h.Run(gctx) })
+			bridgeHandler.set(fb)
+			consolesHandler.set(rs.toLeader())
 		}
-		svc.set(eng)
-		return eng.Run(gctx)
+		g.Go(func() error { return rs.heartbeat(gctx) })
+		g.Go(func() error { return rs.watchLeader(gctx) })
+		return cluster.Run(gctx, cluster.Options{ID: rs.id, TTL: rs.ttl, Lease: pg, Logger: log,
+			Fatal: func(err error) bool { var ee *exitError; return errors.As(err, &ee) },
+			Lead:  func(ctx context.Context, epoch int64) error { return l.term(ctx, rs, pg, epoch, reg) },
+		})
 	})
 	return g.Wait()
+}
+
+// leader runs the engine, the vendor watchers and the bridge's command hub.
+type leader struct {
+	cfg, full        *policy.Config
+	bridgeSystem     string
+	verifier         *bridgetoken.Verifier
+	bridge, consoles *lateHandler
+	health           *systemHealth
+	svc              *serviceEngine
+	o                serviceOptions
+	log              *slog.Logger
+}
+
+// run runs the engine on st with conns until ctx ends.
+func (l *leader) run(ctx context.Context, st store.Store, conns map[string]connector.Connector, reg prometheus.Registerer) error {
+	eng, err := engine.New(engine.Config{Policy: l.full, Store: st, Connectors: conns, Logger: l.log, Registerer: reg})
+	if err != nil {
+		return err
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	if l.bridge != nil {
+		hub, h, err := openBridge(l.full, l.bridgeSystem, conns[l.bridgeSystem], l.verifier, eng, st, reg, l.o, l.log)
+		if err != nil {
+			return &exitError{code: 2, err: err}
+		}
+		l.bridge.set(h)
+		l.consoles.set(h.ConsolesHandler())
+		l.health.setBridge(hub, l.bridgeSystem)
+		// Closing the hub ends the bridge streams, which would otherwise hold up the shutdown.
+		g.Go(func() error { <-gctx.Done(); hub.Close(); return nil })
+		// The handler watches the agents' consoles (on_disconnect) until the service stops.
+		g.Go(func() error { return h.Run(gctx) })
+	}
+	l.svc.set(eng)
+	defer l.svc.unset(eng)
+	g.Go(func() error { return eng.Run(gctx) })
+	return g.Wait()
+}
+
+// term leads for one epoch: the engine writes through the store fenced by the epoch, with
+// connectors of its own; other replicas' inbox events are applied. When it ends, this replica
+// serves as a follower again.
+func (l *leader) term(ctx context.Context, rs *replicaSet, pg *postgres.Store, epoch int64, reg *prometheus.Registry) error {
+	start := time.Now()
+	rs.terms.Inc()
+	rs.epoch.Store(epoch)
+	ctx, lost := context.WithCancel(ctx)
+	defer lost()
+	// A transaction of this leader left idle (the process paused inside it) holds up a
+	// takeover until the server ends it.
+	fenced := &fencedTerm{Store: pg.Fenced(epoch, max(rs.ttl/2, 500*time.Millisecond)), lost: func() {
+		l.log.Warn("stepping down: a write was fenced, another replica took the lease over", "replica", rs.id, "epoch", epoch)
+		lost()
+	}}
+	conns, err := connectSystems(ctx, l.cfg, fenced, l.log, false)
+	if err != nil {
+		return err
+	}
+	defer closeConnectors(conns, l.log)
+	treg := &termRegisterer{reg: reg}
+	defer treg.drop()
+	defer rs.leading.Store(false)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ictx, stopInbox := context.WithCancel(ctx)
+	defer stopInbox()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		// This replica leads from the moment its engine serves.
+		for ictx.Err() == nil && l.svc.engine() == nil {
+			time.Sleep(10 * time.Millisecond)
+		}
+		if ictx.Err() != nil {
+			return
+		}
+		rs.leading.Store(true)
+		rs.startup.Set(time.Since(start).Seconds())
+		l.log.Info("leading: the engine runs", "replica", rs.id, "epoch", epoch, "took", time.Since(start).Round(time.Millisecond))
+		rs.drainInbox(ictx, func(ctx context.Context, ev presence.Event) error {
+			if e := l.svc.engine(); e != nil {
+				return e.Ingest(ctx, ev)
+			}
+			return engine.ErrStopped
+		})
+	}()
+	err = l.run(ctx, fenced, conns, treg)
+	if l.bridge != nil {
+		// Back to a follower's bridge: events to the inbox, streams to the next leader.
+		fb, ferr := followerBridge(l.bridgeSystem, l.verifier, rs, l.o, l.log)
+		if ferr == nil {
+			l.bridge.set(fb)
+			l.consoles.set(rs.toLeader())
+		}
+		l.health.setBridge(nil, l.bridgeSystem)
+	}
+	return err
+}
+
+// followerBridge serves the bridge on a replica that does not lead: the events a console
+// reports go to the inbox, durably, for the leader; its command stream, acks and heartbeats
+// go to the leader, whose hub holds the commands.
+func followerBridge(name string, verifier *bridgetoken.Verifier, rs *replicaSet, o serviceOptions, log *slog.Logger) (http.Handler, error) {
+	h, err := bridge.NewHandler(bridge.Options{Verifier: verifier, Origins: o.bridgeOrigins, System: name,
+		Hub: bridge.NewHub(nil), Ingest: rs.toInbox, Logger: log.With("component", "bridge")})
+	if err != nil {
+		return nil, err
+	}
+	proxy := rs.toLeader()
+	events := bridge.Prefix + "events"
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == events {
+			h.ServeHTTP(w, r)
+			return
+		}
+		proxy.ServeHTTP(w, r)
+	}), nil
 }
 
 // bridgedSystem is the one system whose connector takes its writes through a browser bridge.

@@ -141,8 +141,13 @@ var errStarting = errors.New("the service is starting: the systems' catalogs are
 // serviceEngine is what the HTTP server serves from: the engine once it runs, and the start-up
 // progress until then, so that the API, the admin UI and /readyz work from the first moment.
 type serviceEngine struct {
-	eng     atomic.Pointer[engine.Engine]
-	started chan struct{}
+	eng       atomic.Pointer[engine.Engine]
+	started   chan struct{}
+	startOnce sync.Once
+	// views and rs serve a replica that does not lead (cluster.go): agents from the database,
+	// events to the inbox.
+	views atomic.Pointer[storeViews]
+	rs    *replicaSet
 
 	mu      sync.Mutex
 	systems []engine.SystemHealth
@@ -167,7 +172,19 @@ func newServiceEngine(cfg *policy.Config, conns map[string]connector.Connector) 
 
 func (s *serviceEngine) set(e *engine.Engine) {
 	s.eng.Store(e)
-	close(s.started)
+	s.startOnce.Do(func() { close(s.started) })
+}
+
+// unset forgets e once it stopped (a replica that no longer leads).
+func (s *serviceEngine) unset(e *engine.Engine) { s.eng.CompareAndSwap(e, nil) }
+
+// engine is the running engine, nil while this replica does not lead.
+func (s *serviceEngine) engine() *engine.Engine { return s.eng.Load() }
+
+// follow makes the service serve from the database while it runs no engine.
+func (s *serviceEngine) follow(v *storeViews, rs *replicaSet) {
+	s.rs = rs
+	s.views.Store(v)
 }
 
 // progress records a system's start-up state.
@@ -194,12 +211,22 @@ func (s *serviceEngine) Agents(ctx context.Context) ([]engine.AgentView, error) 
 	if e := s.eng.Load(); e != nil {
 		return e.Agents(ctx)
 	}
+	if v := s.views.Load(); v != nil {
+		m, err := v.machine(ctx)
+		if err != nil {
+			return nil, err
+		}
+		return m.Views(), nil
+	}
 	return nil, nil
 }
 
 func (s *serviceEngine) Agent(ctx context.Context, email string) (engine.AgentView, bool, error) {
 	if e := s.eng.Load(); e != nil {
 		return e.Agent(ctx, email)
+	}
+	if v := s.views.Load(); v != nil {
+		return v.agent(ctx, strings.ToLower(strings.TrimSpace(email)))
 	}
 	return engine.AgentView{}, false, nil
 }
@@ -208,12 +235,26 @@ func (s *serviceEngine) Explain(ctx context.Context, email string, limit int) ([
 	if e := s.eng.Load(); e != nil {
 		return e.Explain(ctx, email, limit)
 	}
+	if v := s.views.Load(); v != nil {
+		recs, err := v.st.Audit(ctx, strings.ToLower(strings.TrimSpace(email)), limit)
+		if err != nil {
+			return nil, err
+		}
+		return engine.DecodeSteps(recs)
+	}
 	return nil, nil
 }
 
+// Ingest stores ev: through the engine, or, on a replica that does not lead, in the inbox.
 func (s *serviceEngine) Ingest(ctx context.Context, ev presence.Event) error {
 	if e := s.eng.Load(); e != nil {
-		return e.Ingest(ctx, ev)
+		if err := e.Ingest(ctx, ev); !errors.Is(err, engine.ErrStopped) || s.views.Load() == nil {
+			return err
+		}
+		// This replica stopped leading meanwhile.
+	}
+	if s.views.Load() != nil {
+		return s.rs.toInbox(ctx, ev)
 	}
 	return errStarting
 }
@@ -221,6 +262,9 @@ func (s *serviceEngine) Ingest(ctx context.Context, ev presence.Event) error {
 func (s *serviceEngine) Ready() error {
 	if e := s.eng.Load(); e != nil {
 		return e.Ready()
+	}
+	if s.views.Load() != nil {
+		return nil
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -242,21 +286,37 @@ func (s *serviceEngine) Systems() []engine.SystemHealth {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return append([]engine.SystemHealth(nil), s.systems...)
+	out := append([]engine.SystemHealth(nil), s.systems...)
+	if s.views.Load() != nil {
+		for i := range out {
+			if out[i].State != engine.SystemNotConnected {
+				out[i].Reason = "this replica does not lead: the leader watches the system (GET /api/v1/cluster)"
+			}
+		}
+	}
+	return out
 }
 
-// Retry makes a failed or deferred write go out again (server.Actions).
+// Retry makes a failed or deferred write go out again (server.Actions); a replica that does
+// not lead asks the leader.
 func (s *serviceEngine) Retry(ctx context.Context, email, system string) (bool, error) {
 	if e := s.eng.Load(); e != nil {
 		return e.Retry(ctx, email, system)
 	}
+	if s.views.Load() != nil {
+		return s.rs.retry(ctx, email, system)
+	}
 	return false, errStarting
 }
 
-// Resync reads what every system shows for the agent now (server.Actions).
+// Resync reads what every system shows for the agent now (server.Actions); a replica that
+// does not lead asks the leader.
 func (s *serviceEngine) Resync(ctx context.Context, email string) ([]string, error) {
 	if e := s.eng.Load(); e != nil {
 		return e.Resync(ctx, email)
+	}
+	if s.views.Load() != nil {
+		return s.rs.resync(ctx, email)
 	}
 	return nil, errStarting
 }
@@ -278,7 +338,11 @@ func (s *serviceEngine) Subscribe(buffer int) (<-chan engine.Decision, func()) {
 			return
 		case <-s.started:
 		}
-		in, stop := s.eng.Load().Subscribe(buffer)
+		e := s.eng.Load()
+		if e == nil {
+			return // this replica stopped leading; the client subscribes again
+		}
+		in, stop := e.Subscribe(buffer)
 		defer stop()
 		for {
 			select {

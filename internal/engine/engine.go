@@ -469,12 +469,15 @@ func (e *Engine) work(ctx context.Context) {
 		if shutdown {
 			return
 		}
-		e.reconcile(context.WithoutCancel(ctx), agent)
+		e.reconcile(ctx, agent)
 		e.queue.Done(agent)
 	}
 }
 
-func (e *Engine) reconcile(ctx context.Context, agent string) {
+// reconcile plans the agent's writes, makes them and records their outcomes; stop ends with
+// the engine, but a write once sent is seen through.
+func (e *Engine) reconcile(stop context.Context, agent string) {
+	ctx := context.WithoutCancel(stop)
 	plan, err := e.call(ctx, &request{kind: opPlan, agent: agent})
 	if err != nil {
 		e.log.Warn("planning failed; retrying", "agent", agent, "err", err)
@@ -485,7 +488,7 @@ func (e *Engine) reconcile(ctx context.Context, agent string) {
 	wake := plan.wake
 	for _, w := range plan.writes {
 		receipt, werr := e.send(ctx, w)
-		out, err := e.call(ctx, &request{kind: opOutcome, w: w, receipt: receipt, err: werr})
+		out, err := e.recordOutcome(stop, &request{kind: opOutcome, w: w, receipt: receipt, err: werr})
 		if err != nil {
 			e.log.Error("recording a write outcome failed", "agent", agent, "system", w.System, "err", err)
 			e.queue.AddRateLimited(agent)
@@ -497,6 +500,29 @@ func (e *Engine) reconcile(ctx context.Context, agent string) {
 	}
 	if !wake.IsZero() {
 		e.queue.AddAfter(agent, wake.Sub(e.now()))
+	}
+}
+
+// recordOutcome records a write's outcome, trying again while the store fails (a database
+// restart): the write is in flight in the store until its outcome is, and planning again would
+// wait for it forever. When the engine stops first, the write stays in flight in the store,
+// as after a crash, for the next start to settle (Restore).
+func (e *Engine) recordOutcome(stop context.Context, r *request) (response, error) {
+	wait := 50 * time.Millisecond
+	for {
+		out, err := e.call(context.WithoutCancel(stop), r)
+		if err == nil || errors.Is(err, ErrStopped) || stop.Err() != nil {
+			return out, err
+		}
+		e.log.Warn("recording a write outcome failed; trying again", "agent", r.w.Agent, "system", r.w.System, "err", err)
+		t := time.NewTimer(wait)
+		select {
+		case <-stop.Done():
+			t.Stop()
+			return out, err
+		case <-t.C:
+		}
+		wait = min(wait*2, 5*time.Second)
 	}
 }
 

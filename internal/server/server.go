@@ -78,6 +78,9 @@ type Options struct {
 	// Consoles, when set, answers GET /api/v1/consoles (behind the admin token) with the
 	// agents' console connections ({"systems":[…]}); without it the list is empty.
 	Consoles http.Handler
+	// Cluster, when set, answers GET /api/v1/cluster (behind the admin token): which replica
+	// this is and which leads; without it the answer is 404.
+	Cluster http.Handler
 }
 
 // BridgePrefix is where Options.Bridge is mounted.
@@ -165,6 +168,7 @@ func (s *Server) routeTable() []route {
 		{"GET /api/v1/policy", s.policyView, true},
 		{"GET /api/v1/events", s.events, true},
 		{"GET /api/v1/consoles", s.consoles, true},
+		{"GET /api/v1/cluster", s.cluster, true},
 		{"POST /api/v1/webhooks/events", s.webhook, false},
 		{"GET /{$}", s.uiIndex, false},
 		{"GET /ui/{file}", s.uiAsset, false},
@@ -193,6 +197,15 @@ func (s *Server) consoles(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	_, _ = w.Write([]byte("{\"systems\":[]}\n"))
+}
+
+// cluster says which replica this is and which leads, when the service knows.
+func (s *Server) cluster(w http.ResponseWriter, r *http.Request) {
+	if s.opts.Cluster == nil {
+		writeJSONError(w, http.StatusNotFound, "not found", nil)
+		return
+	}
+	s.opts.Cluster.ServeHTTP(w, r)
 }
 
 // Handler returns the server's root handler.

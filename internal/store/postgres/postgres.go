@@ -34,6 +34,8 @@ type Store struct {
 	pool *pgxpool.Pool
 	gate store.Gate
 	wmu  sync.Mutex // serializes Update within this process
+	// session is the leader's own connection, whose advisory lock says it is alive (lease.go).
+	session leaderSession
 }
 
 var _ store.Store = (*Store)(nil)
@@ -112,6 +114,12 @@ func (s *Store) migrate(ctx context.Context) error {
 
 // Update implements store.Store.
 func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
+	return s.update(ctx, nil, fn)
+}
+
+// update runs fn in one write transaction; with a fence, the transaction first checks that the
+// lease still has the fence's epoch (lease.go), and commits nothing otherwise.
+func (s *Store) update(ctx context.Context, f *fence, fn func(store.Tx) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -128,6 +136,11 @@ func (s *Store) Update(ctx context.Context, fn func(store.Tx) error) error {
 	// Roll back on every way out but a commit, panics in fn included, without depending on
 	// ctx, which may be what failed. After a commit it is a no-op.
 	defer pgTx.Rollback(context.WithoutCancel(ctx))
+	if f != nil {
+		if err := f.check(ctx, pgTx); err != nil {
+			return err
+		}
+	}
 	t := &tx{tx: pgTx}
 	if err := fn(t); err != nil {
 		return err
@@ -300,6 +313,7 @@ func (s *Store) SetCheckpoint(ctx context.Context, name, value string) error {
 // Close implements store.Store. It waits for running operations to finish.
 func (s *Store) Close() error {
 	if s.gate.Close() {
+		s.session.drop()
 		s.pool.Close()
 	}
 	return nil
