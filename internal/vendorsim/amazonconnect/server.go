@@ -266,7 +266,8 @@ func (s *Server) Faults() *fault.Injector { return s.faults }
 // Throttled counts the requests refused with 429 so far.
 func (s *Server) Throttled() int { return int(s.throttled.Load()) }
 
-// Requests counts the requests of one operation ("PutUserStatus", "GetRecords") served so far.
+// Requests counts the requests of one operation ("PutUserStatus", "GetRecords") or protocol
+// ("HTTP/1.1", "HTTP/2.0") served so far.
 func (s *Server) Requests(op string) int {
 	if v, ok := s.requests.Load(op); ok {
 		return int(v.(*atomic.Int64).Load())
@@ -419,6 +420,7 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, status int, 
 // instance's region and the service the path is for. The signature is not verified.
 func (s *Server) signed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.count(r.Proto)
 		auth := r.Header.Get("Authorization")
 		if auth == "" {
 			awsError(w, r, http.StatusForbidden, "MissingAuthenticationTokenException", "Missing Authentication Token")
