@@ -138,8 +138,11 @@ func New(ctx context.Context, o Options) (*Connector, error) {
 	if o.AccessKeyID != "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, "")))
 	}
-	if o.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(o.HTTPClient))
+	// A client with the default transport becomes the SDK's own with the same timeout, which
+	// honours AWS_CA_BUNDLE; one with a transport of its own is used as it is.
+	custom := o.HTTPClient != nil && o.HTTPClient.Transport != nil
+	if o.HTTPClient != nil && !custom {
+		opts = append(opts, config.WithHTTPClient(awshttp.NewBuildableClient().WithTimeout(o.HTTPClient.Timeout)))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -154,10 +157,16 @@ func New(ctx context.Context, o Options) (*Connector, error) {
 		if o.Endpoint != "" {
 			co.BaseEndpoint = aws.String(o.Endpoint)
 		}
+		if custom {
+			co.HTTPClient = o.HTTPClient
+		}
 	})
 	c.kinesis = kinesis.NewFromConfig(cfg, func(ko *kinesis.Options) {
 		if o.KinesisEndpoint != "" {
 			ko.BaseEndpoint = aws.String(o.KinesisEndpoint)
+		}
+		if custom {
+			ko.HTTPClient = o.HTTPClient
 		}
 	})
 	return c, nil
