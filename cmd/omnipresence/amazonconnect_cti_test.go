@@ -157,13 +157,14 @@ systems:
 			if u.Email != email {
 				continue
 			}
+			shows := u.Status
 			for _, c := range u.Contacts {
-				if c.State == "ENDED" {
-					return "AfterCallWork"
+				if c.State != "ENDED" {
+					return "Busy"
 				}
-				return "Busy"
+				shows = "AfterCallWork"
 			}
-			return u.Status
+			return shows
 		}
 		return ""
 	}
