@@ -148,6 +148,9 @@ func TestLoginLogout(t *testing.T) {
 	if err := e.sim.Logout(e.ana); err != nil {
 		t.Fatal(err)
 	}
+	if ev := w.next(t, e.ana, presence.StatusChanged); ev.Status != sim.OfflineID {
+		t.Errorf("before logging out: %+v, want Offline", ev)
+	}
 	if ev := w.next(t, e.ana, presence.Logout); ev.Status != sim.OfflineID {
 		t.Errorf("logout %+v", ev)
 	}
