@@ -42,16 +42,13 @@ func TestAmazonConnectCTIExampleLive(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sfSeed := sfsim.Seed{Capacity: 100,
-		Channels: []sfsim.SeedChannel{{DeveloperName: "sfdc_phone", Label: "Phone", RelatedEntity: "VoiceCall"},
-			{DeveloperName: "Escalated_Cases", Label: "Escalated Cases", RelatedEntity: "Case"}},
-		Statuses: []sfsim.SeedStatus{{DeveloperName: "Available", Label: "Available", Channels: []string{"sfdc_phone", "Escalated_Cases"}},
-			{DeveloperName: "Busy", Label: "Busy"}, {DeveloperName: "Lunch", Label: "Lunch"}, {DeveloperName: "Break", Label: "Break"}}}
+	sfSeed, err := sfsim.LoadSeed(example + "salesforce-seed.json")
+	if err != nil {
+		t.Fatal(err)
+	}
 	acSeed := acsim.Seed{Statuses: acsim.DemoSeed().Statuses}
 	for _, p := range people {
-		name := strings.TrimSuffix(p, "@example.com")
-		sfSeed.Users = append(sfSeed.Users, sfsim.SeedUser{FirstName: name, LastName: "Example", Email: p})
-		acSeed.Users = append(acSeed.Users, acsim.SeedUser{Email: p, FirstName: name, LastName: "Example"})
+		acSeed.Users = append(acSeed.Users, acsim.SeedUser{Email: p})
 	}
 	sf, err := sfsim.New(sfsim.Config{BridgeSigner: signer, Seed: &sfSeed})
 	if err != nil {
@@ -78,6 +75,14 @@ func TestAmazonConnectCTIExampleLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	rules := string(body)[strings.Index(string(body), "\npolicies:"):]
+	// simulators.yaml, which the README runs against the simulators, has the same rules.
+	simulators, err := os.ReadFile(example + "simulators.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasSuffix(string(simulators), rules) {
+		t.Error("the policies of simulators.yaml differ from policy.yaml's")
+	}
 	info := ac.Info()
 	text := fmt.Sprintf(`version: 1
 systems:
