@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/connect/types"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/logging"
 	"golang.org/x/time/rate"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
@@ -134,7 +135,11 @@ func New(ctx context.Context, o Options) (*Connector, error) {
 	if o.WireSecond <= 0 {
 		o.WireSecond = time.Second
 	}
-	opts := []func(*config.LoadOptions) error{config.WithRegion(o.Region)}
+	// The SDK's own warnings go to the system's log, at debug level.
+	sdkLog := logging.LoggerFunc(func(c logging.Classification, format string, v ...any) {
+		o.Logger.Debug("aws sdk: "+fmt.Sprintf(format, v...), "class", string(c))
+	})
+	opts := []func(*config.LoadOptions) error{config.WithRegion(o.Region), config.WithLogger(sdkLog)}
 	if o.AccessKeyID != "" {
 		opts = append(opts, config.WithCredentialsProvider(credentials.NewStaticCredentialsProvider(o.AccessKeyID, o.SecretAccessKey, "")))
 	}
