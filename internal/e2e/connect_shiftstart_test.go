@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
+	"github.com/omnipresence/omnipresence/internal/store"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
 	acsim "github.com/omnipresence/omnipresence/internal/vendorsim/amazonconnect"
 )
@@ -26,6 +28,7 @@ var (
 	connectAgents     = flag.Int("connect.agents", 5000, "agents changing status at once in BenchmarkConnectShiftStart")
 	connectWireSecond = flag.Duration("connect.second", 5*time.Millisecond, "how long one second of Connect's quotas lasts in BenchmarkConnectShiftStart")
 	connectSamples    = flag.Int("connect.samples", 500, "changes timed one at a time in BenchmarkConnectLatency")
+	connectStore      = flag.String("connect.store", "memory", "the engine's store in the Connect benchmarks: memory, or sqlite (a file of the benchmark's own)")
 )
 
 // connectRig is the engine between a fake Salesforce and the Amazon Connect simulator, whose
@@ -85,7 +88,11 @@ func newConnectRig(b *testing.B, n int, cfg acsim.Config, opts acconn.Options) *
 		b.Fatal(err)
 	}
 	r.sf = fakevendor.New("sf", pol.Systems["sf"].Catalog.Statuses(), r.accounts)
-	eng, err := engine.New(engine.Config{Policy: pol, Store: memory.New(),
+	var st store.Store = memory.New()
+	if *connectStore == "sqlite" {
+		st = openStore(b, "sqlite:"+filepath.Join(b.TempDir(), "bench.db"))
+	}
+	eng, err := engine.New(engine.Config{Policy: pol, Store: st,
 		Connectors: map[string]connector.Connector{"sf": r.sf, "connect": ac}, WriteTimeout: time.Minute})
 	if err != nil {
 		b.Fatal(err)
@@ -93,7 +100,7 @@ func newConnectRig(b *testing.B, n int, cfg acsim.Config, opts acconn.Options) *
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()
-	b.Cleanup(func() { cancel(); <-done; _ = sim.Close() })
+	b.Cleanup(func() { cancel(); <-done; _ = st.Close(); _ = sim.Close() })
 	for eng.Ready() != nil {
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -147,7 +154,7 @@ func BenchmarkConnectShiftStart(b *testing.B) {
 // a Salesforce status change reaching the engine to its PutUserStatus reaching Connect, and
 // reports its median and 99th percentile.
 //
-//	go test ./internal/e2e -run '^$' -bench ConnectLatency -benchtime 1x
+//	go test ./internal/e2e -run '^$' -bench ConnectLatency -benchtime 1x -args -connect.store=sqlite
 func BenchmarkConnectLatency(b *testing.B) {
 	for range b.N {
 		b.StopTimer()
