@@ -1,6 +1,7 @@
 package amazonconnect
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
@@ -212,6 +213,10 @@ func (s *Server) kinesis(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	requestID(w)
+	// The answer is built under the lock and sent after it, so a slow reader holds up nobody.
+	buf := &buffered{ResponseWriter: w, status: http.StatusOK}
+	defer buf.flush()
+	w = buf
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	st := s.stream
@@ -378,4 +383,19 @@ func (s *Server) getRecords(w http.ResponseWriter, st *stream, token string, lim
 		resp["NextShardIterator"] = iterator{Shard: sh.id, Pos: end, Issued: now.UnixMilli(), Stream: st.name}.String()
 	}
 	writeJSON(w, "application/x-amz-json-1.1", resp)
+}
+
+// buffered holds an answer until flush.
+type buffered struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (b *buffered) WriteHeader(status int)      { b.status = status }
+func (b *buffered) Write(p []byte) (int, error) { return b.body.Write(p) }
+
+func (b *buffered) flush() {
+	b.ResponseWriter.WriteHeader(b.status)
+	_, _ = b.ResponseWriter.Write(b.body.Bytes())
 }
