@@ -64,10 +64,9 @@ func TestDemoBridgeInChromium(t *testing.T) {
 
 // TestStandaloneBridgeInChromium wires `sim salesforce --bridge-key-file`, `sim genesys`,
 // `sim amazonconnect` and `serve --bridge-cert-file` as an operator would, with the demo policy
-// plus an on_disconnect
-// of 30 s, and runs test/browser/console-gone.mjs: a closed console sets the agent Offline in
-// Genesys after 30 s, a reload does not, two users in one browser keep their state apart. It
-// skips when node, Chromium or the installed playwright-core is missing.
+// plus an on_disconnect of 30 s, and runs test/browser/console-gone.mjs: a closed console sets
+// the agent Offline in Genesys after 30 s, a reload does not, two users in one browser keep their
+// state apart. It skips when node, Chromium or the installed playwright-core is missing.
 func TestStandaloneBridgeInChromium(t *testing.T) {
 	chromium := nodetest.Chromium(t)
 	node, dir := nodetest.Require(t, "../../test/browser", "playwright-core")
