@@ -19,7 +19,10 @@ var Simulator = vendorsim.Simulator{
 	Short: "Run a local Amazon Connect instance with its agent event stream (Connect API, Kinesis)",
 	Long: "Serves the Amazon Connect API (agent statuses, users, PutUserStatus, GetCurrentUserData) and\n" +
 		"the Kinesis stream of the instance's agent events, SigV4-signed, until interrupted. Control\n" +
-		"endpoints under /_sim/ change statuses as agents, route and end contacts and inject faults.",
+		"endpoints under /_sim/ change statuses as agents, route and end contacts and inject faults.\n" +
+		"Without --seed it serves the demo instance: the demo agents (usernames are their emails) and\n" +
+		"the statuses Available, Offline, Lunch, Break, Training, OmniBusy and Escalation. A seed is\n" +
+		`JSON: {"statuses":[{"name":"Available","type":"ROUTABLE"},…],"users":[{"email":…,"username":…}]}.`,
 	Command: command,
 }
 
