@@ -138,8 +138,8 @@ func TestContactsMoveThroughSystemStates(t *testing.T) {
 	}
 }
 
-// TestLoginLogout reports the agent event stream's LOGIN and LOGOUT, and reads a logged-out
-// agent as Offline, undated.
+// TestLoginLogout reports the agent event stream's LOGIN (with the status it shows, unless
+// Offline) and LOGOUT, and reads a logged-out agent as Offline, undated.
 func TestLoginLogout(t *testing.T) {
 	e := newEnv(t, sim.Config{})
 	c := e.connector(t)
@@ -161,11 +161,22 @@ func TestLoginLogout(t *testing.T) {
 	if err := e.sim.SetStatus(e.ana, sim.LunchID); err != nil {
 		t.Fatal(err)
 	}
-	if ev := w.next(t, e.ana, presence.Login); ev.Status != sim.OfflineID {
-		t.Errorf("login %+v", ev)
+	if ev := w.next(t, e.ana, presence.Login); ev.Status != sim.LunchID {
+		t.Errorf("login by picking Lunch: %+v", ev)
 	}
 	if ev := w.next(t, e.ana, presence.StatusChanged); ev.Status != sim.LunchID {
 		t.Errorf("after login %+v", ev)
+	}
+	// Logging in while Offline changes no status: the login carries none.
+	if err := e.sim.Logout(e.ana); err != nil {
+		t.Fatal(err)
+	}
+	w.next(t, e.ana, presence.Logout)
+	if err := e.sim.Login(e.ana); err != nil {
+		t.Fatal(err)
+	}
+	if ev := w.next(t, e.ana, presence.Login); ev.Status != "" {
+		t.Errorf("login while Offline: %+v, want no status", ev)
 	}
 }
 

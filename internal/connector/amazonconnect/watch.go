@@ -330,8 +330,12 @@ func (c *Connector) events(data []byte) []presence.Event {
 	base := presence.Event{System: c.o.System, Agent: agent, At: at}
 	switch ae.EventType {
 	case "LOGIN":
+		// An agent who logs in showing Offline has not changed status: the login carries none.
 		ev := base
-		ev.ID, ev.Type, ev.Status = ae.EventID, presence.Login, cur.status
+		ev.ID, ev.Type = ae.EventID, presence.Login
+		if !c.isOffline(cur.status, ae.CurrentAgentSnapshot.AgentStatus.Name) {
+			ev.Status = cur.status
+		}
 		return []presence.Event{ev}
 	case "LOGOUT":
 		ev := base
@@ -393,4 +397,15 @@ func (c *Connector) events(data []byte) []presence.Event {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// isOffline reports whether a status is the instance's OFFLINE status (by the catalog, or by
+// Connect's default name before the catalog is read).
+func (c *Connector) isOffline(id, name string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st, ok := c.statuses[id]; ok {
+		return st.Category == presence.CategoryOffline
+	}
+	return name == "Offline"
 }

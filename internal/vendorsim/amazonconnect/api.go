@@ -414,14 +414,19 @@ func (s *Server) setStatus(u *user, a *agentStatus) {
 		s.publish(u, "STATE_CHANGE", prev)
 		return
 	}
-	if !u.loggedIn && a.typ != "OFFLINE" {
-		u.loggedIn = true
-		s.publish(u, "LOGIN", nil)
-	}
-	if a == u.status {
+	if a == u.status && (u.loggedIn || a.typ == "OFFLINE") {
 		return
 	}
 	prev := s.snapshot(u)
-	u.status, u.statusStart = a, s.after(u)
-	s.publish(u, "STATE_CHANGE", prev)
+	if a != u.status {
+		u.status, u.statusStart = a, s.after(u)
+	}
+	if !u.loggedIn && a.typ != "OFFLINE" {
+		// Logged in by the status: LOGIN shows it, and the change follows.
+		u.loggedIn = true
+		s.publish(u, "LOGIN", nil)
+	}
+	if prev.AgentStatus.ARN != u.status.arn {
+		s.publish(u, "STATE_CHANGE", prev)
+	}
 }
