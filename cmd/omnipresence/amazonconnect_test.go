@@ -60,4 +60,8 @@ policies:
 		!strings.Contains(stderr, "UnrecognizedClientException") {
 		t.Errorf("an unknown access key: exit %d, stderr %q", code, stderr)
 	}
+	if _, stderr, code := runEnv(t, []string{"TEST_AC_SECRET=wrong"}, "validate", "--online", "--config", good); code != 2 ||
+		!strings.Contains(stderr, "system connect: cannot load the catalog: ") || !strings.Contains(stderr, "InvalidSignatureException") {
+		t.Errorf("a wrong secret: exit %d, stderr %q", code, stderr)
+	}
 }

@@ -277,8 +277,8 @@ func TestAccountsReadEmailsOfOtherUsernames(t *testing.T) {
 }
 
 // TestErrorsAreTyped: a system state, an unknown status and an unknown account are permanent;
-// a 503, an unknown key and a refused connection certainly did not apply the write; a throttle
-// says how long to wait.
+// a 503, an unknown key, a wrong secret and a refused connection certainly did not apply the
+// write; a throttle says how long to wait.
 func TestErrorsAreTyped(t *testing.T) {
 	e := newEnv(t, sim.Config{})
 	c := e.connector(t)
@@ -315,6 +315,15 @@ func TestErrorsAreTyped(t *testing.T) {
 	}
 	if _, err := stranger.SetStatus(ctx, e.ana, sim.LunchID); !errors.As(err, &na) {
 		t.Errorf("unknown key: %v, want not applied", err)
+	}
+	o = e.opts
+	o.SecretAccessKey = "wrong"
+	forger, err := New(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := forger.SetStatus(ctx, e.ana, sim.LunchID); !errors.As(err, &na) {
+		t.Errorf("wrong secret: %v, want not applied", err)
 	}
 	o = e.opts
 	o.Endpoint = "http://127.0.0.1:1"

@@ -3,8 +3,8 @@
 // GetCurrentUserData) in Connect's REST-JSON wire format, and the Kinesis data stream the
 // instance's agent events go to, in Kinesis's JSON 1.1 format over HTTP/1.1 and cleartext HTTP/2.
 // Requests are SigV4-signed as AWS's SDKs sign them: the credential's access key, region and
-// service are checked (the signature itself is not), and refusals, throttling and faults come
-// in AWS's error shapes, so AWS's own SDKs work against it given only an endpoint.
+// service and the signature are checked, and refusals, throttling and faults come in AWS's
+// error shapes, so AWS's own SDKs work against it given only an endpoint.
 //
 // Agents are moved through contacts as Connect moves them: a routed contact makes the agent
 // PendingBusy, an answered one Busy, an ended one AfterCallWork until the agent clears it; a
@@ -417,7 +417,8 @@ func (s *Server) writeFault(w http.ResponseWriter, r *http.Request, status int, 
 }
 
 // signed checks the SigV4 Authorization of every call: an access key this instance knows, the
-// instance's region and the service the path is for. The signature is not verified.
+// instance's region, the service the path is for, and the signature made with the key's secret.
+// The request's time is not checked against the clock.
 func (s *Server) signed(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.count(r.Proto)
@@ -462,6 +463,10 @@ func (s *Server) signed(next http.Handler) http.Handler {
 		}
 		if scope[3] != service {
 			awsError(w, r, http.StatusForbidden, "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'. ", service))
+			return
+		}
+		if want, err := sigV4(r, s.cfg.SecretAccessKey, strings.Join(scope[1:], "/"), signedHeaders); err != nil || want != signature {
+			awsError(w, r, http.StatusForbidden, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details.")
 			return
 		}
 		if tok := r.Header.Get("X-Amz-Security-Token"); tok != "" {

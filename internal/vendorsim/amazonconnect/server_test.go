@@ -19,18 +19,24 @@ func call(t *testing.T, h http.Handler, method, path, target, auth, body string,
 		r.Header.Set("X-Amz-Target", "Kinesis_20131202."+target)
 		r.Header.Set("Content-Type", "application/x-amz-json-1.1")
 	}
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	r.Header.Set("X-Amz-Date", "20261130T120000Z")
 	if auth == "" {
 		service := "connect"
 		if target != "" {
 			service = "kinesis"
 		}
-		auth = "AWS4-HMAC-SHA256 Credential=" + DemoAccessKeyID + "/20261130/us-east-1/" + service + "/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc"
+		scope := "20261130/us-east-1/" + service + "/aws4_request"
+		sig, err := sigV4(r, DemoSecretAccessKey, scope, "host;x-amz-date")
+		if err != nil {
+			t.Fatal(err)
+		}
+		auth = "AWS4-HMAC-SHA256 Credential=" + DemoAccessKeyID + "/" + scope + ", SignedHeaders=host;x-amz-date, Signature=" + sig
 	}
 	if auth != "-" {
 		r.Header.Set("Authorization", auth)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		r.Header.Set(header[i], header[i+1])
 	}
 	w := httptest.NewRecorder()
 	h.ServeHTTP(w, r)
@@ -51,7 +57,8 @@ func newServer(t *testing.T, cfg Config) *Server {
 }
 
 // TestSignatureScopeIsChecked refuses requests as AWS does: without a signature, with a key the
-// instance does not know, for another region or service, with an expired session token.
+// instance does not know, for another region or service, with a wrong signature, with an
+// expired session token.
 func TestSignatureScopeIsChecked(t *testing.T) {
 	s := newServer(t, Config{})
 	path := "/agent-status/" + DemoInstanceID
@@ -67,6 +74,7 @@ func TestSignatureScopeIsChecked(t *testing.T) {
 		{scope("AKIAUNKNOWNKEY000000", "us-east-1", "connect"), "UnrecognizedClientException", 403},
 		{scope(DemoAccessKeyID, "eu-west-2", "connect"), "InvalidSignatureException", 403},
 		{scope(DemoAccessKeyID, "us-east-1", "kinesis"), "InvalidSignatureException", 403},
+		{scope(DemoAccessKeyID, "us-east-1", "connect"), "InvalidSignatureException", 403},
 	} {
 		resp, body := call(t, s.Handler(), "GET", path, "", tt.auth, "")
 		if resp.StatusCode != tt.status || resp.Header.Get("x-amzn-ErrorType") != tt.typ || body["message"] == "" {

@@ -113,6 +113,12 @@ const stranger = new ConnectClient({ region, endpoint: env('SIM_URL'), credentia
 await assert.rejects(stranger.send(new GetCurrentUserDataCommand({ InstanceId: instanceId, Filters: { Agents: [ana.Id] } })),
 	(err) => err.name === 'UnrecognizedClientException' && err.$metadata.httpStatusCode === 403);
 console.log('unknown access key: UnrecognizedClientException');
+// So is a wrong secret: the signature does not match.
+const forger = new KinesisClient({ region, endpoint: env('SIM_KINESIS_URL'), credentials: { ...credentials, secretAccessKey: 'wrong' }, maxAttempts: 1 });
+await assert.rejects(forger.send(new ListShardsCommand({ StreamName: stream })),
+	(err) => err.name === 'InvalidSignatureException' && err.$metadata.httpStatusCode === 403);
+console.log('wrong secret: InvalidSignatureException');
+forger.destroy();
 connect.destroy();
 kinesis.destroy();
 once.destroy();
