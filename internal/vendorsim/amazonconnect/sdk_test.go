@@ -16,9 +16,9 @@ const sdkDir = "../../../test/sdk/amazonconnect"
 // TestOfficialJavaScriptSDK runs test/sdk/amazonconnect/check.mjs, which drives AWS's unmodified
 // JavaScript SDK against a simulator started here (list statuses, find users, put a status, read
 // it back and read its agent event from Kinesis, see a throttle, an unknown key and a wrong
-// secret refused) and asserts
-// every answer. The Kinesis client must have spoken cleartext HTTP/2. It skips when node or the
-// project's installed modules are absent (`npm ci` in test/sdk/amazonconnect installs them).
+// secret refused) and asserts every answer. The Kinesis client must have spoken cleartext
+// HTTP/2. It skips when node or the project's installed modules are absent (`npm ci` in
+// test/sdk/amazonconnect installs them).
 func TestOfficialJavaScriptSDK(t *testing.T) {
 	node, dir := nodetest.Require(t, sdkDir, "@aws-sdk/client-connect")
 
