@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -61,11 +62,11 @@ func TestDemoBridgeInChromium(t *testing.T) {
 	}
 }
 
-// TestStandaloneBridgeInChromium wires `sim salesforce --bridge-key-file`, `sim genesys` and
-// `serve --bridge-cert-file` as an operator would, with the demo policy plus an on_disconnect
-// of 30 s, and runs test/browser/console-gone.mjs: a closed console sets the agent Offline in
-// Genesys after 30 s, a reload does not, two users in one browser keep their state apart. It
-// skips when node, Chromium or the installed playwright-core is missing.
+// TestStandaloneBridgeInChromium wires `sim salesforce --bridge-key-file`, `sim genesys`,
+// `sim amazonconnect` and `serve --bridge-cert-file` as an operator would, with the demo policy
+// plus an on_disconnect of 30 s, and runs test/browser/console-gone.mjs: a closed console sets
+// the agent Offline in Genesys after 30 s, a reload does not, two users in one browser keep their
+// state apart. It skips when node, Chromium or the installed playwright-core is missing.
 func TestStandaloneBridgeInChromium(t *testing.T) {
 	chromium := nodetest.Chromium(t)
 	node, dir := nodetest.Require(t, "../../test/browser", "playwright-core")
@@ -80,6 +81,8 @@ func TestStandaloneBridgeInChromium(t *testing.T) {
 	}
 	startLine(t, ctx, nil, &sf, "sim", "salesforce", "--addr", "127.0.0.1:0", "--bridge-key-file", fixtures+"test-key.pem")
 	startLine(t, ctx, nil, &gc, "sim", "genesys", "--addr", "127.0.0.1:0")
+	var ac map[string]string
+	startLine(t, ctx, nil, &ac, "sim", "amazonconnect", "--addr", "127.0.0.1:0")
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	text := string(examples.DemoPolicy) + "    on_disconnect:\n      of: sf\n      after: 30s\n      set: {gc: Offline}\n"
 	if err := os.WriteFile(policy, []byte(text), 0o600); err != nil {
@@ -88,6 +91,9 @@ func TestStandaloneBridgeInChromium(t *testing.T) {
 	env := []string{"DEMO_SALESFORCE_URL=" + sf.URL, "DEMO_SALESFORCE_PUBSUB_URL=" + sf.PubSubURL,
 		"DEMO_SALESFORCE_CLIENT_ID=" + sf.ClientID, "DEMO_SALESFORCE_CLIENT_SECRET=" + sf.ClientSecret,
 		"DEMO_GENESYS_URL=" + gc.URL, "DEMO_GENESYS_CLIENT_ID=" + gc.ClientID, "DEMO_GENESYS_CLIENT_SECRET=" + gc.ClientSecret}
+	for k, v := range ac {
+		env = append(env, "DEMO_AMAZONCONNECT_"+strings.ToUpper(k)+"="+v)
+	}
 	var svc struct {
 		URL string `json:"url"`
 	}

@@ -85,7 +85,10 @@ func TestServeBridgeWarnings(t *testing.T) {
 	// The vendors are unreachable: serve starts all the same and says what it lacks.
 	env := []string{"DEMO_SALESFORCE_URL=http://127.0.0.1:1", "DEMO_SALESFORCE_PUBSUB_URL=127.0.0.1:1",
 		"DEMO_SALESFORCE_CLIENT_ID=x", "DEMO_SALESFORCE_CLIENT_SECRET=x",
-		"DEMO_GENESYS_URL=http://127.0.0.1:1", "DEMO_GENESYS_CLIENT_ID=x", "DEMO_GENESYS_CLIENT_SECRET=x"}
+		"DEMO_GENESYS_URL=http://127.0.0.1:1", "DEMO_GENESYS_CLIENT_ID=x", "DEMO_GENESYS_CLIENT_SECRET=x",
+		"DEMO_AMAZONCONNECT_REGION=us-east-1", "DEMO_AMAZONCONNECT_INSTANCE_ID=x", "DEMO_AMAZONCONNECT_URL=http://127.0.0.1:1",
+		"DEMO_AMAZONCONNECT_KINESIS_URL=http://127.0.0.1:1", "DEMO_AMAZONCONNECT_AGENT_EVENT_STREAM=x",
+		"DEMO_AMAZONCONNECT_ACCESS_KEY_ID=x", "DEMO_AMAZONCONNECT_SECRET_ACCESS_KEY=x"}
 	for _, tt := range []struct {
 		name  string
 		args  []string

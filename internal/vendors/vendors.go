@@ -14,6 +14,7 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/vendorsim"
+	acsim "github.com/omnipresence/omnipresence/internal/vendorsim/amazonconnect"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
@@ -22,7 +23,7 @@ func init() {
 	register(salesforce.Vendor, &sfsim.Simulator)
 	register(genesys.Vendor, &gcsim.Simulator)
 	register(cxone.Vendor, nil)
-	register(amazonconnect.Vendor, nil)
+	register(amazonconnect.Vendor, &acsim.Simulator)
 }
 
 var simulators []vendorsim.Simulator

@@ -1,4 +1,6 @@
-// Package amazonconnect connects Amazon Connect. Vendor describes it to the rest of the program.
+// Package amazonconnect connects Amazon Connect: agent statuses, users, PutUserStatus and
+// GetCurrentUserData through the Connect API, and the instance's agent event stream on Kinesis,
+// both with AWS's Go SDK. Vendor describes it to the rest of the program.
 package amazonconnect
 
 import (
@@ -24,6 +26,7 @@ var Vendor = connector.Vendor{
 		SystemStates:      []string{"Busy", "Pending", "PendingBusy", "CallingCustomer", "AfterCallWork"},
 		SystemStatePhrase: "a Connect system state",
 	},
+	Open: Factory,
 }
 
 // checkSettings requires the two keys of static credentials together.

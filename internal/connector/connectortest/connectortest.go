@@ -14,7 +14,8 @@
 //   - a write's receipt, when it has a Version, is the Version of the event that reports the
 //     write (the echo), so the engine pairs them exactly;
 //   - errors are typed: *RetryAfterError when the vendor asks to wait, *PermanentError when
-//     retrying cannot help, *DeferredError when the write must wait for the agent;
+//     retrying cannot help, *DeferredError when the write must wait for the agent (or, for a
+//     vendor that holds such a write itself, a Queued receipt and the status once released);
 //   - an expired access token is replaced without the caller noticing;
 //   - a connector that knows its vendor's request budget (connector.Limiter) stays within it
 //     up front: the vendor never has to refuse it.
@@ -59,6 +60,10 @@ type Env struct {
 	// Deferred returns a write the vendor cannot apply now (the agent's bridge is not
 	// connected, the agent is on a contact); nil for a vendor that applies every write at once.
 	Deferred func(t *testing.T) (account, statusID string)
+	// Release, for a vendor that accepts such a write and holds it (Amazon Connect's
+	// NextStatus: the receipt is Queued), ends what holds it (clears the contact); the watcher
+	// must then report the status.
+	Release func(t *testing.T)
 }
 
 // Run runs every check, each against a fresh simulator from open.
@@ -438,10 +443,24 @@ func testDeferred(t *testing.T, e *Env) {
 		return
 	}
 	c := e.connect(t)
+	var w *watch
+	if e.Release != nil {
+		w = e.watch(t, c)
+		e.barrier(t, w)
+	}
 	account, status := e.Deferred(t)
-	_, err := c.SetStatus(ctxFor(t), account, status)
+	r, err := c.SetStatus(ctxFor(t), account, status)
+	if err == nil && r.Queued != "" {
+		if e.Release == nil {
+			t.Fatalf("the vendor holds the write (%q) but the Env has no Release", r.Queued)
+		}
+		e.Release(t)
+		ev := w.until(t, account, status)
+		e.vendorTime(t, "the held write's event time", ev.At)
+		return
+	}
 	if d, ok := connector.IsDeferred(err); !ok || d.Reason == "" {
-		t.Errorf("a write the vendor cannot apply now: %v, want a *DeferredError with a reason", err)
+		t.Errorf("a write the vendor cannot apply now: %v (receipt %+v), want a *DeferredError with a reason or a Queued receipt", err, r)
 	}
 }
 
