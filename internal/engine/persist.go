@@ -10,7 +10,9 @@ import (
 )
 
 // Flush writes every agent changed since the last flush and the decision records made since,
-// inside tx (stores copy what they are handed, so the encoding buffer is reused). It returns the decisions, for the live stream, once the caller has committed.
+// inside tx (stores copy what they are handed, so the encoding buffer is reused). Agent states
+// go in the compact binary form (statecodec.go). It returns the decisions, for the live stream,
+// once the caller has committed.
 func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	if len(m.dirty) > 0 {
 		keys := make([]string, 0, len(m.dirty))
@@ -23,10 +25,11 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 			if st == nil {
 				continue
 			}
-			b, err := json.Marshal(st)
+			b, err := appendState(m.stateBuf[:0], st, m.stateStrs)
 			if err != nil {
 				return nil, fmt.Errorf("encoding agent %s: %w", k, err)
 			}
+			m.stateBuf = b
 			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: b, UpdatedAt: st.UpdatedAt}); err != nil {
 				return nil, err
 			}
@@ -129,7 +132,7 @@ func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) 
 
 func decodeAgent(a store.Agent) (*agentState, error) {
 	st := &agentState{}
-	if err := json.Unmarshal(a.State, st); err != nil {
+	if err := decodeState(a.State, st); err != nil {
 		return nil, fmt.Errorf("decoding agent %s: %w", a.Key, err)
 	}
 	if st.Systems == nil {
