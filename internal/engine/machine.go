@@ -113,8 +113,8 @@ type Machine struct {
 	current   map[string]presence.Status
 	extCalls  []ExtensionCall
 	// stateBuf and stateStrs are Flush's scratch space for encoding agent states.
-	stateBuf  []byte
-	stateStrs map[string]int
+	stateBuf     []byte
+	stateScratch stateScratch
 
 	// Stats are updated as decisions are made.
 	Stats Stats
@@ -131,16 +131,15 @@ type pendingRecord struct {
 func NewMachine(cfg *policy.Config, opts Options) *Machine {
 	opts.defaults()
 	m := &Machine{
-		cfg:       cfg,
-		opts:      opts,
-		rnd:       rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
-		agents:    map[string]*agentState{},
-		byID:      map[string]map[string]string{},
-		byEmail:   map[string]map[string]string{},
-		awaiting:  map[string]bool{},
-		limiters:  map[string]*rate.Limiter{},
-		dirty:     map[string]bool{},
-		stateStrs: map[string]int{},
+		cfg:      cfg,
+		opts:     opts,
+		rnd:      rand.New(rand.NewPCG(opts.Seed, opts.Seed^0x9e3779b97f4a7c15)),
+		agents:   map[string]*agentState{},
+		byID:     map[string]map[string]string{},
+		byEmail:  map[string]map[string]string{},
+		awaiting: map[string]bool{},
+		limiters: map[string]*rate.Limiter{},
+		dirty:    map[string]bool{},
 	}
 	for name, l := range opts.Limits {
 		m.limiters[name] = rate.NewLimiter(rate.Limit(l.PerSecond), max(l.Burst, 1))

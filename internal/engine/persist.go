@@ -25,7 +25,7 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 			if st == nil {
 				continue
 			}
-			b, err := appendState(m.stateBuf[:0], st, m.stateStrs)
+			b, err := appendState(m.stateBuf[:0], st, &m.stateScratch)
 			if err != nil {
 				return nil, fmt.Errorf("encoding agent %s: %w", k, err)
 			}

@@ -23,9 +23,15 @@ const stateFormatV1 = 0x01
 
 // stateEncoder appends an agentState in the binary form.
 type stateEncoder struct {
-	b    []byte
-	strs map[string]int
+	b []byte
+	// strs are the strings written so far, in order; an agent's state holds few distinct ones,
+	// so a scan beats a map (index holds them too once there are many).
+	strs  []string
+	index map[string]int
 }
+
+// encoderScan is how many strings are looked up by a scan before the map takes over.
+const encoderScan = 32
 
 func (e *stateEncoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *stateEncoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
@@ -41,16 +47,30 @@ func (e *stateEncoder) bool(v bool) {
 // str writes 0 and the string the first time, then its index + 1.
 func (e *stateEncoder) str(s string) {
 	if s == "" {
-		e.uint(0)
-		e.uint(0)
+		e.b = append(e.b, 0, 0)
 		return
 	}
-	if i, ok := e.strs[s]; ok {
+	if len(e.strs) <= encoderScan {
+		for i, t := range e.strs {
+			if t == s {
+				e.uint(uint64(i) + 1)
+				return
+			}
+		}
+	} else if i, ok := e.index[s]; ok {
 		e.uint(uint64(i) + 1)
 		return
 	}
-	e.strs[s] = len(e.strs)
-	e.uint(0)
+	e.strs = append(e.strs, s)
+	if len(e.strs) > encoderScan {
+		if len(e.index) == 0 {
+			for i, t := range e.strs {
+				e.index[t] = i
+			}
+		}
+		e.index[s] = len(e.strs) - 1
+	}
+	e.b = append(e.b, 0)
 	e.uint(uint64(len(s)))
 	e.b = append(e.b, s...)
 }
@@ -234,10 +254,20 @@ func (e *stateEncoder) system(ss *systemState) error {
 	return nil
 }
 
-// appendState appends st in the binary form. strs is scratch space, cleared here.
-func appendState(b []byte, st *agentState, strs map[string]int) ([]byte, error) {
-	clear(strs)
-	e := stateEncoder{b: append(b, stateFormatV1), strs: strs}
+// stateScratch is appendState's reusable space.
+type stateScratch struct {
+	strs  []string
+	index map[string]int
+}
+
+// appendState appends st in the binary form.
+func appendState(b []byte, st *agentState, sc *stateScratch) ([]byte, error) {
+	if sc.index == nil {
+		sc.index = map[string]int{}
+	}
+	clear(sc.index)
+	e := stateEncoder{b: append(b, stateFormatV1), strs: sc.strs[:0], index: sc.index}
+	defer func() { clear(e.strs); sc.strs = e.strs[:0] }()
 	e.str(st.Email)
 	e.uint(uint64(len(st.Systems)))
 	for _, name := range sortedKeys(st.Systems) {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"reflect"
 	"testing"
@@ -56,7 +57,11 @@ func fill(t *testing.T, v reflect.Value, r *rand.Rand, depth int) {
 		}
 		v.Set(m)
 	case reflect.String:
-		v.SetString([]string{"sf", "gc", "Lunch", "ana@example.com", "é \"q\"\n"}[r.IntN(5)])
+		if n := r.IntN(10); n < 5 {
+			v.SetString([]string{"sf", "gc", "Lunch", "ana@example.com", "é \"q\"\n"}[n])
+		} else {
+			v.SetString(fmt.Sprint("s", r.IntN(100))) // more strings than the encoder scans
+		}
 	case reflect.Bool:
 		v.SetBool(true)
 	case reflect.Int, reflect.Int64:
@@ -80,12 +85,12 @@ func asJSON(t *testing.T, st *agentState) any {
 }
 
 func TestStateCodecRoundTrip(t *testing.T) {
-	strs := map[string]int{}
+	var strs stateScratch
 	for seed := range uint64(20) {
 		r := rand.New(rand.NewPCG(seed, 1))
 		var st agentState
 		fill(t, reflect.ValueOf(&st).Elem(), r, 0)
-		bin, err := appendState(nil, &st, strs)
+		bin, err := appendState(nil, &st, &strs)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +128,7 @@ func TestStateCodecRoundTrip(t *testing.T) {
 
 func TestStateCodecEmpty(t *testing.T) {
 	st := agentState{Email: "a@x"}
-	bin, err := appendState(nil, &st, map[string]int{})
+	bin, err := appendState(nil, &st, &stateScratch{})
 	if err != nil {
 		t.Fatal(err)
 	}

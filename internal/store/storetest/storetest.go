@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"AgentsOrderedByKey", testAgentsOrderedByKey},
 		{"AuditNewestFirst", testAuditNewestFirst},
+		{"AuditRunsOneByOne", testAuditRunsOneByOne},
 		{"BodiesNotAliased", testBodiesNotAliased},
 		{"CheckpointInsideTx", testCheckpointInsideTx},
 		{"CheckpointOutsideTx", testCheckpointOutsideTx},
@@ -417,6 +418,60 @@ func testAuditNewestFirst(t *testing.T, s store.Store) {
 		for i, w := range tc.want {
 			want := recs[w]
 			g := got[i]
+			if g.Seq != want.Seq || g.Agent != want.Agent || g.Kind != want.Kind || g.EventSeq != want.EventSeq ||
+				!bytes.Equal(g.Body, want.Body) {
+				t.Errorf("Audit(%q, %d)[%d] = %+v, want %+v", tc.agent, tc.limit, i, g, want)
+			}
+			sameTime(t, "audit At", g.At, want.At)
+		}
+	}
+}
+
+// testAuditRunsOneByOne appends runs of records of one agent and one event (which SQL backends
+// keep in one row) around records of no event and of other agents, and reads every record back
+// on its own, whatever limit cuts a run.
+func testAuditRunsOneByOne(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e := insert(t, s, ev("k1", "a@x", 1), ev("k2", "b@x", 2))
+	var recs []store.AuditRecord
+	add := func(agent string, eventSeq int64, kind, body string) {
+		recs = append(recs, store.AuditRecord{Agent: agent, At: base.Add(time.Duration(len(recs)) * time.Millisecond),
+			Kind: kind, EventSeq: eventSeq, Body: []byte(body)})
+	}
+	add("a@x", e[0].Seq, "event", `{"n":0}`)
+	add("a@x", e[0].Seq, "intent", `{"n":1}`)
+	add("a@x", e[0].Seq, "intent", ``)
+	add("a@x", 0, "write", `{"n":3}`)
+	add("a@x", 0, "write", `{"n":4}`)
+	add("b@x", e[1].Seq, "event", `{"n":5}`)
+	add("b@x", e[1].Seq, "intent", `{"n":6}`)
+	add("a@x", e[0].Seq, "echo", `{"n":7}`)
+	update(t, s, func(tx store.Tx) error { return tx.AppendAudit(ctx, recs[:7]) })
+	update(t, s, func(tx store.Tx) error { return tx.AppendAudit(ctx, recs[7:]) })
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Seq <= recs[i-1].Seq {
+			t.Fatalf("seq %d after %d", recs[i].Seq, recs[i-1].Seq)
+		}
+	}
+	for _, tc := range []struct {
+		agent string
+		limit int
+		want  []int
+	}{
+		{"", 0, []int{7, 6, 5, 4, 3, 2, 1, 0}},
+		{"", 3, []int{7, 6, 5}},
+		{"a@x", 0, []int{7, 4, 3, 2, 1, 0}},
+		{"a@x", 5, []int{7, 4, 3, 2, 1}},
+		{"a@x", 4, []int{7, 4, 3, 2}},
+		{"b@x", 1, []int{6}},
+	} {
+		got := audit(t, s, tc.agent, tc.limit)
+		if len(got) != len(tc.want) {
+			t.Errorf("Audit(%q, %d) = %d records, want %d", tc.agent, tc.limit, len(got), len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			want, g := recs[w], got[i]
 			if g.Seq != want.Seq || g.Agent != want.Agent || g.Kind != want.Kind || g.EventSeq != want.EventSeq ||
 				!bytes.Equal(g.Body, want.Body) {
 				t.Errorf("Audit(%q, %d)[%d] = %+v, want %+v", tc.agent, tc.limit, i, g, want)
