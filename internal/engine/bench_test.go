@@ -14,6 +14,8 @@ import (
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
+	"github.com/omnipresence/omnipresence/internal/store/postgres"
+	"github.com/omnipresence/omnipresence/internal/store/postgres/pgtest"
 	"github.com/omnipresence/omnipresence/internal/store/sqlite"
 )
 
@@ -41,15 +43,17 @@ func benchMachine(b *testing.B, st store.Store) {
 	m := NewMachine(benchConfig(b), Options{})
 	ctx := context.Background()
 	const batch = 256
+	evs := make([]presence.Event, batch)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i += batch {
 		n := min(batch, b.N-i)
 		err := st.Update(ctx, func(tx store.Tx) error {
 			for j := range n {
-				if _, err := m.Ingest(ctx, tx, benchEvent(i+j), t0); err != nil {
-					return err
-				}
+				evs[j] = benchEvent(i + j)
+			}
+			if err := m.ingestAll(ctx, tx, evs[:n], t0); err != nil {
+				return err
 			}
 			_, err := m.Flush(ctx, tx)
 			return err
@@ -83,6 +87,17 @@ func BenchmarkDecideOnly(b *testing.B) {
 // BenchmarkDecideInMemory is ingest, decision and commit to the memory store.
 func BenchmarkDecideInMemory(b *testing.B) {
 	benchMachine(b, memory.New(memory.WithMaxEvents(100_000), memory.WithMaxAudit(100_000)))
+}
+
+// BenchmarkDecidePostgres is ingest → decision → durable commit on PostgreSQL (the test
+// server; skipped without one).
+func BenchmarkDecidePostgres(b *testing.B) {
+	st, err := postgres.Open(context.Background(), pgtest.FreshSchema(b))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	benchMachine(b, st)
 }
 
 // BenchmarkDecideSQLite is ingest → decision → durable commit on SQLite.

@@ -186,25 +186,11 @@ func (m *Machine) SetAccounts(system string, accounts []presence.Account) {
 // Ingest stores ev (deduplicated) in tx and applies it. It returns the agent to reconcile, or
 // "" when nothing may need writing (duplicate, unknown agent, …).
 func (m *Machine) Ingest(ctx context.Context, tx store.Tx, ev presence.Event, now time.Time) (string, error) {
-	m.Stats.Events.Add(1)
-	email, known := m.resolveAgent(ev.System, ev.Agent)
-	body, err := appendEvent(nil, ev)
-	if err != nil {
-		return "", fmt.Errorf("encoding event: %w", err)
-	}
-	rec := store.Event{DedupeKey: ev.DedupeKey(), Agent: email, System: ev.System, Type: string(ev.Type), At: ev.At, Body: body}
-	if !known {
-		rec.Agent = ev.Agent
-	}
-	inserted, err := tx.InsertEvent(ctx, &rec)
-	if err != nil {
+	var one [1]storedEvent
+	if err := m.storeEvents(ctx, tx, []presence.Event{ev}, one[:]); err != nil {
 		return "", err
 	}
-	if !inserted {
-		m.Stats.Duplicates.Add(1)
-		return "", nil
-	}
-	return m.apply(ev, email, known, rec.Seq, now), nil
+	return m.applyStored(&one[0], now), nil
 }
 
 func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, now time.Time) string {

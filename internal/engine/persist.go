@@ -5,6 +5,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
+
+	"github.com/omnipresence/omnipresence/internal/presence"
 
 	"github.com/omnipresence/omnipresence/internal/store"
 )
@@ -54,6 +57,84 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 		out[i].Seq = recs[i].Seq
 	}
 	return out, nil
+}
+
+// storedEvent is an event as the store took it: the agent it resolved to and, once inserted,
+// its seq and whether it was new.
+type storedEvent struct {
+	ev       presence.Event
+	email    string
+	known    bool
+	rec      store.Event
+	inserted bool
+}
+
+// storeEvents resolves and encodes evs and inserts them into tx (in one statement where the
+// store can), filling out.
+func (m *Machine) storeEvents(ctx context.Context, tx store.Tx, evs []presence.Event, out []storedEvent) error {
+	recs := make([]store.Event, len(evs))
+	for i, ev := range evs {
+		email, known := m.resolveAgent(ev.System, ev.Agent)
+		body, err := appendEvent(nil, ev)
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		recs[i] = store.Event{DedupeKey: ev.DedupeKey(), Agent: email, System: ev.System, Type: string(ev.Type), At: ev.At, Body: body}
+		if !known {
+			recs[i].Agent = ev.Agent
+		}
+		out[i] = storedEvent{ev: ev, email: email, known: known}
+	}
+	inserted := make([]bool, len(evs))
+	if err := store.InsertEvents(ctx, tx, recs, inserted); err != nil {
+		return err
+	}
+	for i := range out {
+		out[i].rec, out[i].inserted = recs[i], inserted[i]
+	}
+	return nil
+}
+
+// storeBatch stores the events of a batch's ingests up front, in one statement where the store
+// can, and returns them in order; the ingests then apply them in their turn. A batch that loads
+// a directory stores nothing up front, since the directory decides whose events they are.
+func (m *Machine) storeBatch(ctx context.Context, tx store.Tx, batch []*request) ([]storedEvent, error) {
+	var evs []presence.Event
+	for _, r := range batch {
+		switch r.kind {
+		case opAccounts:
+			return nil, nil
+		case opIngest:
+			evs = append(evs, r.ev)
+		}
+	}
+	if len(evs) < 2 {
+		return nil, nil
+	}
+	out := make([]storedEvent, len(evs))
+	return out, m.storeEvents(ctx, tx, evs, out)
+}
+
+// ingestAll stores evs at once and applies them in order, as the engine does with a batch.
+func (m *Machine) ingestAll(ctx context.Context, tx store.Tx, evs []presence.Event, now time.Time) error {
+	out := make([]storedEvent, len(evs))
+	if err := m.storeEvents(ctx, tx, evs, out); err != nil {
+		return err
+	}
+	for i := range out {
+		m.applyStored(&out[i], now)
+	}
+	return nil
+}
+
+// applyStored applies an event storeEvents stored, as Ingest does.
+func (m *Machine) applyStored(se *storedEvent, now time.Time) string {
+	m.Stats.Events.Add(1)
+	if !se.inserted {
+		m.Stats.Duplicates.Add(1)
+		return ""
+	}
+	return m.apply(se.ev, se.email, se.known, se.rec.Seq, now)
 }
 
 // Discard drops changes recorded since the last Flush after a failed transaction, by reloading

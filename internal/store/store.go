@@ -79,6 +79,27 @@ type Store interface {
 	Close() error
 }
 
+// EventBatcher is a Tx that can insert several events at once (one round trip to a server).
+type EventBatcher interface {
+	// InsertEvents does what InsertEvent does for each of evs in order, setting inserted[i]:
+	// an event whose key an earlier one of evs carries is a duplicate of it.
+	InsertEvents(ctx context.Context, evs []Event, inserted []bool) error
+}
+
+// InsertEvents inserts evs through tx, at once when tx is an EventBatcher, else one by one.
+func InsertEvents(ctx context.Context, tx Tx, evs []Event, inserted []bool) error {
+	if b, ok := tx.(EventBatcher); ok {
+		return b.InsertEvents(ctx, evs, inserted)
+	}
+	for i := range evs {
+		var err error
+		if inserted[i], err = tx.InsertEvent(ctx, &evs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // Tx is a write transaction.
 type Tx interface {
 	// InsertEvent stores ev unless an event with the same DedupeKey exists. It sets ev.Seq and

@@ -10,8 +10,9 @@ import (
 	"github.com/omnipresence/omnipresence/internal/store"
 )
 
-// BenchUpdateBatch measures the engine's write path: Updates of batch events, each with an agent
-// put and one audit record, the way the engine commits a batch. It reports events/s.
+// BenchUpdateBatch measures the engine's write path: Updates of batch events (inserted at once,
+// store.InsertEvents), each with an agent put and one audit record, the way the engine commits
+// a batch. It reports events/s.
 func BenchUpdateBatch(b *testing.B, s store.Store, batch int) {
 	ctx := context.Background()
 	agents := make([]string, 1000)
@@ -24,7 +25,8 @@ func BenchUpdateBatch(b *testing.B, s store.Store, batch int) {
 	state := []byte(`{"observed":{"genesys":"Available"},"desired":"Available","pending":[]}`)
 	now := time.Now()
 	evs := make([]store.Event, batch)
-	rec := make([]store.AuditRecord, 1)
+	recs := make([]store.AuditRecord, batch)
+	inserted := make([]bool, batch)
 	n := 0
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -38,18 +40,18 @@ func BenchUpdateBatch(b *testing.B, s store.Store, batch int) {
 			for i := range evs {
 				agent := agents[(n+i)%len(agents)]
 				evs[i] = store.Event{DedupeKey: keys[i], Agent: agent, System: "genesys", Type: "status", At: now, Body: body}
-				if _, err := tx.InsertEvent(ctx, &evs[i]); err != nil {
-					return err
-				}
+			}
+			if err := store.InsertEvents(ctx, tx, evs, inserted); err != nil {
+				return err
+			}
+			for i := range evs {
+				agent := evs[i].Agent
 				if err := tx.PutAgent(ctx, store.Agent{Key: agent, State: state, UpdatedAt: now}); err != nil {
 					return err
 				}
-				rec[0] = store.AuditRecord{Agent: agent, At: now, Kind: "event", EventSeq: evs[i].Seq, Body: body}
-				if err := tx.AppendAudit(ctx, rec); err != nil {
-					return err
-				}
+				recs[i] = store.AuditRecord{Agent: agent, At: now, Kind: "event", EventSeq: evs[i].Seq, Body: body}
 			}
-			return nil
+			return tx.AppendAudit(ctx, recs)
 		})
 		if err != nil {
 			b.Fatal(err)

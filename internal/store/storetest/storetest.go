@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -50,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DedupeKeepsFirst", testDedupeKeepsFirst},
 		{"DedupeWithinOneTx", testDedupeWithinOneTx},
 		{"EmptyDedupeKeyRejected", testEmptyDedupeKey},
+		{"EventsInBatches", testEventsInBatches},
 		{"EventsNewestFirst", testEventsNewestFirst},
 		{"LargeBodies", testLargeBodies},
 		{"PanicRollsBack", testPanicRollsBack},
@@ -478,6 +480,45 @@ func testAuditRunsOneByOne(t *testing.T, s store.Store) {
 			}
 			sameTime(t, "audit At", g.At, want.At)
 		}
+	}
+}
+
+// testEventsInBatches inserts several events at once (store.InsertEvents, in one statement
+// where the backend can): new ones get increasing seqs, and a copy of an earlier event of the
+// batch or of the store is a duplicate with its seq.
+func testEventsInBatches(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	old := insert(t, s, ev("old", "a@x", 0))[0]
+	evs := []store.Event{ev("n1", "a@x", 1), ev("old", "a@x", 2), ev("n2", "b@x", 3), ev("n1", "a@x", 4), ev("n3", "a@x", 5)}
+	inserted := make([]bool, len(evs))
+	update(t, s, func(tx store.Tx) error { return store.InsertEvents(ctx, tx, evs, inserted) })
+	if want := []bool{true, false, true, false, true}; !slices.Equal(inserted, want) {
+		t.Fatalf("inserted = %v, want %v", inserted, want)
+	}
+	if evs[1].Seq != old.Seq || evs[3].Seq != evs[0].Seq {
+		t.Errorf("duplicates got seqs %d and %d, want %d and %d", evs[1].Seq, evs[3].Seq, old.Seq, evs[0].Seq)
+	}
+	if !(old.Seq < evs[0].Seq && evs[0].Seq < evs[2].Seq && evs[2].Seq < evs[4].Seq) {
+		t.Errorf("seqs %d, %d, %d, %d not increasing", old.Seq, evs[0].Seq, evs[2].Seq, evs[4].Seq)
+	}
+	got := events(t, s, "", 0)
+	var keys []string
+	for _, e := range got {
+		keys = append(keys, e.DedupeKey)
+	}
+	if want := []string{"n3", "n2", "n1", "old"}; !slices.Equal(keys, want) {
+		t.Errorf("stored keys = %v, want %v", keys, want)
+	}
+	if !bytes.Equal(got[2].Body, evs[0].Body) {
+		t.Errorf("n1 body = %s, want the first copy's %s", got[2].Body, evs[0].Body)
+	}
+	// A failed batch leaves nothing.
+	bad := []store.Event{ev("n4", "a@x", 6), {Agent: "a@x"}}
+	if err := s.Update(ctx, func(tx store.Tx) error { return store.InsertEvents(ctx, tx, bad, make([]bool, 2)) }); err == nil {
+		t.Fatal("a batch with an empty dedupe key was accepted")
+	}
+	if n := len(events(t, s, "", 0)); n != 4 {
+		t.Errorf("%d events after the failed batch, want 4", n)
 	}
 }
 
