@@ -36,6 +36,7 @@ func open(t testing.TB, u string) *postgres.Store {
 func TestConformance(t *testing.T) {
 	needServer(t)
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, freshSchema(t)) })
+	storetest.RunPrune(t, func(t *testing.T) store.Store { return open(t, freshSchema(t)) })
 }
 
 func TestConcurrentOpensMigrateOnce(t *testing.T) {

@@ -46,6 +46,7 @@ func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
 
 // Store is a SQLite store.Store.
 type Store struct {
+	path   string
 	writer *sql.DB // one connection; every transaction on it is BEGIN IMMEDIATE
 	reader *sql.DB // query_only connections
 
@@ -104,7 +105,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer}
+	s := &Store{path: path, writer: writer}
 	if err := s.migrate(context.Background()); err != nil {
 		writer.Close()
 		return nil, err

@@ -32,6 +32,7 @@ func open(t testing.TB, opts ...sqlite.Option) *sqlite.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunPrune(t, func(t *testing.T) store.Store { return open(t) })
 }
 
 func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
