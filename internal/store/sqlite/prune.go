@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"os"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/store"
@@ -100,18 +99,17 @@ func (s *Store) deleteChunk(ctx context.Context, query string, below int64) (int
 
 var _ store.Sizer = (*Store)(nil)
 
-// Size implements store.Sizer: the database file and its write-ahead log.
+// Size implements store.Sizer: the pages the database uses, as committed (its write-ahead log
+// included, its free pages not).
 func (s *Store) Size(ctx context.Context) (int64, error) {
-	var total int64
-	for _, p := range []string{s.path, s.path + "-wal"} {
-		fi, err := os.Stat(p)
-		if errors.Is(err, os.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return 0, fmt.Errorf("sqlite: size: %w", err)
-		}
-		total += fi.Size()
+	if err := s.gate.Enter(); err != nil {
+		return 0, err
 	}
-	return total, nil
+	defer s.gate.Leave()
+	var n int64
+	if err := s.reader.QueryRowContext(ctx, `SELECT (c.page_count - f.freelist_count) * p.page_size
+		FROM pragma_page_count() AS c, pragma_freelist_count() AS f, pragma_page_size() AS p`).Scan(&n); err != nil {
+		return 0, fmt.Errorf("sqlite: size: %w", err)
+	}
+	return n, nil
 }
