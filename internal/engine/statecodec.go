@@ -13,13 +13,20 @@ import (
 
 // An agent's state is written on every commit that changes it, and its history repeats the same
 // few strings (systems, status ids, rules) many times, so it is stored in a compact binary form
-// rather than as JSON: varints, times as seconds and nanoseconds, and every string after its
-// first use as a back-reference. The first byte tells the forms apart: JSON (written by earlier
+// rather than as JSON: varints, times as seconds after the previous time written and
+// nanoseconds, and every string after its first use as a back-reference. The first byte tells the forms apart: JSON (written by earlier
 // versions, and still read) starts with '{', the binary form with stateFormatV1.
 // TestStateCodecRoundTrip pins that the binary form keeps everything the JSON form keeps.
 
 // stateFormatV1 is the first byte of a binary agent state.
 const stateFormatV1 = 0x01
+
+// The flags of a timeline mark.
+const (
+	markEstimated = 1 << iota
+	markReading
+	markReport
+)
 
 // stateEncoder appends an agentState in the binary form.
 type stateEncoder struct {
@@ -28,6 +35,8 @@ type stateEncoder struct {
 	// so a scan beats a map (index holds them too once there are many).
 	strs  []string
 	index map[string]int
+	// last is the previous time written, in Unix seconds; lastSeq the previous event seq.
+	last, lastSeq int64
 }
 
 // encoderScan is how many strings are looked up by a scan before the map takes over.
@@ -35,6 +44,12 @@ const encoderScan = 32
 
 func (e *stateEncoder) uint(v uint64) { e.b = binary.AppendUvarint(e.b, v) }
 func (e *stateEncoder) int(v int64)   { e.b = binary.AppendVarint(e.b, v) }
+
+// seq writes an event seq as the difference from the previous one.
+func (e *stateEncoder) seq(v int64) {
+	e.int(v - e.lastSeq)
+	e.lastSeq = v
+}
 
 func (e *stateEncoder) bool(v bool) {
 	if v {
@@ -44,21 +59,21 @@ func (e *stateEncoder) bool(v bool) {
 	}
 }
 
-// str writes 0 and the string the first time, then its index + 1.
+// str writes 0 for "", 1 and the string the first time, then its index + 2.
 func (e *stateEncoder) str(s string) {
 	if s == "" {
-		e.b = append(e.b, 0, 0)
+		e.b = append(e.b, 0)
 		return
 	}
 	if len(e.strs) <= encoderScan {
 		for i, t := range e.strs {
 			if t == s {
-				e.uint(uint64(i) + 1)
+				e.uint(uint64(i) + 2)
 				return
 			}
 		}
 	} else if i, ok := e.index[s]; ok {
-		e.uint(uint64(i) + 1)
+		e.uint(uint64(i) + 2)
 		return
 	}
 	e.strs = append(e.strs, s)
@@ -70,7 +85,7 @@ func (e *stateEncoder) str(s string) {
 		}
 		e.index[s] = len(e.strs) - 1
 	}
-	e.b = append(e.b, 0)
+	e.b = append(e.b, 1)
 	e.uint(uint64(len(s)))
 	e.b = append(e.b, s...)
 }
@@ -81,7 +96,9 @@ func (e *stateEncoder) time(t time.Time) {
 		return
 	}
 	e.b = append(e.b, 1)
-	e.int(t.Unix())
+	sec := t.Unix()
+	e.int(sec - e.last)
+	e.last = sec
 	e.uint(uint64(t.Nanosecond()))
 }
 
@@ -111,7 +128,7 @@ func (e *stateEncoder) changes(cs []change) error {
 	e.uint(uint64(len(cs)))
 	for i := range cs {
 		c := &cs[i]
-		e.int(c.Seq)
+		e.seq(c.Seq)
 		if err := e.event(&c.Event); err != nil {
 			return err
 		}
@@ -208,17 +225,23 @@ func (e *stateEncoder) system(ss *systemState) error {
 		e.time(mk.At)
 		e.str(mk.Status)
 		e.int(mk.Write)
-		e.bool(mk.Estimated)
-		e.int(mk.Seq)
-		if mk.Report == nil {
-			e.b = append(e.b, 0)
-		} else {
-			e.b = append(e.b, 1)
+		e.seq(mk.Seq)
+		var flags byte
+		if mk.Estimated {
+			flags |= markEstimated
+		}
+		if mk.Reading {
+			flags |= markReading
+		}
+		if mk.Report != nil {
+			flags |= markReport
+		}
+		e.b = append(e.b, flags)
+		if mk.Report != nil {
 			if err := e.event(mk.Report); err != nil {
 				return err
 			}
 		}
-		e.bool(mk.Reading)
 	}
 	e.uint(uint64(len(ss.Writes)))
 	for i := range ss.Writes {
@@ -287,9 +310,10 @@ func appendState(b []byte, st *agentState, sc *stateScratch) ([]byte, error) {
 
 // stateDecoder reads the binary form; the first error sticks and zero values follow it.
 type stateDecoder struct {
-	b    []byte
-	strs []string
-	err  error
+	b             []byte
+	strs          []string
+	last, lastSeq int64
+	err           error
 }
 
 var errTruncated = errors.New("truncated agent state")
@@ -319,6 +343,11 @@ func (d *stateDecoder) int() int64 {
 	}
 	d.b = d.b[n:]
 	return v
+}
+
+func (d *stateDecoder) seq() int64 {
+	d.lastSeq += d.int()
+	return d.lastSeq
 }
 
 func (d *stateDecoder) byte() byte {
@@ -351,26 +380,27 @@ func (d *stateDecoder) bytes() []byte {
 }
 
 func (d *stateDecoder) str() string {
-	ref := d.uint()
-	if ref > 0 {
-		if ref > uint64(len(d.strs)) {
-			d.fail(fmt.Errorf("agent state: string reference %d of %d", ref, len(d.strs)))
-			return ""
-		}
-		return d.strs[ref-1]
-	}
-	s := string(d.bytes())
-	if s != "" {
+	switch ref := d.uint(); {
+	case ref == 0:
+		return ""
+	case ref == 1:
+		s := string(d.bytes())
 		d.strs = append(d.strs, s)
+		return s
+	case ref-2 < uint64(len(d.strs)):
+		return d.strs[ref-2]
+	default:
+		d.fail(fmt.Errorf("agent state: string reference %d of %d", ref-2, len(d.strs)))
+		return ""
 	}
-	return s
 }
 
 func (d *stateDecoder) time() time.Time {
 	if d.byte() == 0 {
 		return time.Time{}
 	}
-	sec := d.int()
+	sec := d.last + d.int()
+	d.last = sec
 	nsec := d.uint()
 	if nsec >= uint64(time.Second) {
 		d.fail(errors.New("agent state: bad time"))
@@ -414,7 +444,7 @@ func (d *stateDecoder) changes() []change {
 	out := make([]change, n)
 	for i := range out {
 		c := &out[i]
-		c.Seq = d.int()
+		c.Seq = d.seq()
 		c.Event = d.event()
 		if k := d.count(); k > 0 {
 			c.Ext = make([]extTarget, k)
@@ -480,12 +510,16 @@ func (d *stateDecoder) system() *systemState {
 		ss.Timeline = make([]mark, n)
 		for i := range ss.Timeline {
 			mk := &ss.Timeline[i]
-			mk.At, mk.Status, mk.Write, mk.Estimated, mk.Seq = d.time(), d.str(), d.int(), d.bool(), d.int()
-			if d.bool() {
+			mk.At, mk.Status, mk.Write, mk.Seq = d.time(), d.str(), d.int(), d.seq()
+			flags := d.byte()
+			if flags&^(markEstimated|markReading|markReport) != 0 {
+				d.fail(errors.New("agent state: bad timeline mark"))
+			}
+			mk.Estimated, mk.Reading = flags&markEstimated != 0, flags&markReading != 0
+			if flags&markReport != 0 {
 				ev := d.event()
 				mk.Report = &ev
 			}
-			mk.Reading = d.bool()
 		}
 	}
 	if n := d.count(); n > 0 {
