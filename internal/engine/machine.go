@@ -363,7 +363,7 @@ func (m *Machine) prune(st *agentState) {
 				fd.apply(&h[i])
 			}
 			st.BaseAt = h[n-1].Event.At
-			st.History = append(h[:0:0], h[n:]...)
+			st.History = dropFront(h, n)
 		}
 	}
 	for _, ss := range st.Systems {
@@ -377,9 +377,17 @@ func (m *Machine) prune(st *agentState) {
 			n++
 		}
 		if n > 0 {
-			ss.Timeline = append(tl[:0:0], tl[n:]...)
+			ss.Timeline = dropFront(tl, n)
 		}
 	}
+}
+
+// dropFront removes the first n elements of s in place: pruning runs on every event, and a
+// fresh copy each time was most of the decision's cost.
+func dropFront[T any](s []T, n int) []T {
+	copy(s, s[n:])
+	clear(s[len(s)-n:])
+	return s[:len(s)-n]
 }
 
 // Plan returns the writes due now for an agent, marks them in flight, and returns when the agent
