@@ -219,49 +219,61 @@ func (s *Store) migrate(ctx context.Context) error {
 	return nil
 }
 
-// fillDedupeHashes gives the events stored before migration 0002 their dedupe hash.
+// fillDedupeHashes gives the events stored before migration 0002 their dedupe hash, a chunk of
+// rows at a time so that a large file does not need its keys in memory at once.
 func fillDedupeHashes(ctx context.Context, tx *sql.Tx) error {
-	rows, err := tx.QueryContext(ctx, `SELECT seq, dedupe_key FROM events WHERE dedupe_hash IS NULL ORDER BY seq`)
-	if err != nil {
-		return fmt.Errorf("sqlite: read events to hash: %w", err)
-	}
 	type row struct {
 		seq int64
 		key string
 	}
-	var todo []row
-	for rows.Next() {
-		var r row
-		if err := rows.Scan(&r.seq, &r.key); err != nil {
-			rows.Close()
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, dedupe_key FROM events WHERE dedupe_hash IS NULL ORDER BY seq LIMIT 10000`)
+		if err != nil {
 			return fmt.Errorf("sqlite: read events to hash: %w", err)
 		}
-		todo = append(todo, r)
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("sqlite: read events to hash: %w", err)
-	}
-	for _, r := range todo {
-		for probe := 0; ; probe++ {
-			h := store.DedupeHash(r.key, probe)
-			var other string
-			err := tx.QueryRowContext(ctx, `SELECT dedupe_key FROM events WHERE dedupe_hash = ?`, h).Scan(&other)
-			if errors.Is(err, sql.ErrNoRows) {
-				if _, err := tx.ExecContext(ctx, `UPDATE events SET dedupe_hash = ? WHERE seq = ?`, h, r.seq); err != nil {
-					return fmt.Errorf("sqlite: hash event %d: %w", r.seq, err)
-				}
-				break
+		var todo []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.seq, &r.key); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: read events to hash: %w", err)
 			}
-			if err != nil {
-				return fmt.Errorf("sqlite: hash event %d: %w", r.seq, err)
-			}
-			if other == r.key {
-				// Earlier versions kept keys unique; a second copy cannot exist.
-				return fmt.Errorf("sqlite: event %d repeats dedupe key %q", r.seq, r.key)
+			todo = append(todo, r)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("sqlite: read events to hash: %w", err)
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		for _, r := range todo {
+			if err := hashEvent(ctx, tx, r.seq, r.key); err != nil {
+				return err
 			}
 		}
 	}
-	return nil
+}
+
+// hashEvent sets one event's dedupe hash, at the first probe no other key holds.
+func hashEvent(ctx context.Context, tx *sql.Tx, seq int64, key string) error {
+	for probe := 0; ; probe++ {
+		h := store.DedupeHash(key, probe)
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT dedupe_key FROM events WHERE dedupe_hash = ?`, h).Scan(&other)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET dedupe_hash = ? WHERE seq = ?`, h, seq); err != nil {
+				return fmt.Errorf("sqlite: hash event %d: %w", seq, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: hash event %d: %w", seq, err)
+		}
+		if other == key {
+			// Earlier versions kept keys unique; a second copy cannot exist.
+			return fmt.Errorf("sqlite: event %d repeats dedupe key %q", seq, key)
+		}
+	}
 }
 
 func (s *Store) prepare() error {

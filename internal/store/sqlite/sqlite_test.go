@@ -305,3 +305,50 @@ func TestUpgradeFromFirstSchema(t *testing.T) {
 		t.Errorf("audit = %s, want %s", strings.Join(got, " "), want)
 	}
 }
+
+// TestDedupeHashCollision stores an event whose key's hash another key holds: it goes to the
+// next probe, and its redelivery is still found there.
+func TestDedupeHashCollision(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO events (dedupe_key, dedupe_hash, agent, system, type, body) VALUES ('other', ?, 'a@x', 'gc', 't', x'')`,
+		store.DedupeHash("gc:e9", 0)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []string
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for range 2 {
+			e := store.Event{DedupeKey: "gc:e9", Agent: "a@x", System: "gc", Type: "t"}
+			inserted, err := tx.InsertEvent(ctx, &e)
+			if err != nil {
+				return err
+			}
+			got = append(got, fmt.Sprint(e.Seq, inserted))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "2 true 2 false" {
+		t.Errorf("inserts of a colliding key = %v, want [2 true 2 false]", got)
+	}
+	if a, b := store.DedupeHash("k", 1), store.DedupeHash("k", 0); a == b {
+		t.Error("probe 1 hashes like probe 0")
+	}
+}
