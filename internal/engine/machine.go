@@ -112,7 +112,7 @@ type Machine struct {
 	records   []pendingRecord
 	current   map[string]presence.Status
 	extCalls  []ExtensionCall
-	// stateBuf and stateStrs are Flush's scratch space for encoding agent states.
+	// stateBuf and stateScratch are Flush's scratch space for encoding agent states.
 	stateBuf     []byte
 	stateScratch stateScratch
 

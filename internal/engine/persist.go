@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
-
 	"github.com/omnipresence/omnipresence/internal/store"
 )
 
@@ -113,18 +112,6 @@ func (m *Machine) storeBatch(ctx context.Context, tx store.Tx, batch []*request)
 	}
 	out := make([]storedEvent, len(evs))
 	return out, m.storeEvents(ctx, tx, evs, out)
-}
-
-// ingestAll stores evs at once and applies them in order, as the engine does with a batch.
-func (m *Machine) ingestAll(ctx context.Context, tx store.Tx, evs []presence.Event, now time.Time) error {
-	out := make([]storedEvent, len(evs))
-	if err := m.storeEvents(ctx, tx, evs, out); err != nil {
-		return err
-	}
-	for i := range out {
-		m.applyStored(&out[i], now)
-	}
-	return nil
 }
 
 // applyStored applies an event storeEvents stored, as Ingest does.
