@@ -66,6 +66,7 @@ type Store interface {
 	// Agents returns every agent's committed state, ordered by key.
 	Agents(ctx context.Context) ([]Agent, error)
 	// Events returns up to limit events of an agent, newest first; every agent's when agent is "".
+	// It is a read for tools and tests: backends need not index events by agent.
 	Events(ctx context.Context, agent string, limit int) ([]Event, error)
 	// Audit returns up to limit audit records of an agent, newest first.
 	Audit(ctx context.Context, agent string, limit int) ([]AuditRecord, error)
