@@ -112,9 +112,11 @@ type Machine struct {
 	records   []pendingRecord
 	current   map[string]presence.Status
 	extCalls  []ExtensionCall
-	// stateBuf and stateScratch are Flush's scratch space for encoding agent states.
+	// stateBuf and stateScratch are Flush's scratch space for encoding agent states, stepBuf
+	// for the decision records.
 	stateBuf     []byte
 	stateScratch stateScratch
+	stepBuf      []byte
 
 	// Stats are updated as decisions are made.
 	Stats Stats

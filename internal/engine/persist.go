@@ -43,12 +43,17 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	}
 	recs := make([]store.AuditRecord, len(m.records))
 	out := make([]Decision, len(m.records))
+	// One buffer holds every body (stores copy what they are handed, so it is reused).
+	buf := m.stepBuf[:0]
 	for i, r := range m.records {
-		b := r.step.appendJSON(nil)
-		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: string(r.step.Kind), EventSeq: r.eventSeq, Body: b}
+		start := len(buf)
+		buf = appendStep(buf, &r.step)
+		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: string(r.step.Kind), EventSeq: r.eventSeq}
+		recs[i].Body = buf[start:len(buf):len(buf)]
 		out[i] = Decision{Agent: r.agent, Step: r.step}
 	}
 	m.records = m.records[:0]
+	m.stepBuf = buf
 	if err := tx.AppendAudit(ctx, recs); err != nil {
 		return nil, err
 	}
@@ -273,15 +278,22 @@ func (m *Machine) view(st *agentState) AgentView {
 	return v
 }
 
-// DecodeSteps turns stored audit records into explain steps, oldest first.
+// DecodeSteps turns stored audit records into explain steps, oldest first. It reads both the
+// binary form (appendStep) and the JSON earlier versions stored.
 func DecodeSteps(recs []store.AuditRecord) ([]Step, error) {
 	out := make([]Step, 0, len(recs))
 	for i := len(recs) - 1; i >= 0; i-- {
 		var s Step
-		if err := json.Unmarshal(recs[i].Body, &s); err != nil {
-			return nil, fmt.Errorf("decoding audit record %d: %w", recs[i].Seq, err)
+		r := &recs[i]
+		if b := r.Body; len(b) > 0 && b[0] == stepFormatV1 {
+			if err := decodeStep(b[1:], &s); err != nil {
+				return nil, fmt.Errorf("decoding audit record %d: %w", r.Seq, err)
+			}
+			s.At, s.EventSeq = r.At, r.EventSeq
+		} else if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("decoding audit record %d: %w", r.Seq, err)
 		}
-		s.Seq = recs[i].Seq
+		s.Seq = r.Seq
 		out = append(out, s)
 	}
 	return out, nil
