@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
+	"github.com/omnipresence/omnipresence/internal/store"
 )
 
 func init() {
@@ -29,6 +30,9 @@ func init() {
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var err error
+			if o.retention < 0 {
+				return &exitError{code: 2, err: fmt.Errorf("--retention %s: want a duration of 0 (keep forever) or more", o.retention)}
+			}
 			if o.adminToken, err = secretFrom(tokenFile, "OMNIPRESENCE_ADMIN_TOKEN"); err != nil {
 				return err
 			}
@@ -68,6 +72,8 @@ func init() {
 	cmd.Flags().StringVar(&o.configPath, "config", "", "policy file or folder (required)")
 	cmd.Flags().StringVar(&o.addr, "addr", "127.0.0.1:8080", "address to listen on (port 0 picks a free port)")
 	cmd.Flags().StringVar(&o.storeURL, "store", "sqlite:omnipresence.db", "sqlite:PATH, postgres://… or memory:")
+	cmd.Flags().DurationVar(&o.retention, "retention", store.DefaultRetention,
+		"how long events and audit records (what explain shows) are kept; 0 keeps them forever")
 	cmd.Flags().StringVar(&tokenFile, "admin-token-file", "", "file holding the admin API bearer token")
 	cmd.Flags().StringVar(&secretFile, "webhook-secret-file", "", "file holding the webhook HMAC secret")
 	cmd.Flags().StringVar(&bridgeCertFile, "bridge-cert-file", "", "PEM certificate(s) the Salesforce org signs Omni-Channel bridge tokens with")

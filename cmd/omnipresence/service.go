@@ -49,7 +49,10 @@ type serviceOptions struct {
 	bridgeSecret string
 	// bridgeOrigins are the browser origins the bridge endpoints allow.
 	bridgeOrigins []string
-	logger        *slog.Logger
+	// retention is how long events and audit records are kept (0: forever; demo keeps its
+	// temporary store whole).
+	retention time.Duration
+	logger    *slog.Logger
 	// started is called with the URL actually bound, once the service listens.
 	started func(url string) error
 	// replicaID names this replica (default: the host name and a random suffix);
@@ -206,6 +209,10 @@ func runService(ctx context.Context, o serviceOptions) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error {
+		store.RunRetention(gctx, st, o.retention, pruneInterval(o.retention), time.Now, log)
+		return nil
+	})
+	g.Go(func() error {
 		full, err := withCatalogs(gctx, cfg, o.configPath, conns, st, log, svc)
 		if err != nil || gctx.Err() != nil {
 			return err
@@ -354,6 +361,12 @@ func followerBridge(name string, verifier *bridgetoken.Verifier, rs *replicaSet,
 		}
 		proxy.ServeHTTP(w, r)
 	}), nil
+}
+
+// pruneInterval is how often history older than the retention is pruned: a hundredth of the
+// retention, between a minute and an hour.
+func pruneInterval(retention time.Duration) time.Duration {
+	return min(max(retention/100, time.Minute), time.Hour)
 }
 
 // bridgedSystem is the one system whose connector takes its writes through a browser bridge.

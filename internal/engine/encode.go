@@ -1,18 +1,20 @@
 package engine
 
 import (
+	"encoding/binary"
 	"encoding/json"
-	"strconv"
+	"fmt"
 	"time"
 	"unicode/utf8"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
-// The engine writes one or more decision records for every event, so their JSON is on the hot
-// path. encoding/json spends most of that time in reflection; these
-// encoders append the same JSON (same field names and omissions as the struct tags, which
-// remain the way it is read back) without it. TestEncodersMatchEncodingJSON pins the match.
+// The engine stores every event's normalized JSON, so its encoding is on the hot path.
+// encoding/json spends most of that time in reflection; these encoders append the same JSON
+// (same field names and omissions as the struct tags, which remain the way it is read back)
+// without it. TestEncodersMatchEncodingJSON pins the match. Decision records (steps) are
+// stored in a binary form (appendStep).
 
 // jsonObject appends one JSON object's fields.
 type jsonObject struct {
@@ -42,26 +44,6 @@ func (o *jsonObject) str(k, v string) {
 func (o *jsonObject) strOmit(k, v string) {
 	if v != "" {
 		o.str(k, v)
-	}
-}
-
-func (o *jsonObject) int(k string, v int64) {
-	o.key(k)
-	o.b = strconv.AppendInt(o.b, v, 10)
-}
-
-func (o *jsonObject) intOmit(k string, v int64) {
-	if v != 0 {
-		o.int(k, v)
-	}
-}
-
-func (o *jsonObject) timeOmit(k string, t time.Time) {
-	if !t.IsZero() {
-		o.key(k)
-		o.b = append(o.b, '"')
-		o.b = t.AppendFormat(o.b, time.RFC3339Nano)
-		o.b = append(o.b, '"')
 	}
 }
 
@@ -108,31 +90,6 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
-func (s *Step) appendJSON(b []byte) []byte {
-	o := beginObject(b)
-	o.int("seq", s.Seq)
-	o.timeOmit("at", s.At)
-	o.str("kind", string(s.Kind))
-	o.intOmit("event_seq", s.EventSeq)
-	o.strOmit("system", s.System)
-	o.strOmit("status", s.Status)
-	o.strOmit("rule", s.Rule)
-	o.strOmit("cause", s.Cause)
-	o.str("summary", s.Summary)
-	if len(s.Details) > 0 {
-		o.key("details")
-		o.b = append(o.b, '[')
-		for i, d := range s.Details {
-			if i > 0 {
-				o.b = append(o.b, ',')
-			}
-			o.b = appendJSONString(o.b, d)
-		}
-		o.b = append(o.b, ']')
-	}
-	return o.end()
-}
-
 // appendEvent appends ev as presence.Event's JSON; its free-form vendor data goes through
 // encoding/json.
 func appendEvent(b []byte, ev presence.Event) ([]byte, error) {
@@ -157,4 +114,50 @@ func appendEvent(b []byte, ev presence.Event) ([]byte, error) {
 	o.strOmit("origin", ev.Origin)
 	o.strOmit("version", ev.Version)
 	return o.end(), nil
+}
+
+// stepFormatV1 is the first byte of a step stored in the binary form; earlier versions stored
+// steps as JSON objects, which DecodeSteps still reads.
+const stepFormatV1 = 0x01
+
+// appendStep appends s in the binary form: its strings, each as a length and the bytes. Its
+// time and event seq are the audit record's own, and its seq is the record's.
+func appendStep(b []byte, s *Step) []byte {
+	str := func(v string) {
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	b = append(b, stepFormatV1)
+	str(string(s.Kind))
+	str(s.System)
+	str(s.Status)
+	str(s.Rule)
+	str(s.Cause)
+	str(s.Summary)
+	b = binary.AppendUvarint(b, uint64(len(s.Details)))
+	for _, d := range s.Details {
+		str(d)
+	}
+	return b
+}
+
+// decodeStep reads a step in the binary form (after its format byte) into s.
+func decodeStep(b []byte, s *Step) error {
+	d := stateDecoder{b: b}
+	str := func() string { return string(d.bytes()) }
+	s.Kind = StepKind(str())
+	s.System, s.Status, s.Rule, s.Cause, s.Summary = str(), str(), str(), str(), str()
+	if n := d.count(); n > 0 {
+		s.Details = make([]string, n)
+		for i := range s.Details {
+			s.Details[i] = str()
+		}
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if len(d.b) != 0 {
+		return fmt.Errorf("step: %d unread bytes", len(d.b))
+	}
+	return nil
 }

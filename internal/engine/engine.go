@@ -359,10 +359,19 @@ func (e *Engine) sequence(ctx context.Context) {
 		e.mu.Lock()
 		err := e.cfg.Store.Update(context.WithoutCancel(ctx), func(tx store.Tx) error {
 			resps = resps[:0]
+			stored, err := e.m.storeBatch(ctx, tx, batch)
+			if err != nil {
+				return err
+			}
 			for _, r := range batch {
 				var resp response
 				switch r.kind {
 				case opIngest:
+					if len(stored) > 0 {
+						resp.agent = e.m.applyStored(&stored[0], now)
+						stored = stored[1:]
+						break
+					}
 					agent, err := e.m.Ingest(ctx, tx, r.ev, now)
 					if err != nil {
 						return err
@@ -402,7 +411,6 @@ func (e *Engine) sequence(ctx context.Context) {
 				}
 				resps = append(resps, resp)
 			}
-			var err error
 			decisions, err = e.m.Flush(ctx, tx)
 			return err
 		})

@@ -112,6 +112,11 @@ type Machine struct {
 	records   []pendingRecord
 	current   map[string]presence.Status
 	extCalls  []ExtensionCall
+	// stateBuf and stateScratch are Flush's scratch space for encoding agent states, stepBuf
+	// for the decision records.
+	stateBuf     []byte
+	stateScratch stateScratch
+	stepBuf      []byte
 
 	// Stats are updated as decisions are made.
 	Stats Stats
@@ -183,25 +188,11 @@ func (m *Machine) SetAccounts(system string, accounts []presence.Account) {
 // Ingest stores ev (deduplicated) in tx and applies it. It returns the agent to reconcile, or
 // "" when nothing may need writing (duplicate, unknown agent, …).
 func (m *Machine) Ingest(ctx context.Context, tx store.Tx, ev presence.Event, now time.Time) (string, error) {
-	m.Stats.Events.Add(1)
-	email, known := m.resolveAgent(ev.System, ev.Agent)
-	body, err := appendEvent(nil, ev)
-	if err != nil {
-		return "", fmt.Errorf("encoding event: %w", err)
-	}
-	rec := store.Event{DedupeKey: ev.DedupeKey(), Agent: email, System: ev.System, Type: string(ev.Type), At: ev.At, Body: body}
-	if !known {
-		rec.Agent = ev.Agent
-	}
-	inserted, err := tx.InsertEvent(ctx, &rec)
-	if err != nil {
+	var one [1]storedEvent
+	if err := m.storeEvents(ctx, tx, []presence.Event{ev}, one[:]); err != nil {
 		return "", err
 	}
-	if !inserted {
-		m.Stats.Duplicates.Add(1)
-		return "", nil
-	}
-	return m.apply(ev, email, known, rec.Seq, now), nil
+	return m.applyStored(&one[0], now), nil
 }
 
 func (m *Machine) apply(ev presence.Event, email string, known bool, seq int64, now time.Time) string {
@@ -374,7 +365,7 @@ func (m *Machine) prune(st *agentState) {
 				fd.apply(&h[i])
 			}
 			st.BaseAt = h[n-1].Event.At
-			st.History = append(h[:0:0], h[n:]...)
+			st.History = dropFront(h, n)
 		}
 	}
 	for _, ss := range st.Systems {
@@ -388,9 +379,17 @@ func (m *Machine) prune(st *agentState) {
 			n++
 		}
 		if n > 0 {
-			ss.Timeline = append(tl[:0:0], tl[n:]...)
+			ss.Timeline = dropFront(tl, n)
 		}
 	}
+}
+
+// dropFront removes the first n elements of s in place: pruning runs on every event, and a
+// fresh copy each time was most of the decision's cost.
+func dropFront[T any](s []T, n int) []T {
+	copy(s, s[n:])
+	clear(s[len(s)-n:])
+	return s[:len(s)-n]
 }
 
 // Plan returns the writes due now for an agent, marks them in flight, and returns when the agent

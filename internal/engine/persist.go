@@ -5,12 +5,16 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"time"
 
+	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store"
 )
 
 // Flush writes every agent changed since the last flush and the decision records made since,
-// inside tx (stores copy what they are handed, so the encoding buffer is reused). It returns the decisions, for the live stream, once the caller has committed.
+// inside tx (stores copy what they are handed, so the encoding buffer is reused). Agent states
+// go in the compact binary form (statecodec.go). It returns the decisions, for the live stream,
+// once the caller has committed.
 func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	if len(m.dirty) > 0 {
 		keys := make([]string, 0, len(m.dirty))
@@ -23,10 +27,11 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 			if st == nil {
 				continue
 			}
-			b, err := json.Marshal(st)
+			b, err := appendState(m.stateBuf[:0], st, &m.stateScratch)
 			if err != nil {
 				return nil, fmt.Errorf("encoding agent %s: %w", k, err)
 			}
+			m.stateBuf = b
 			if err := tx.PutAgent(ctx, store.Agent{Key: k, State: b, UpdatedAt: st.UpdatedAt}); err != nil {
 				return nil, err
 			}
@@ -38,12 +43,17 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 	}
 	recs := make([]store.AuditRecord, len(m.records))
 	out := make([]Decision, len(m.records))
+	// One buffer holds every body (stores copy what they are handed, so it is reused).
+	buf := m.stepBuf[:0]
 	for i, r := range m.records {
-		b := r.step.appendJSON(nil)
-		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: string(r.step.Kind), EventSeq: r.eventSeq, Body: b}
+		start := len(buf)
+		buf = appendStep(buf, &r.step)
+		recs[i] = store.AuditRecord{Agent: r.agent, At: r.at, Kind: string(r.step.Kind), EventSeq: r.eventSeq}
+		recs[i].Body = buf[start:len(buf):len(buf)]
 		out[i] = Decision{Agent: r.agent, Step: r.step}
 	}
 	m.records = m.records[:0]
+	m.stepBuf = buf
 	if err := tx.AppendAudit(ctx, recs); err != nil {
 		return nil, err
 	}
@@ -51,6 +61,72 @@ func (m *Machine) Flush(ctx context.Context, tx store.Tx) ([]Decision, error) {
 		out[i].Seq = recs[i].Seq
 	}
 	return out, nil
+}
+
+// storedEvent is an event as the store took it: the agent it resolved to and, once inserted,
+// its seq and whether it was new.
+type storedEvent struct {
+	ev       presence.Event
+	email    string
+	known    bool
+	rec      store.Event
+	inserted bool
+}
+
+// storeEvents resolves and encodes evs and inserts them into tx (in one statement where the
+// store can), filling out.
+func (m *Machine) storeEvents(ctx context.Context, tx store.Tx, evs []presence.Event, out []storedEvent) error {
+	recs := make([]store.Event, len(evs))
+	for i, ev := range evs {
+		email, known := m.resolveAgent(ev.System, ev.Agent)
+		body, err := appendEvent(nil, ev)
+		if err != nil {
+			return fmt.Errorf("encoding event: %w", err)
+		}
+		recs[i] = store.Event{DedupeKey: ev.DedupeKey(), Agent: email, System: ev.System, Type: string(ev.Type), At: ev.At, Body: body}
+		if !known {
+			recs[i].Agent = ev.Agent
+		}
+		out[i] = storedEvent{ev: ev, email: email, known: known}
+	}
+	inserted := make([]bool, len(evs))
+	if err := store.InsertEvents(ctx, tx, recs, inserted); err != nil {
+		return err
+	}
+	for i := range out {
+		out[i].rec, out[i].inserted = recs[i], inserted[i]
+	}
+	return nil
+}
+
+// storeBatch stores the events of a batch's ingests up front, in one statement where the store
+// can, and returns them in order; the ingests then apply them in their turn. A batch that loads
+// a directory stores nothing up front, since the directory decides whose events they are.
+func (m *Machine) storeBatch(ctx context.Context, tx store.Tx, batch []*request) ([]storedEvent, error) {
+	var evs []presence.Event
+	for _, r := range batch {
+		switch r.kind {
+		case opAccounts:
+			return nil, nil
+		case opIngest:
+			evs = append(evs, r.ev)
+		}
+	}
+	if len(evs) < 2 {
+		return nil, nil
+	}
+	out := make([]storedEvent, len(evs))
+	return out, m.storeEvents(ctx, tx, evs, out)
+}
+
+// applyStored applies an event storeEvents stored, as Ingest does.
+func (m *Machine) applyStored(se *storedEvent, now time.Time) string {
+	m.Stats.Events.Add(1)
+	if !se.inserted {
+		m.Stats.Duplicates.Add(1)
+		return ""
+	}
+	return m.apply(se.ev, se.email, se.known, se.rec.Seq, now)
 }
 
 // Discard drops changes recorded since the last Flush after a failed transaction, by reloading
@@ -129,7 +205,7 @@ func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) 
 
 func decodeAgent(a store.Agent) (*agentState, error) {
 	st := &agentState{}
-	if err := json.Unmarshal(a.State, st); err != nil {
+	if err := decodeState(a.State, st); err != nil {
 		return nil, fmt.Errorf("decoding agent %s: %w", a.Key, err)
 	}
 	if st.Systems == nil {
@@ -202,15 +278,22 @@ func (m *Machine) view(st *agentState) AgentView {
 	return v
 }
 
-// DecodeSteps turns stored audit records into explain steps, oldest first.
+// DecodeSteps turns stored audit records into explain steps, oldest first. It reads both the
+// binary form (appendStep) and the JSON earlier versions stored.
 func DecodeSteps(recs []store.AuditRecord) ([]Step, error) {
 	out := make([]Step, 0, len(recs))
 	for i := len(recs) - 1; i >= 0; i-- {
 		var s Step
-		if err := json.Unmarshal(recs[i].Body, &s); err != nil {
-			return nil, fmt.Errorf("decoding audit record %d: %w", recs[i].Seq, err)
+		r := &recs[i]
+		if b := r.Body; len(b) > 0 && b[0] == stepFormatV1 {
+			if err := decodeStep(b[1:], &s); err != nil {
+				return nil, fmt.Errorf("decoding audit record %d: %w", r.Seq, err)
+			}
+			s.At, s.EventSeq = r.At, r.EventSeq
+		} else if err := json.Unmarshal(b, &s); err != nil {
+			return nil, fmt.Errorf("decoding audit record %d: %w", r.Seq, err)
 		}
-		s.Seq = recs[i].Seq
+		s.Seq = r.Seq
 		out = append(out, s)
 	}
 	return out, nil

@@ -66,6 +66,7 @@ type Store interface {
 	// Agents returns every agent's committed state, ordered by key.
 	Agents(ctx context.Context) ([]Agent, error)
 	// Events returns up to limit events of an agent, newest first; every agent's when agent is "".
+	// It is a read for tools and tests: backends need not index events by agent.
 	Events(ctx context.Context, agent string, limit int) ([]Event, error)
 	// Audit returns up to limit audit records of an agent, newest first.
 	Audit(ctx context.Context, agent string, limit int) ([]AuditRecord, error)
@@ -77,6 +78,27 @@ type Store interface {
 	SetCheckpoint(ctx context.Context, name, value string) error
 	// Close releases the backend; later calls return ErrClosed.
 	Close() error
+}
+
+// EventBatcher is a Tx that can insert several events at once (one round trip to a server).
+type EventBatcher interface {
+	// InsertEvents does what InsertEvent does for each of evs in order, setting inserted[i]:
+	// an event whose key an earlier one of evs carries is a duplicate of it.
+	InsertEvents(ctx context.Context, evs []Event, inserted []bool) error
+}
+
+// InsertEvents inserts evs through tx, at once when tx is an EventBatcher, else one by one.
+func InsertEvents(ctx context.Context, tx Tx, evs []Event, inserted []bool) error {
+	if b, ok := tx.(EventBatcher); ok {
+		return b.InsertEvents(ctx, evs, inserted)
+	}
+	for i := range evs {
+		var err error
+		if inserted[i], err = tx.InsertEvent(ctx, &evs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Tx is a write transaction.

@@ -244,7 +244,8 @@ func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.Aud
 		return nil, err
 	}
 	defer s.gate.Leave()
-	const cols = `SELECT seq, agent, at_ns, kind, event_seq, body FROM audit`
+	// A row holds one record or more, so limit rows hold at least limit records.
+	const cols = `SELECT seq, agent, at_ns, kind, event_seq, body, n FROM audit`
 	var rows pgx.Rows
 	var err error
 	if agent == "" {
@@ -255,14 +256,25 @@ func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.Aud
 	if err != nil {
 		return nil, fmt.Errorf("postgres: audit: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (store.AuditRecord, error) {
+	defer rows.Close()
+	var out, run []store.AuditRecord
+	for rows.Next() && (limit <= 0 || len(out) < limit) {
 		var a store.AuditRecord
 		var at *int64
-		err := r.Scan(&a.Seq, &a.Agent, &at, &a.Kind, &a.EventSeq, &a.Body)
+		var n int32
+		if err := rows.Scan(&a.Seq, &a.Agent, &at, &a.Kind, &a.EventSeq, &a.Body, &n); err != nil {
+			return nil, fmt.Errorf("postgres: audit: %w", err)
+		}
 		a.At = fromNanos(at)
-		return a, err
-	})
-	if err != nil {
+		if run, err = store.UnpackAudit(run[:0], a, int(n)); err != nil {
+			return nil, fmt.Errorf("postgres: audit: %w", err)
+		}
+		for i := len(run) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+			out = append(out, run[i])
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("postgres: audit: %w", err)
 	}
 	return out, nil
@@ -356,6 +368,83 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 	return false, nil
 }
 
+// InsertEvents implements store.EventBatcher: one statement inserts them all, and one more finds
+// the seqs of those already stored, if any.
+func (t *tx) InsertEvents(ctx context.Context, evs []store.Event, inserted []bool) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	keys := make([]string, len(evs))
+	agents := make([]string, len(evs))
+	systems := make([]string, len(evs))
+	types := make([]string, len(evs))
+	ats := make([]*int64, len(evs))
+	bodies := make([][]byte, len(evs))
+	for i := range evs {
+		ev := &evs[i]
+		if ev.DedupeKey == "" {
+			return errors.New("postgres: event has an empty dedupe key")
+		}
+		at, err := toNanos(ev.At)
+		if err != nil {
+			return fmt.Errorf("postgres: event %q: %w", ev.DedupeKey, err)
+		}
+		keys[i], agents[i], systems[i], types[i], ats[i], bodies[i] = ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, store.NonNil(ev.Body)
+	}
+	// The seqs are drawn in the input's order (volatile functions run after the ordering).
+	rows, err := t.tx.Query(ctx, `INSERT INTO events (seq, dedupe_key, agent, system, type, at_ns, body)
+		SELECT nextval('events_seq_seq'), k, a, s, ty, at, b
+		FROM (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::bytea[])
+			WITH ORDINALITY AS u(k, a, s, ty, at, b, i) ORDER BY i) AS input
+		ON CONFLICT (dedupe_key) DO NOTHING RETURNING seq, dedupe_key`,
+		keys, agents, systems, types, ats, bodies)
+	if err != nil {
+		return fmt.Errorf("postgres: insert %d events: %w", len(evs), err)
+	}
+	seqs := make(map[string]int64, len(evs))
+	var seq int64
+	var key string
+	_, err = pgx.ForEachRow(rows, []any{&seq, &key}, func() error { seqs[key] = seq; return nil })
+	if err != nil {
+		return fmt.Errorf("postgres: insert %d events: %w", len(evs), err)
+	}
+	var missing []string
+	var missingAt []int
+	for i := range evs {
+		s, ok := seqs[keys[i]]
+		inserted[i] = ok && s > 0
+		if inserted[i] {
+			evs[i].Seq = s
+			seqs[keys[i]] = -s // later copies in evs are duplicates of this one
+			continue
+		}
+		if ok {
+			evs[i].Seq = -s
+			continue
+		}
+		missing, missingAt = append(missing, keys[i]), append(missingAt, i)
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	rows, err = t.tx.Query(ctx, `SELECT seq, dedupe_key FROM events WHERE dedupe_key = ANY($1)`, missing)
+	if err != nil {
+		return fmt.Errorf("postgres: find duplicate events: %w", err)
+	}
+	_, err = pgx.ForEachRow(rows, []any{&seq, &key}, func() error { seqs[key] = -seq; return nil })
+	if err != nil {
+		return fmt.Errorf("postgres: find duplicate events: %w", err)
+	}
+	for _, i := range missingAt {
+		s, ok := seqs[keys[i]]
+		if !ok {
+			return fmt.Errorf("postgres: event %q neither inserted nor found", keys[i])
+		}
+		evs[i].Seq = -s
+	}
+	return nil
+}
+
 // PutAgent implements store.Tx.
 func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 	if a.Key == "" {
@@ -398,24 +487,53 @@ func (t *tx) flushAgents(ctx context.Context) error {
 	return nil
 }
 
-// AppendAudit implements store.Tx. The records go in one round trip.
+// AppendAudit implements store.Tx. The seqs are taken in one round trip and the records written
+// in another, a run of one agent's records for one event to a row (store.PackAudit).
 func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
-	var b pgx.Batch
 	for i := range recs {
-		r := &recs[i]
-		at, err := toNanos(r.At)
-		if err != nil {
-			return fmt.Errorf("postgres: audit record of %q: %w", r.Agent, err)
+		if _, err := toNanos(recs[i].At); err != nil {
+			return fmt.Errorf("postgres: audit record of %q: %w", recs[i].Agent, err)
 		}
-		b.Queue(`INSERT INTO audit (agent, at_ns, kind, event_seq, body) VALUES ($1, $2, $3, $4, $5) RETURNING seq`,
-			r.Agent, at, r.Kind, r.EventSeq, store.NonNil(r.Body)).QueryRow(func(row pgx.Row) error {
-			return row.Scan(&r.Seq)
-		})
 	}
-	if err := t.tx.SendBatch(ctx, &b).Close(); err != nil {
+	rows, err := t.tx.Query(ctx, `SELECT nextval('audit_seq_seq') FROM generate_series(1, $1)`, len(recs))
+	if err != nil {
+		return fmt.Errorf("postgres: audit seqs: %w", err)
+	}
+	seqs, err := pgx.CollectRows(rows, pgx.RowTo[int64])
+	if err != nil {
+		return fmt.Errorf("postgres: audit seqs: %w", err)
+	}
+	if len(seqs) != len(recs) {
+		return fmt.Errorf("postgres: audit seqs: got %d for %d records", len(seqs), len(recs))
+	}
+	// nextval gives increasing values within one session; sorting keeps that order whatever
+	// order the rows came in.
+	sort.Slice(seqs, func(i, j int) bool { return seqs[i] < seqs[j] })
+	for i := range recs {
+		recs[i].Seq = seqs[i]
+	}
+	runs := store.AuditRuns(recs)
+	var (
+		seq, eventSeq []int64
+		agents, kinds []string
+		ats           []*int64
+		bodies        [][]byte
+		ns            []int32
+	)
+	for _, run := range runs {
+		rs := recs[run.First:run.End]
+		r := &rs[0]
+		at, _ := toNanos(r.At)
+		seq, agents, ats, kinds = append(seq, r.Seq), append(agents, r.Agent), append(ats, at), append(kinds, r.Kind)
+		eventSeq, ns = append(eventSeq, r.EventSeq), append(ns, int32(len(rs)))
+		bodies = append(bodies, store.NonNil(store.PackAudit(nil, rs)))
+	}
+	if _, err := t.tx.Exec(ctx, `INSERT INTO audit (seq, agent, at_ns, kind, event_seq, body, n)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::bigint[], $4::text[], $5::bigint[], $6::bytea[], $7::int[])`,
+		seq, agents, ats, kinds, eventSeq, bodies, ns); err != nil {
 		return fmt.Errorf("postgres: append audit: %w", err)
 	}
 	return nil

@@ -46,11 +46,12 @@ func WithReadConns(n int) Option { return func(c *config) { c.readConns = n } }
 
 // Store is a SQLite store.Store.
 type Store struct {
+	path   string
 	writer *sql.DB // one connection; every transaction on it is BEGIN IMMEDIATE
 	reader *sql.DB // query_only connections
 
 	stmt struct {
-		event, eventSeq, agent, audit, checkpoint *sql.Stmt
+		event, eventSeq, agent, audit, auditNext, checkpoint *sql.Stmt
 	}
 
 	gate store.Gate
@@ -59,8 +60,7 @@ type Store struct {
 	commits int // under wmu
 
 	// A background connection checkpoints the WAL, so that commits do not pay for copying
-	// pages into the database file; the writer's own autocheckpoint is set high enough that it
-	// only steps in when background checkpoints keep failing.
+	// pages into the database file; the writer's own autocheckpoint is off.
 	ckpt       *sql.DB
 	kick       chan struct{}
 	stopCkpt   context.CancelFunc
@@ -94,7 +94,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	wq := url.Values{"_pragma": {
 		"busy_timeout(" + busy + ")", "journal_mode(WAL)", "synchronous(" + syncMode + ")", "foreign_keys(1)",
 		"cache_size(-32768)",           // 32 MiB of page cache keeps the dedupe and agent indexes hot
-		"wal_autocheckpoint(16384)",    // a safety net only: Store.ckpt normally keeps the WAL short
+		"wal_autocheckpoint(0)",        // commits never copy pages: Store.ckpt keeps the WAL short
 		"journal_size_limit(67108864)", // give back WAL space beyond 64 MiB after a checkpoint
 	}, "_txlock": {"immediate"}}
 	writer, err := sql.Open("sqlite", fileURI(path, wq))
@@ -105,7 +105,7 @@ func Open(path string, opts ...Option) (*Store, error) {
 	writer.SetMaxIdleConns(1)
 	writer.SetConnMaxLifetime(0)
 	writer.SetConnMaxIdleTime(0)
-	s := &Store{writer: writer}
+	s := &Store{path: path, writer: writer}
 	if err := s.migrate(context.Background()); err != nil {
 		writer.Close()
 		return nil, err
@@ -210,10 +210,70 @@ func (s *Store) migrate(ctx context.Context) error {
 			return fmt.Errorf("sqlite: record migration %s: %w", base, err)
 		}
 	}
+	if err := fillDedupeHashes(ctx, tx); err != nil {
+		return err
+	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("sqlite: commit migrations: %w", err)
 	}
 	return nil
+}
+
+// fillDedupeHashes gives the events stored before migration 0002 their dedupe hash, a chunk of
+// rows at a time so that a large file does not need its keys in memory at once.
+func fillDedupeHashes(ctx context.Context, tx *sql.Tx) error {
+	type row struct {
+		seq int64
+		key string
+	}
+	for {
+		rows, err := tx.QueryContext(ctx, `SELECT seq, dedupe_key FROM events WHERE dedupe_hash IS NULL ORDER BY seq LIMIT 10000`)
+		if err != nil {
+			return fmt.Errorf("sqlite: read events to hash: %w", err)
+		}
+		var todo []row
+		for rows.Next() {
+			var r row
+			if err := rows.Scan(&r.seq, &r.key); err != nil {
+				rows.Close()
+				return fmt.Errorf("sqlite: read events to hash: %w", err)
+			}
+			todo = append(todo, r)
+		}
+		if err := rows.Close(); err != nil {
+			return fmt.Errorf("sqlite: read events to hash: %w", err)
+		}
+		if len(todo) == 0 {
+			return nil
+		}
+		for _, r := range todo {
+			if err := hashEvent(ctx, tx, r.seq, r.key); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// hashEvent sets one event's dedupe hash, at the first probe no other key holds.
+func hashEvent(ctx context.Context, tx *sql.Tx, seq int64, key string) error {
+	for probe := 0; ; probe++ {
+		h := store.DedupeHash(key, probe)
+		var other string
+		err := tx.QueryRowContext(ctx, `SELECT dedupe_key FROM events WHERE dedupe_hash = ?`, h).Scan(&other)
+		if errors.Is(err, sql.ErrNoRows) {
+			if _, err := tx.ExecContext(ctx, `UPDATE events SET dedupe_hash = ? WHERE seq = ?`, h, seq); err != nil {
+				return fmt.Errorf("sqlite: hash event %d: %w", seq, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: hash event %d: %w", seq, err)
+		}
+		if other == key {
+			// Earlier versions kept keys unique; a second copy cannot exist.
+			return fmt.Errorf("sqlite: event %d repeats dedupe key %q", seq, key)
+		}
+	}
 }
 
 func (s *Store) prepare() error {
@@ -221,12 +281,13 @@ func (s *Store) prepare() error {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&s.stmt.event, `INSERT INTO events (dedupe_key, agent, system, type, at, body) VALUES (?, ?, ?, ?, ?, ?)
-			ON CONFLICT (dedupe_key) DO NOTHING`},
-		{&s.stmt.eventSeq, `SELECT seq FROM events WHERE dedupe_key = ?`},
+		{&s.stmt.event, `INSERT INTO events (dedupe_key, dedupe_hash, agent, system, type, at, body) VALUES (?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (dedupe_hash) DO NOTHING`},
+		{&s.stmt.eventSeq, `SELECT seq, dedupe_key FROM events WHERE dedupe_hash = ?`},
 		{&s.stmt.agent, `INSERT INTO agents (key, state, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (key) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at`},
-		{&s.stmt.audit, `INSERT INTO audit (agent, at, kind, event_seq, body) VALUES (?, ?, ?, ?, ?)`},
+		{&s.stmt.audit, `INSERT INTO audit (seq, agent, at, kind, event_seq, body, n) VALUES (?, ?, ?, ?, ?, ?, ?)`},
+		{&s.stmt.auditNext, `SELECT seq + n FROM audit ORDER BY seq DESC LIMIT 1`},
 		{&s.stmt.checkpoint, `INSERT INTO checkpoints (name, value) VALUES (?, ?)
 			ON CONFLICT (name) DO UPDATE SET value = excluded.value`},
 	} {
@@ -369,7 +430,8 @@ func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.Aud
 		return nil, err
 	}
 	defer s.gate.Leave()
-	const cols = `SELECT seq, agent, at, kind, event_seq, body FROM audit`
+	// A row holds one record or more, so limit rows hold at least limit records.
+	const cols = `SELECT seq, agent, at, kind, event_seq, body, n FROM audit`
 	var rows *sql.Rows
 	var err error
 	if agent == "" {
@@ -381,15 +443,21 @@ func (s *Store) Audit(ctx context.Context, agent string, limit int) ([]store.Aud
 		return nil, fmt.Errorf("sqlite: audit: %w", err)
 	}
 	defer rows.Close()
-	var out []store.AuditRecord
-	for rows.Next() {
+	var out, run []store.AuditRecord
+	for rows.Next() && (limit <= 0 || len(out) < limit) {
 		var r store.AuditRecord
 		var at sql.NullInt64
-		if err := rows.Scan(&r.Seq, &r.Agent, &at, &r.Kind, &r.EventSeq, &r.Body); err != nil {
+		var n int
+		if err := rows.Scan(&r.Seq, &r.Agent, &at, &r.Kind, &r.EventSeq, &r.Body, &n); err != nil {
 			return nil, fmt.Errorf("sqlite: audit: %w", err)
 		}
 		r.At = fromNanos(at)
-		out = append(out, r)
+		if run, err = store.UnpackAudit(run[:0], r, n); err != nil {
+			return nil, fmt.Errorf("sqlite: audit: %w", err)
+		}
+		for i := len(run) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+			out = append(out, run[i])
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("sqlite: audit: %w", err)
@@ -453,7 +521,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	var errs []error
-	for _, st := range []*sql.Stmt{s.stmt.event, s.stmt.eventSeq, s.stmt.agent, s.stmt.audit, s.stmt.checkpoint} {
+	for _, st := range []*sql.Stmt{s.stmt.event, s.stmt.eventSeq, s.stmt.agent, s.stmt.audit, s.stmt.auditNext, s.stmt.checkpoint} {
 		errs = append(errs, st.Close())
 	}
 	s.stopCkpt()
@@ -472,7 +540,10 @@ type tx struct {
 	s  *Store
 	tx *sql.Tx
 
-	event, eventSeq, agent, audit, checkpoint *sql.Stmt
+	event, eventSeq, agent, audit, auditNext, checkpoint *sql.Stmt
+	// nextAudit is the seq of the next audit record, 0 until read; pack is scratch space.
+	nextAudit int64
+	pack      []byte
 }
 
 func (t *tx) stmt(ctx context.Context, dst **sql.Stmt, prepared *sql.Stmt) *sql.Stmt {
@@ -491,25 +562,34 @@ func (t *tx) InsertEvent(ctx context.Context, ev *store.Event) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("sqlite: event %q: %w", ev.DedupeKey, err)
 	}
-	res, err := t.stmt(ctx, &t.event, t.s.stmt.event).ExecContext(ctx,
-		ev.DedupeKey, ev.Agent, ev.System, ev.Type, at, store.NonNil(ev.Body))
-	if err != nil {
-		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
-	}
-	if n == 0 {
-		if err := t.stmt(ctx, &t.eventSeq, t.s.stmt.eventSeq).QueryRowContext(ctx, ev.DedupeKey).Scan(&ev.Seq); err != nil {
+	for probe := 0; ; probe++ {
+		h := store.DedupeHash(ev.DedupeKey, probe)
+		res, err := t.stmt(ctx, &t.event, t.s.stmt.event).ExecContext(ctx,
+			ev.DedupeKey, h, ev.Agent, ev.System, ev.Type, at, store.NonNil(ev.Body))
+		if err != nil {
+			return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
+		}
+		if n == 1 {
+			if ev.Seq, err = res.LastInsertId(); err != nil {
+				return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
+			}
+			return true, nil
+		}
+		var seq int64
+		var key string
+		if err := t.stmt(ctx, &t.eventSeq, t.s.stmt.eventSeq).QueryRowContext(ctx, h).Scan(&seq, &key); err != nil {
 			return false, fmt.Errorf("sqlite: find duplicate event %q: %w", ev.DedupeKey, err)
 		}
-		return false, nil
+		if key == ev.DedupeKey {
+			ev.Seq = seq
+			return false, nil
+		}
+		// Another key has this hash: try the next probe.
 	}
-	if ev.Seq, err = res.LastInsertId(); err != nil {
-		return false, fmt.Errorf("sqlite: insert event %q: %w", ev.DedupeKey, err)
-	}
-	return true, nil
 }
 
 // PutAgent implements store.Tx.
@@ -527,23 +607,38 @@ func (t *tx) PutAgent(ctx context.Context, a store.Agent) error {
 	return nil
 }
 
-// AppendAudit implements store.Tx.
+// AppendAudit implements store.Tx. A run of records of one agent and one event goes in one row
+// (store.PackAudit).
 func (t *tx) AppendAudit(ctx context.Context, recs []store.AuditRecord) error {
-	st := t.stmt(ctx, &t.audit, t.s.stmt.audit)
+	if len(recs) == 0 {
+		return nil
+	}
+	if t.nextAudit == 0 {
+		err := t.stmt(ctx, &t.auditNext, t.s.stmt.auditNext).QueryRowContext(ctx).Scan(&t.nextAudit)
+		if errors.Is(err, sql.ErrNoRows) {
+			t.nextAudit, err = 1, nil
+		}
+		if err != nil {
+			return fmt.Errorf("sqlite: next audit seq: %w", err)
+		}
+	}
 	for i := range recs {
-		r := &recs[i]
-		at, err := toNanos(r.At)
-		if err != nil {
-			return fmt.Errorf("sqlite: audit record of %q: %w", r.Agent, err)
+		if _, err := toNanos(recs[i].At); err != nil {
+			return fmt.Errorf("sqlite: audit record of %q: %w", recs[i].Agent, err)
 		}
-		res, err := st.ExecContext(ctx, r.Agent, at, r.Kind, r.EventSeq, store.NonNil(r.Body))
-		if err != nil {
-			return fmt.Errorf("sqlite: append audit of %q: %w", r.Agent, err)
-		}
-		if r.Seq, err = res.LastInsertId(); err != nil {
+		recs[i].Seq = t.nextAudit + int64(i)
+	}
+	st := t.stmt(ctx, &t.audit, t.s.stmt.audit)
+	for _, run := range store.AuditRuns(recs) {
+		rs := recs[run.First:run.End]
+		r := &rs[0]
+		at, _ := toNanos(r.At)
+		t.pack = store.PackAudit(t.pack[:0], rs)
+		if _, err := st.ExecContext(ctx, r.Seq, r.Agent, at, r.Kind, r.EventSeq, store.NonNil(t.pack), len(rs)); err != nil {
 			return fmt.Errorf("sqlite: append audit of %q: %w", r.Agent, err)
 		}
 	}
+	t.nextAudit += int64(len(recs))
 	return nil
 }
 

@@ -32,6 +32,7 @@ func open(t testing.TB, opts ...sqlite.Option) *sqlite.Store {
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	storetest.RunPrune(t, func(t *testing.T) store.Store { return open(t) })
 }
 
 func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
@@ -61,8 +62,8 @@ func TestReopenKeepsDataAndMigrationsAreIdempotent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if n := migrationRows(t, path); n != 1 {
-		t.Errorf("schema_migrations has %d rows after three opens, want 1", n)
+	if n, want := migrationRows(t, path), wantMigrations(t); n != want {
+		t.Errorf("schema_migrations has %d rows after three opens, want %d", n, want)
 	}
 }
 
@@ -91,8 +92,8 @@ func TestConcurrentOpens(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	if n := migrationRows(t, path); n != 1 {
-		t.Errorf("schema_migrations has %d rows after concurrent opens, want 1", n)
+	if n, want := migrationRows(t, path), wantMigrations(t); n != want {
+		t.Errorf("schema_migrations has %d rows after concurrent opens, want %d", n, want)
 	}
 }
 
@@ -225,5 +226,129 @@ func BenchmarkUpdateBatch(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			storetest.BenchUpdateBatch(b, open(b, tc.opts...), 256)
 		})
+	}
+}
+
+// wantMigrations is the number of migration files the store embeds.
+func wantMigrations(t *testing.T) int {
+	t.Helper()
+	migs, err := store.Migrations(os.DirFS("."), "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(migs)
+}
+
+// TestUpgradeFromFirstSchema opens a file an earlier version wrote (migration 0001 only): its
+// events still deduplicate, its audit records still read, and new ones follow them.
+func TestUpgradeFromFirstSchema(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	first, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		string(first),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		`INSERT INTO events (dedupe_key, agent, system, type, at, body) VALUES ('gc:e1', 'a@x', 'gc', 'status_changed', 1, '{}'), ('gc:e2', 'a@x', 'gc', 'status_changed', 2, '{}')`,
+		`INSERT INTO audit (agent, at, kind, event_seq, body) VALUES ('a@x', 1, 'event', 1, '{"n":1}'), ('a@x', 2, 'intent', 1, '{"n":2}')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	var seqs []int64
+	var news []bool
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for _, k := range []string{"gc:e2", "gc:e3", "gc:e1", "gc:e3"} {
+			e := store.Event{DedupeKey: k, Agent: "a@x", System: "gc", Type: "status_changed", At: time.Unix(0, 3)}
+			inserted, err := tx.InsertEvent(ctx, &e)
+			if err != nil {
+				return err
+			}
+			seqs, news = append(seqs, e.Seq), append(news, inserted)
+		}
+		return tx.AppendAudit(ctx, []store.AuditRecord{
+			{Agent: "a@x", At: time.Unix(0, 3), Kind: "event", EventSeq: 3, Body: []byte(`{"n":3}`)},
+			{Agent: "a@x", At: time.Unix(0, 3), Kind: "intent", EventSeq: 3, Body: []byte(`{"n":4}`)},
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fmt.Sprint(seqs, news) != "[2 3 1 3] [false true false false]" {
+		t.Errorf("seqs and inserted = %v %v, want [2 3 1 3] [false true false false]", seqs, news)
+	}
+	recs, err := s.Audit(ctx, "a@x", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range recs {
+		got = append(got, fmt.Sprintf("%d:%s:%s", r.Seq, r.Kind, r.Body))
+	}
+	if want := `4:intent:{"n":4} 3:event:{"n":3} 2:intent:{"n":2} 1:event:{"n":1}`; strings.Join(got, " ") != want {
+		t.Errorf("audit = %s, want %s", strings.Join(got, " "), want)
+	}
+}
+
+// TestDedupeHashCollision stores an event whose key's hash another key holds: it goes to the
+// next probe, and its redelivery is still found there.
+func TestDedupeHashCollision(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "c.db")
+	s, err := sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO events (dedupe_key, dedupe_hash, agent, system, type, body) VALUES ('other', ?, 'a@x', 'gc', 't', x'')`,
+		store.DedupeHash("gc:e9", 0)); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = sqlite.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var got []string
+	err = s.Update(ctx, func(tx store.Tx) error {
+		for range 2 {
+			e := store.Event{DedupeKey: "gc:e9", Agent: "a@x", System: "gc", Type: "t"}
+			inserted, err := tx.InsertEvent(ctx, &e)
+			if err != nil {
+				return err
+			}
+			got = append(got, fmt.Sprint(e.Seq, inserted))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(got, " ") != "2 true 2 false" {
+		t.Errorf("inserts of a colliding key = %v, want [2 true 2 false]", got)
+	}
+	if a, b := store.DedupeHash("k", 1), store.DedupeHash("k", 0); a == b {
+		t.Error("probe 1 hashes like probe 0")
 	}
 }

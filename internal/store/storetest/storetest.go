@@ -21,6 +21,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -39,6 +40,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 	}{
 		{"AgentsOrderedByKey", testAgentsOrderedByKey},
 		{"AuditNewestFirst", testAuditNewestFirst},
+		{"AuditRunsOneByOne", testAuditRunsOneByOne},
 		{"BodiesNotAliased", testBodiesNotAliased},
 		{"CheckpointInsideTx", testCheckpointInsideTx},
 		{"CheckpointOutsideTx", testCheckpointOutsideTx},
@@ -49,6 +51,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DedupeKeepsFirst", testDedupeKeepsFirst},
 		{"DedupeWithinOneTx", testDedupeWithinOneTx},
 		{"EmptyDedupeKeyRejected", testEmptyDedupeKey},
+		{"EventsInBatches", testEventsInBatches},
 		{"EventsNewestFirst", testEventsNewestFirst},
 		{"LargeBodies", testLargeBodies},
 		{"PanicRollsBack", testPanicRollsBack},
@@ -423,6 +426,99 @@ func testAuditNewestFirst(t *testing.T, s store.Store) {
 			}
 			sameTime(t, "audit At", g.At, want.At)
 		}
+	}
+}
+
+// testAuditRunsOneByOne appends runs of records of one agent and one event (which SQL backends
+// keep in one row) around records of no event and of other agents, and reads every record back
+// on its own, whatever limit cuts a run.
+func testAuditRunsOneByOne(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	e := insert(t, s, ev("k1", "a@x", 1), ev("k2", "b@x", 2))
+	var recs []store.AuditRecord
+	add := func(agent string, eventSeq int64, kind, body string) {
+		recs = append(recs, store.AuditRecord{Agent: agent, At: base.Add(time.Duration(len(recs)) * time.Millisecond),
+			Kind: kind, EventSeq: eventSeq, Body: []byte(body)})
+	}
+	add("a@x", e[0].Seq, "event", `{"n":0}`)
+	add("a@x", e[0].Seq, "intent", `{"n":1}`)
+	add("a@x", e[0].Seq, "intent", ``)
+	add("a@x", 0, "write", `{"n":3}`)
+	add("a@x", 0, "write", `{"n":4}`)
+	add("b@x", e[1].Seq, "event", `{"n":5}`)
+	add("b@x", e[1].Seq, "intent", `{"n":6}`)
+	add("a@x", e[0].Seq, "echo", `{"n":7}`)
+	update(t, s, func(tx store.Tx) error { return tx.AppendAudit(ctx, recs[:7]) })
+	update(t, s, func(tx store.Tx) error { return tx.AppendAudit(ctx, recs[7:]) })
+	for i := 1; i < len(recs); i++ {
+		if recs[i].Seq <= recs[i-1].Seq {
+			t.Fatalf("seq %d after %d", recs[i].Seq, recs[i-1].Seq)
+		}
+	}
+	for _, tc := range []struct {
+		agent string
+		limit int
+		want  []int
+	}{
+		{"", 0, []int{7, 6, 5, 4, 3, 2, 1, 0}},
+		{"", 3, []int{7, 6, 5}},
+		{"a@x", 0, []int{7, 4, 3, 2, 1, 0}},
+		{"a@x", 5, []int{7, 4, 3, 2, 1}},
+		{"a@x", 4, []int{7, 4, 3, 2}},
+		{"b@x", 1, []int{6}},
+	} {
+		got := audit(t, s, tc.agent, tc.limit)
+		if len(got) != len(tc.want) {
+			t.Errorf("Audit(%q, %d) = %d records, want %d", tc.agent, tc.limit, len(got), len(tc.want))
+			continue
+		}
+		for i, w := range tc.want {
+			want, g := recs[w], got[i]
+			if g.Seq != want.Seq || g.Agent != want.Agent || g.Kind != want.Kind || g.EventSeq != want.EventSeq ||
+				!bytes.Equal(g.Body, want.Body) {
+				t.Errorf("Audit(%q, %d)[%d] = %+v, want %+v", tc.agent, tc.limit, i, g, want)
+			}
+			sameTime(t, "audit At", g.At, want.At)
+		}
+	}
+}
+
+// testEventsInBatches inserts several events at once (store.InsertEvents, in one statement
+// where the backend can): new ones get increasing seqs, and a copy of an earlier event of the
+// batch or of the store is a duplicate with its seq.
+func testEventsInBatches(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	old := insert(t, s, ev("old", "a@x", 0))[0]
+	evs := []store.Event{ev("n1", "a@x", 1), ev("old", "a@x", 2), ev("n2", "b@x", 3), ev("n1", "a@x", 4), ev("n3", "a@x", 5)}
+	inserted := make([]bool, len(evs))
+	update(t, s, func(tx store.Tx) error { return store.InsertEvents(ctx, tx, evs, inserted) })
+	if want := []bool{true, false, true, false, true}; !slices.Equal(inserted, want) {
+		t.Fatalf("inserted = %v, want %v", inserted, want)
+	}
+	if evs[1].Seq != old.Seq || evs[3].Seq != evs[0].Seq {
+		t.Errorf("duplicates got seqs %d and %d, want %d and %d", evs[1].Seq, evs[3].Seq, old.Seq, evs[0].Seq)
+	}
+	if !(old.Seq < evs[0].Seq && evs[0].Seq < evs[2].Seq && evs[2].Seq < evs[4].Seq) {
+		t.Errorf("seqs %d, %d, %d, %d not increasing", old.Seq, evs[0].Seq, evs[2].Seq, evs[4].Seq)
+	}
+	got := events(t, s, "", 0)
+	var keys []string
+	for _, e := range got {
+		keys = append(keys, e.DedupeKey)
+	}
+	if want := []string{"n3", "n2", "n1", "old"}; !slices.Equal(keys, want) {
+		t.Errorf("stored keys = %v, want %v", keys, want)
+	}
+	if !bytes.Equal(got[2].Body, evs[0].Body) {
+		t.Errorf("n1 body = %s, want the first copy's %s", got[2].Body, evs[0].Body)
+	}
+	// A failed batch leaves nothing.
+	bad := []store.Event{ev("n4", "a@x", 6), {Agent: "a@x"}}
+	if err := s.Update(ctx, func(tx store.Tx) error { return store.InsertEvents(ctx, tx, bad, make([]bool, 2)) }); err == nil {
+		t.Fatal("a batch with an empty dedupe key was accepted")
+	}
+	if n := len(events(t, s, "", 0)); n != 4 {
+		t.Errorf("%d events after the failed batch, want 4", n)
 	}
 }
 
