@@ -14,6 +14,7 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector/genesys"
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/vendorsim"
+	cxsim "github.com/omnipresence/omnipresence/internal/vendorsim/cxone"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
@@ -21,7 +22,7 @@ import (
 func init() {
 	register(salesforce.Vendor, &sfsim.Simulator)
 	register(genesys.Vendor, &gcsim.Simulator)
-	register(cxone.Vendor, nil)
+	register(cxone.Vendor, &cxsim.Simulator)
 	register(amazonconnect.Vendor, nil)
 }
 
