@@ -336,15 +336,6 @@ func (t *tenant) findUser(key string) *agent {
 	return t.byEmail[strings.ToLower(key)]
 }
 
-func (t *tenant) codeByName(name string) *code {
-	for _, c := range t.codes {
-		if strings.EqualFold(c.Name, name) {
-			return c
-		}
-	}
-	return nil
-}
-
 // login starts the agent's platform session (Unavailable, no reason) unless they have one.
 func (t *tenant) login(a *agent, now time.Time) *agentSession {
 	if a.session != nil {
