@@ -56,10 +56,10 @@ func (e *env) connect(t *testing.T, o Options) *Connector {
 func statusName(id string) string {
 	names := map[int]string{cxone.BreakCode: "Break", cxone.LunchCode: "Lunch", cxone.MeetingCode: "Meeting",
 		cxone.TrainingCode: "Training", cxone.PersonalCode: "Personal", cxone.CoachingCode: "Coaching"}
-	if n, err := strconv.Atoi(id); err == nil {
+	if n, err := strconv.Atoi(id); err == nil && n > 8 {
 		return names[n]
 	}
-	return id
+	return map[string]string{"1": "Available", "2": "Unavailable"}[id]
 }
 
 // TestConformance runs the connector conformance suite against the CXone simulator, whose

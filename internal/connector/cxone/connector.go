@@ -26,6 +26,28 @@ var contactStates = []string{"InboundContact", "OutboundContact", "InboundConsul
 
 func isContact(state string) bool { return slices.Contains(contactStates, state) }
 
+// acdStates are CXone's ACD states in the order of their agentStateId, which is their catalog
+// id ("1" is Available). DialerPending has no documented id: its name is its id.
+var acdStates = []string{stateLoggedOut, stateAvailable, stateUnavailable, "InboundContact", "OutboundContact",
+	"InboundConsult", "OutboundConsult", "Dialer", "LoggedIn"}
+
+// stateID is the catalog id of an ACD state.
+func stateID(name string) string {
+	if i := slices.Index(acdStates, name); i >= 0 {
+		return strconv.Itoa(i)
+	}
+	return name
+}
+
+// codeID is the catalog id of an unavailable code: its outStateId, unless that would read as
+// an ACD state's id.
+func codeID(outStateID int) string {
+	if outStateID < len(acdStates) {
+		return "outstate-" + strconv.Itoa(outStateID)
+	}
+	return strconv.Itoa(outStateID)
+}
+
 type codeJSON struct {
 	OutStateID   int    `json:"outStateId"`
 	OutStateName string `json:"outStateName"`
@@ -56,7 +78,7 @@ func categoryOf(name string) presence.Category {
 }
 
 // Catalog is Available, Unavailable (no reason), the active unavailable codes (ids are their
-// outStateId; after-call-work codes cannot be set outside a contact, so they are not settable;
+// outStateId; ACD states' ids are their agentStateId: "1" is Available, "2" Unavailable; after-call-work codes cannot be set outside a contact, so they are not settable;
 // a code only some teams offer says which in its label) and the ACD states CXone enters on its
 // own (LoggedOut, the contact states), which rules may test but never set.
 func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
@@ -87,8 +109,8 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 		}
 	}
 	out := []presence.Status{
-		{ID: stateAvailable, Name: stateAvailable, Category: presence.CategoryAvailable, Settable: true},
-		{ID: stateUnavailable, Name: stateUnavailable, Category: presence.CategoryAway, Settable: true},
+		{ID: stateID(stateAvailable), Name: stateAvailable, Category: presence.CategoryAvailable, Settable: true},
+		{ID: stateID(stateUnavailable), Name: stateUnavailable, Category: presence.CategoryAway, Settable: true},
 	}
 	for _, code := range codes.UnavailableCodes {
 		if !code.IsActive {
@@ -98,7 +120,7 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 		if by := offered[code.OutStateID]; len(by) < len(teams) {
 			label += " (teams " + strings.Join(by, ", ") + ")"
 		}
-		st := presence.Status{ID: strconv.Itoa(code.OutStateID), Name: code.OutStateName, Label: label,
+		st := presence.Status{ID: codeID(code.OutStateID), Name: code.OutStateName, Label: label,
 			Category: categoryOf(code.OutStateName), Settable: !code.IsAcw}
 		if code.IsAcw {
 			st.Category = presence.CategorySystem
@@ -106,9 +128,9 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 		}
 		out = append(out, st)
 	}
-	out = append(out, presence.Status{ID: stateLoggedOut, Name: stateLoggedOut, Category: presence.CategoryOffline})
+	out = append(out, presence.Status{ID: stateID(stateLoggedOut), Name: stateLoggedOut, Category: presence.CategoryOffline})
 	for _, s := range append(slices.Clone(contactStates), "LoggedIn") {
-		out = append(out, presence.Status{ID: s, Name: s, Category: presence.CategorySystem})
+		out = append(out, presence.Status{ID: stateID(s), Name: s, Category: presence.CategorySystem})
 	}
 	c.mu.Lock()
 	c.catalog = map[string]presence.Status{}
@@ -202,9 +224,9 @@ func (c *Connector) SetStatus(ctx context.Context, account, statusID string) (co
 	}
 	body := map[string]string{"state": stateUnavailable}
 	switch st.ID {
-	case stateAvailable:
+	case stateID(stateAvailable):
 		body["state"] = stateAvailable
-	case stateUnavailable:
+	case stateID(stateUnavailable):
 	default:
 		body["reason"] = st.Name
 	}

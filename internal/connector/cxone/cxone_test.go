@@ -90,10 +90,10 @@ func TestContact(t *testing.T) {
 	if started.Data["contactId"] != strconv.FormatInt(id, 10) || started.Data["direction"] != "inbound" {
 		t.Errorf("conversation_started data = %v", started.Data)
 	}
-	if st := nextOf(t, evs, ana, presence.StatusChanged); st.Status != "InboundContact" {
+	if st := nextOf(t, evs, ana, presence.StatusChanged); st.Status != "3" {
 		t.Errorf("status during the call = %s, want InboundContact", st.Status)
 	}
-	_, err = c.SetStatus(ctx, ana, "Available")
+	_, err = c.SetStatus(ctx, ana, "1")
 	if d, ok := connector.IsDeferred(err); !ok || d.Reason != "on a contact" {
 		t.Errorf("a write during a call: %v, want deferred on a contact", err)
 	}
@@ -106,7 +106,7 @@ func TestContact(t *testing.T) {
 	if st := nextOf(t, evs, ana, presence.StatusChanged); st.Status != strconv.Itoa(cxone.LunchCode) {
 		t.Errorf("status after the call = %s, want Lunch's id", st.Status)
 	}
-	if _, err := c.SetStatus(ctx, ana, "Available"); err != nil {
+	if _, err := c.SetStatus(ctx, ana, "1"); err != nil {
 		t.Errorf("a write after the call: %v", err)
 	}
 }

@@ -25,13 +25,13 @@ type agentStateJSON struct {
 	TeamName       string `json:"teamName"`
 }
 
-// statusID is the catalog id of the state: Available, an unavailable code's id, Unavailable
-// without a reason, or the ACD state's name.
+// statusID is the catalog id of the state: an unavailable code's id while Unavailable with a
+// reason, else the ACD state's.
 func (s agentStateJSON) statusID() string {
 	if s.AgentStateName == stateUnavailable && s.OutStateID > 0 {
-		return strconv.Itoa(s.OutStateID)
+		return codeID(s.OutStateID)
 	}
-	return s.AgentStateName
+	return stateID(s.AgentStateName)
 }
 
 // seenState is what the watcher last reported of one agent.
