@@ -34,6 +34,15 @@ func (s *Server) serveACD(w http.ResponseWriter, r *http.Request, user *agent, s
 		if a := s.agentFromPath(w, segs[1]); a != nil {
 			s.agentStates(w, q, a.ID)
 		}
+	case get && n == 3 && segs[0] == "agents" && segs[2] == "agent-settings":
+		if a := s.agentFromPath(w, segs[1]); a != nil {
+			writeJSON(w, http.StatusOK, map[string]any{"agentId": a.ID, "EnableUIQueue": false, "webRTCType": "",
+				"maxConferenceParties": 6, "persistentPanels": false})
+		}
+	case get && n == 1 && segs[0] == "business-unit":
+		writeJSON(w, http.StatusOK, map[string]any{"businessUnits": []any{map[string]any{"businessUnitId": s.t.busNo,
+			"businessUnitName": "Demo", "features": []any{}, "maxConferenceParties": 6, "fileExtensions": "",
+			"isMultiContactHandling": false, "isUnifiedRoutingEnabled": false, "timeZone": "UTC"}}})
 	case post && n == 3 && segs[0] == "agents" && segs[2] == "state":
 		s.adminState(w, q, segs[1])
 	case get && n == 1 && segs[0] == "teams":
@@ -302,8 +311,9 @@ func (s *Server) teamCodes(w http.ResponseWriter, id int) {
 	for _, c := range t.Codes {
 		codes = append(codes, codeJSON(c))
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"resultSet": map[string]any{"teamId": t.ID, "teamName": t.Name,
-		"teamUuid": t.UUID, "unavailableCodes": codes}})
+	// The Agent SDK reads the codes at the top level; other clients read them in resultSet.
+	writeJSON(w, http.StatusOK, map[string]any{"teamId": t.ID, "teamName": t.Name, "unavailableCodes": codes,
+		"resultSet": map[string]any{"teamId": t.ID, "teamName": t.Name, "teamUuid": t.UUID, "unavailableCodes": codes}})
 }
 
 // tenantCodes is GET /unavailable-codes.
