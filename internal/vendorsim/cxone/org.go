@@ -318,13 +318,17 @@ func newTenant(s Seed, now time.Time) (*tenant, error) {
 	return t, nil
 }
 
-// stamp returns the time of a new change: now to the millisecond, after every earlier change.
-func (t *tenant) stamp(now time.Time) time.Time {
+// stamp returns the time of a new change of a: now to the millisecond, after the agent's
+// earlier changes (so that each of its states has its own start time). last keeps the latest
+// time given, which a poll's lastPollTime never precedes.
+func (t *tenant) stamp(a *agent, now time.Time) time.Time {
 	at := now.UTC().Truncate(time.Millisecond)
-	if !at.After(t.last) {
-		at = t.last.Add(time.Millisecond)
+	if !at.After(a.Updated) {
+		at = a.Updated.Add(time.Millisecond)
 	}
-	t.last = at
+	if at.After(t.last) {
+		t.last = at
+	}
 	return at
 }
 
@@ -419,7 +423,7 @@ func (t *tenant) setStateReason(a *agent, state, reason string, now time.Time) e
 
 // change records a new ACD state and sends AgentState to the agent's API sessions.
 func (t *tenant) change(a *agent, state string, out *code, now time.Time) {
-	at := t.stamp(now)
+	at := t.stamp(a, now)
 	a.State, a.Out, a.Start, a.Updated = state, out, at, at
 	t.broadcast(a, t.agentStateEvent(a))
 }
