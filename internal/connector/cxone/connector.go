@@ -117,7 +117,10 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 			continue
 		}
 		label := code.OutStateName
-		if by := offered[code.OutStateID]; len(by) < len(teams) {
+		switch by := offered[code.OutStateID]; {
+		case len(by) == 0:
+			label += " (no team)"
+		case len(by) < len(teams):
 			label += " (teams " + strings.Join(by, ", ") + ")"
 		}
 		st := presence.Status{ID: codeID(code.OutStateID), Name: code.OutStateName, Label: label,

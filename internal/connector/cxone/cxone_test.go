@@ -157,3 +157,17 @@ func TestCatalogAndTeams(t *testing.T) {
 		t.Errorf("Coaching for a chat agent: %v, want permanent", err)
 	}
 }
+
+// TestCodeIDs: a code whose outStateId reads as an ACD state's id gets an id of its own.
+func TestCodeIDs(t *testing.T) {
+	for out, want := range map[int]string{5: "outstate-5", 8: "outstate-8", 9: "9", 4471: "4471"} {
+		if got := codeID(out); got != want {
+			t.Errorf("codeID(%d) = %q, want %q", out, got, want)
+		}
+	}
+	for name, want := range map[string]string{"LoggedOut": "0", "Available": "1", "Unavailable": "2", "LoggedIn": "8", "DialerPending": "DialerPending"} {
+		if got := stateID(name); got != want {
+			t.Errorf("stateID(%s) = %q, want %q", name, got, want)
+		}
+	}
+}
