@@ -18,14 +18,21 @@ package cxone
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/url"
@@ -61,6 +68,9 @@ type Config struct {
 	Now func() time.Time
 	// Logger receives the server's logs; nothing is logged when nil.
 	Logger *slog.Logger
+	// TLS serves https with a self-signed certificate (for clients that insist on https); Info
+	// then carries the certificate as ca_cert (PEM).
+	TLS bool
 }
 
 // Server is a simulated CXone tenant.
@@ -81,6 +91,7 @@ type Server struct {
 
 	httpSrv *http.Server
 	url     string
+	caPEM   string
 }
 
 // token is one issued access (or refresh) token.
@@ -188,6 +199,16 @@ func (s *Server) Start(addr string) (string, error) {
 		return "", err
 	}
 	s.url = "http://" + ln.Addr().String()
+	if s.cfg.TLS {
+		cert, pemCert, err := selfSigned()
+		if err != nil {
+			ln.Close()
+			return "", err
+		}
+		s.caPEM = pemCert
+		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
+		s.url = "https://" + ln.Addr().String()
+	}
 	s.httpSrv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
 	go func() {
 		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
@@ -200,9 +221,13 @@ func (s *Server) Start(addr string) (string, error) {
 
 // Info is the JSON line `omnipresence sim cxone` prints.
 func (s *Server) Info() map[string]any {
-	return map[string]any{"kind": "cxone", "url": s.url, "auth_url": s.url, "tenant_id": s.t.id,
+	info := map[string]any{"kind": "cxone", "url": s.url, "auth_url": s.url, "tenant_id": s.t.id,
 		"access_key_id": s.cfg.AccessKeyID, "access_key_secret": s.cfg.AccessKeySecret,
 		"client_id": s.cfg.ClientID, "client_secret": s.cfg.ClientSecret}
+	if s.caPEM != "" {
+		info["ca_cert"] = s.caPEM
+	}
+	return info
 }
 
 // Close stops serving; every API session's poller is answered.
@@ -400,6 +425,24 @@ func (s *Server) authenticate(w http.ResponseWriter, r *http.Request) *agent {
 		return nil
 	}
 	return user
+}
+
+// selfSigned makes a certificate for 127.0.0.1 and localhost, valid for a day.
+func selfSigned() (tls.Certificate, string, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: "cxone simulator"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour), DNSNames: []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, KeyUsage: x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, BasicConstraintsValid: true, IsCA: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return tls.Certificate{}, "", err
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key},
+		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), nil
 }
 
 func randomHex(n int) string {

@@ -2,6 +2,8 @@ package cxone
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"io"
@@ -257,5 +259,31 @@ func TestLimits(t *testing.T) {
 	c2.do("GET", "/inContactAPI/services/v23.0/teams", "", "", http.StatusServiceUnavailable, &e)
 	if e.Error == "" || e.ErrorDescription == "" {
 		t.Errorf("fault body %+v", e)
+	}
+}
+
+// TestTLS: with TLS the simulator serves https with the certificate its Info carries.
+func TestTLS(t *testing.T) {
+	s, err := New(Config{TLS: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pool := x509.NewCertPool()
+	if !strings.HasPrefix(u, "https://") || !pool.AppendCertsFromPEM([]byte(s.Info()["ca_cert"].(string))) {
+		t.Fatalf("url %s, ca_cert %v", u, s.Info()["ca_cert"])
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Get(u + "/.well-known/cxone-configuration?tenantId=" + DemoTenantID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("discovery over https: %d", resp.StatusCode)
 	}
 }

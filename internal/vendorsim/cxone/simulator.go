@@ -28,6 +28,7 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.IntVar(&cfg.RateLimit, "rate-limit", 600, "requests per rate window per token")
 	f.DurationVar(&cfg.RateWindow, "rate-window", time.Minute, "rate-limit window")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", time.Hour, "access token lifetime (expires_in)")
+	f.BoolVar(&cfg.TLS, "tls", false, "serve https with a self-signed certificate (printed as ca_cert)")
 	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
 		c := cfg
 		c.SeedFile, c.Faults, c.Logger = o.Seed, o.Faults, o.Logger
