@@ -5,9 +5,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,6 +82,8 @@ func TestStandaloneBridgeInChromium(t *testing.T) {
 	}
 	startLine(t, ctx, nil, &sf, "sim", "salesforce", "--addr", "127.0.0.1:0", "--bridge-key-file", fixtures+"test-key.pem")
 	startLine(t, ctx, nil, &gc, "sim", "genesys", "--addr", "127.0.0.1:0")
+	var cx map[string]any
+	startLine(t, ctx, nil, &cx, "sim", "cxone", "--addr", "127.0.0.1:0")
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	text := string(examples.DemoPolicy) + "    on_disconnect:\n      of: sf\n      after: 30s\n      set: {gc: Offline}\n"
 	if err := os.WriteFile(policy, []byte(text), 0o600); err != nil {
@@ -88,6 +92,9 @@ func TestStandaloneBridgeInChromium(t *testing.T) {
 	env := []string{"DEMO_SALESFORCE_URL=" + sf.URL, "DEMO_SALESFORCE_PUBSUB_URL=" + sf.PubSubURL,
 		"DEMO_SALESFORCE_CLIENT_ID=" + sf.ClientID, "DEMO_SALESFORCE_CLIENT_SECRET=" + sf.ClientSecret,
 		"DEMO_GENESYS_URL=" + gc.URL, "DEMO_GENESYS_CLIENT_ID=" + gc.ClientID, "DEMO_GENESYS_CLIENT_SECRET=" + gc.ClientSecret}
+	for k, v := range cx {
+		env = append(env, fmt.Sprintf("DEMO_CXONE_%s=%v", strings.ToUpper(k), v))
+	}
 	var svc struct {
 		URL string `json:"url"`
 	}

@@ -85,7 +85,9 @@ func TestServeBridgeWarnings(t *testing.T) {
 	// The vendors are unreachable: serve starts all the same and says what it lacks.
 	env := []string{"DEMO_SALESFORCE_URL=http://127.0.0.1:1", "DEMO_SALESFORCE_PUBSUB_URL=127.0.0.1:1",
 		"DEMO_SALESFORCE_CLIENT_ID=x", "DEMO_SALESFORCE_CLIENT_SECRET=x",
-		"DEMO_GENESYS_URL=http://127.0.0.1:1", "DEMO_GENESYS_CLIENT_ID=x", "DEMO_GENESYS_CLIENT_SECRET=x"}
+		"DEMO_GENESYS_URL=http://127.0.0.1:1", "DEMO_GENESYS_CLIENT_ID=x", "DEMO_GENESYS_CLIENT_SECRET=x",
+		"DEMO_CXONE_TENANT_ID=x", "DEMO_CXONE_AUTH_URL=http://127.0.0.1:1", "DEMO_CXONE_ACCESS_KEY_ID=x",
+		"DEMO_CXONE_ACCESS_KEY_SECRET=x", "DEMO_CXONE_CLIENT_ID=x", "DEMO_CXONE_CLIENT_SECRET=x"}
 	for _, tt := range []struct {
 		name  string
 		args  []string
