@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +84,8 @@ func TestStandaloneBridgeInChromium(t *testing.T) {
 	startLine(t, ctx, nil, &gc, "sim", "genesys", "--addr", "127.0.0.1:0")
 	var ac map[string]string
 	startLine(t, ctx, nil, &ac, "sim", "amazonconnect", "--addr", "127.0.0.1:0")
+	var cx map[string]any
+	startLine(t, ctx, nil, &cx, "sim", "cxone", "--addr", "127.0.0.1:0")
 	policy := filepath.Join(t.TempDir(), "policy.yaml")
 	text := string(examples.DemoPolicy) + "    on_disconnect:\n      of: sf\n      after: 30s\n      set: {gc: Offline}\n"
 	if err := os.WriteFile(policy, []byte(text), 0o600); err != nil {
@@ -93,6 +96,9 @@ func TestStandaloneBridgeInChromium(t *testing.T) {
 		"DEMO_GENESYS_URL=" + gc.URL, "DEMO_GENESYS_CLIENT_ID=" + gc.ClientID, "DEMO_GENESYS_CLIENT_SECRET=" + gc.ClientSecret}
 	for k, v := range ac {
 		env = append(env, "DEMO_AMAZONCONNECT_"+strings.ToUpper(k)+"="+v)
+	}
+	for k, v := range cx {
+		env = append(env, fmt.Sprintf("DEMO_CXONE_%s=%v", strings.ToUpper(k), v))
 	}
 	var svc struct {
 		URL string `json:"url"`

@@ -218,6 +218,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 			return err
 		}
 		srv.SetPolicy(full)
+		withAccountTeams(gctx, full, conns, log)
 		l := &leader{cfg: cfg, full: full, bridgeSystem: bridgeSystem, verifier: verifier, bridge: bridgeHandler,
 			consoles: consolesHandler, health: health, svc: svc, o: o, log: log}
 		if !rs.clustered() {

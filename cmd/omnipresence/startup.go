@@ -361,3 +361,33 @@ func (s *serviceEngine) Subscribe(buffer int) (<-chan engine.Decision, func()) {
 	}()
 	return out, cancel
 }
+
+// withAccountTeams gives the policy the teams of every connected system's accounts (CXone's
+// teams), when a policy's applies_to names teams, so that those policies apply to the agents
+// the vendor puts in them. A system that cannot answer now is skipped with a warning: its
+// agents get the policies the agents directory gives them.
+func withAccountTeams(ctx context.Context, cfg *policy.Config, conns map[string]connector.Connector, log *slog.Logger) {
+	if !cfg.UsesTeams() {
+		return
+	}
+	var wg sync.WaitGroup
+	for _, name := range cfg.SystemNames {
+		c := conns[name]
+		if c == nil || cfg.Systems[name].Accounts != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			actx, cancel := context.WithTimeout(ctx, catalogTimeout)
+			defer cancel()
+			accts, err := c.Accounts(actx)
+			if err != nil {
+				log.Warn("system "+name+": the accounts' teams cannot be loaded now", "system", name, "err", err)
+				return
+			}
+			cfg.SetAccountTeams(name, accts)
+		}()
+	}
+	wg.Wait()
+}

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"slices"
 	"strings"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -55,10 +56,49 @@ func (a *Activity) MatchTests() []string {
 	return out
 }
 
-// Teams returns the teams the agents directory gives an agent (nil without a directory or entry).
+// Teams returns the teams of an agent: those the agents directory gives them, then those their
+// accounts carry (CXone's teams), each once; nil when none.
 func (c *Config) Teams(email string) []string {
 	if c == nil {
 		return nil
 	}
-	return c.agentTeams[strings.ToLower(email)]
+	key := strings.ToLower(email)
+	out := c.agentTeams[key]
+	c.teamsMu.RLock()
+	defer c.teamsMu.RUnlock()
+	if len(c.accountTeams) == 0 {
+		return out
+	}
+	out = slices.Clone(out)
+	for _, name := range c.SystemNames {
+		for _, t := range c.accountTeams[name][key] {
+			if !slices.Contains(out, t) {
+				out = append(out, t)
+			}
+		}
+	}
+	return out
+}
+
+// SetAccountTeams records the teams a system's accounts carry (pulled from the vendor), so
+// that policies whose applies_to names those teams apply to those agents. Safe for concurrent
+// use with PolicyFor and Teams.
+func (c *Config) SetAccountTeams(system string, accounts []presence.Account) {
+	byEmail := map[string][]string{}
+	for _, a := range accounts {
+		if a.Email != "" && len(a.Teams) > 0 {
+			byEmail[strings.ToLower(a.Email)] = slices.Clone(a.Teams)
+		}
+	}
+	c.teamsMu.Lock()
+	defer c.teamsMu.Unlock()
+	if c.accountTeams == nil {
+		c.accountTeams = map[string]map[string][]string{}
+	}
+	c.accountTeams[system] = byEmail
+}
+
+// UsesTeams reports whether a policy's applies_to names teams.
+func (c *Config) UsesTeams() bool {
+	return len(c.byTeam) > 0
 }

@@ -9,7 +9,8 @@ import (
 )
 
 // PolicyFor returns the most specific policy for an agent: one naming the agent, else one naming
-// a team the agents directory puts them in, else the policy for every agent; nil when none applies.
+// a team of the agent (Teams: the agents directory's first, then their accounts' teams), else
+// the policy for every agent; nil when none applies.
 func (c *Config) PolicyFor(email string) *Policy {
 	if c == nil {
 		return nil
@@ -18,9 +19,11 @@ func (c *Config) PolicyFor(email string) *Policy {
 	if p := c.byAgent[key]; p != nil {
 		return p
 	}
-	for _, t := range c.agentTeams[key] {
-		if p := c.byTeam[t]; p != nil {
-			return p
+	if len(c.byTeam) > 0 {
+		for _, t := range c.Teams(email) {
+			if p := c.byTeam[t]; p != nil {
+				return p
+			}
 		}
 	}
 	return c.everyone

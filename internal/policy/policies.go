@@ -141,6 +141,19 @@ func (c *compiler) appliesTo(p *Policy, n *yaml.Node, at *appliesAt) {
 				}
 			}
 		}
+		// Inline accounts' teams count too, for the agents the directory lists.
+		for _, name := range c.cfg.SystemNames {
+			for _, a := range c.cfg.Systems[name].Accounts {
+				if !containsFold(knownAgents, a.Email) {
+					continue
+				}
+				for _, t := range a.Teams {
+					if !contains(knownTeams, t) {
+						knownTeams = append(knownTeams, t)
+					}
+				}
+			}
+		}
 	}
 	at.agents, at.teams = map[string]*yaml.Node{}, map[string]*yaml.Node{}
 	if v := o.val("agents"); v != nil {

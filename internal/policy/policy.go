@@ -22,6 +22,7 @@ package policy
 import (
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
@@ -93,6 +94,10 @@ type Config struct {
 	byAgent    map[string]*Policy
 	byTeam     map[string]*Policy
 	agentTeams map[string][]string
+	// accountTeams are the teams systems' accounts carry (inline, or pulled from the vendor:
+	// CXone's teams), by system and lower-case email; see SetAccountTeams.
+	teamsMu      sync.RWMutex
+	accountTeams map[string]map[string][]string
 }
 
 // System is one configured platform instance.

@@ -17,7 +17,7 @@ import (
 var (
 	topKeys     = []string{"version", "systems", "agents", "policies"}
 	catalogKeys = []string{"id", "name", "label", "category", "settable", "system_presence"}
-	accountKeys = []string{"id", "email", "name"}
+	accountKeys = []string{"id", "email", "name", "teams"}
 	agentKeys   = []string{"email", "teams"}
 	systemBase  = []string{"kind", "catalog", "accounts"}
 )
@@ -144,6 +144,11 @@ func (l *loader) build(files []string, docs []fileDoc) *Config {
 		}
 	}
 	c.index()
+	for _, name := range cfg.SystemNames {
+		if accts := cfg.Systems[name].Accounts; accts != nil {
+			cfg.SetAccountTeams(name, accts)
+		}
+	}
 	if l.opts.Remote != nil {
 		l.checkAgentsHaveAccounts(cfg, c.applies)
 	}
@@ -469,6 +474,9 @@ func (l *loader) accounts(system string, n *yaml.Node) []presence.Account {
 		a := presence.Account{ID: id, Email: email}
 		if v := o.val("name"); v != nil {
 			a.Name, _ = l.str(v, "account name")
+		}
+		if v := o.val("teams"); v != nil {
+			a.Teams = l.strList(v, "teams of account "+id)
 		}
 		if line, dup := ids[id]; dup {
 			l.errf(deref(idNode), "account id %q appears twice in system %s (first on line %d)", id, system, line)

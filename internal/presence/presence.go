@@ -66,6 +66,9 @@ type Account struct {
 	ID    string `json:"id"`
 	Email string `json:"email"`
 	Name  string `json:"name,omitempty"`
+	// Teams are the vendor's teams the user belongs to (CXone's team), which policies'
+	// applies_to may name as the agents directory's teams are.
+	Teams []string `json:"teams,omitempty"`
 }
 
 // EventType is the kind of a normalized observation.

@@ -15,6 +15,7 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce"
 	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	acsim "github.com/omnipresence/omnipresence/internal/vendorsim/amazonconnect"
+	cxsim "github.com/omnipresence/omnipresence/internal/vendorsim/cxone"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
@@ -22,7 +23,7 @@ import (
 func init() {
 	register(salesforce.Vendor, &sfsim.Simulator)
 	register(genesys.Vendor, &gcsim.Simulator)
-	register(cxone.Vendor, nil)
+	register(cxone.Vendor, &cxsim.Simulator)
 	register(amazonconnect.Vendor, &acsim.Simulator)
 }
 

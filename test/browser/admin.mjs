@@ -98,10 +98,10 @@ try {
   await setSF('Training');
   await page.click('nav a[data-nav="writes"]');
   await page.waitForSelector(`#writes-body tr[data-agent="${ana}"][data-system="gc"]`, { timeout: 20000 });
-  assert.match(await page.textContent(`#writes-body tr[data-agent="${ana}"]`), /failed/);
+  assert.match(await page.textContent(`#writes-body tr[data-agent="${ana}"][data-system="gc"]`), /failed/);
   await shot(page, 'writes');
   await control(`${gc}/_sim/faults`, {});
-  await page.click(`#writes-body tr[data-agent="${ana}"] button[data-action="retry"]`);
+  await page.click(`#writes-body tr[data-agent="${ana}"][data-system="gc"] button[data-action="retry"]`);
   await page.waitForFunction((a) => !document.querySelector(`#writes-body tr[data-agent="${a}"]`), ana, { timeout: 20000 });
   assert.match(await page.textContent('#writes-status'), /again/);
   await page.goto(`${service}/#/board`);

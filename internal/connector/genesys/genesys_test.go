@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -315,7 +316,7 @@ func TestCatalogAndAccounts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(accts) != 50 || accts[0] != (presence.Account{ID: id(1), Email: "ana@example.com", Name: "Ana Alvarez"}) {
+	if len(accts) != 50 || !reflect.DeepEqual(accts[0], presence.Account{ID: id(1), Email: "ana@example.com", Name: "Ana Alvarez"}) {
 		t.Fatalf("%d accounts, first %+v", len(accts), accts[0])
 	}
 	if err := e.client.Healthy(ctx); err != nil {
