@@ -97,11 +97,14 @@ try {
   await control(`${gc}/_sim/faults`, { error_rate: 1, error_status: 400 });
   await setSF('Training');
   await page.click('nav a[data-nav="writes"]');
-  await page.waitForSelector(`#writes-body tr[data-agent="${ana}"][data-system="gc"]`, { timeout: 20000 });
-  assert.match(await page.textContent(`#writes-body tr[data-agent="${ana}"][data-system="gc"]`), /failed/);
+  // The row shows while the write is still in flight (drifting, "writing Training"); a 400 is
+  // permanent, so it then turns failed, with the vendor's reason.
+  const anaGC = `#writes-body tr[data-agent="${ana}"][data-system="gc"]`;
+  await page.waitForFunction((sel) => /failed/.test(document.querySelector(sel)?.textContent ?? ''), anaGC, { timeout: 20000 });
+  assert.match(await page.textContent(anaGC), /failed/);
   await shot(page, 'writes');
   await control(`${gc}/_sim/faults`, {});
-  await page.click(`#writes-body tr[data-agent="${ana}"][data-system="gc"] button[data-action="retry"]`);
+  await page.click(`${anaGC} button[data-action="retry"]`);
   await page.waitForFunction((a) => !document.querySelector(`#writes-body tr[data-agent="${a}"]`), ana, { timeout: 20000 });
   assert.match(await page.textContent('#writes-status'), /again/);
   await page.goto(`${service}/#/board`);
