@@ -45,8 +45,6 @@ type Options struct {
 	// PingInterval is how often the socket is pinged; a ping unanswered by the next one means
 	// the socket is dead (30 s).
 	PingInterval time.Duration
-	// EchoWindow is how long a write of ours waits for its presence event (30 s).
-	EchoWindow time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect backoff (1 s, 1 min).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -69,15 +67,7 @@ type Client struct {
 	windowEnd    time.Time
 	blockedUntil time.Time
 
-	echoMu sync.Mutex
-	echoes map[string]echo
-
 	state watchState
-}
-
-type echo struct {
-	statusID string
-	at       time.Time
 }
 
 // defaultAllowed is Genesys's default budget per client-credentials token and minute.
@@ -114,16 +104,13 @@ func New(o Options) (*Client, error) {
 	if o.PingInterval <= 0 {
 		o.PingInterval = 30 * time.Second
 	}
-	if o.EchoWindow <= 0 {
-		o.EchoWindow = 30 * time.Second
-	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Minute
 	}
-	c := &Client{o: o, http: o.HTTPClient, log: o.Logger, echoes: map[string]echo{}}
+	c := &Client{o: o, http: o.HTTPClient, log: o.Logger}
 	c.setAllowed(defaultAllowed)
 	return c, nil
 }
