@@ -374,25 +374,48 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 	case connector.IsPermanent(err):
 		m.refused(st, ss, ow, now)
 		m.fail(ss, w, err, &step)
-	default:
-		// The write may have landed all the same (a timeout): its echo is still recognised.
+	case connector.IsNotApplied(err):
+		// The vendor certainly did not apply it: no echo will come.
+		m.refused(st, ss, ow, now)
+		retryAt = m.retry(ss, w, err, &step, now)
+	case len(ow.Maybes) > 0:
+		// The answer was lost, but an event with the write's status came before it: the
+		// write landed, and that event is its echo (or a later one will show otherwise).
 		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
-		ss.Attempts++
-		if ss.Attempts >= m.opts.RetryBudget {
-			m.fail(ss, w, err, &step)
-			break
-		}
-		m.Stats.Retries.Add(1)
-		wait, ok := connector.RetryAfter(err)
-		if !ok {
-			wait = m.backoff(ss.Attempts)
-		}
-		ss.NextAttempt = now.Add(wait)
-		retryAt = ss.NextAttempt
-		step.Kind, step.Summary = StepRetry, fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
+		ss.Attempts, ss.NextAttempt = 0, time.Time{}
+		step.Kind = StepWriteOK
+		step.Summary = fmt.Sprintf("%s showed %s before answering the write; it landed", w.System, w.Status)
+		step.Details = []string{"answer: " + err.Error()}
+	default:
+		// The write may have landed all the same (a timeout): its echo is still recognised
+		// while it can have landed.
+		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
+		retryAt = m.retry(ss, w, err, &step, now)
 	}
 	m.record(w.Agent, now, w.CauseSeq, step)
 	return retryAt
+}
+
+// retry schedules the next attempt of a write that failed with err, with the wait the vendor
+// asked for or a backoff, or records it as failed once its attempts are spent. It returns when
+// to try again (zero when not).
+func (m *Machine) retry(ss *systemState, w Write, err error, step *Step, now time.Time) time.Time {
+	ss.Attempts++
+	if ss.Attempts >= m.opts.RetryBudget {
+		m.fail(ss, w, err, step)
+		return time.Time{}
+	}
+	m.Stats.Retries.Add(1)
+	wait, ok := connector.RetryAfter(err)
+	if !ok {
+		wait = m.backoff(ss.Attempts)
+	}
+	ss.NextAttempt = now.Add(wait)
+	step.Kind, step.Summary = StepRetry, fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
+	if !connector.IsNotApplied(err) {
+		step.Summary = fmt.Sprintf("%s did not confirm %s: %v; it may have landed; retrying in %s", w.System, w.Status, err, wait)
+	}
+	return ss.NextAttempt
 }
 
 // refused forgets a write the vendor refused: it owes no echo, so an event taken for its echo

@@ -350,3 +350,87 @@ func TestWakeRetriesADeferredWriteAtOnce(t *testing.T) {
 		t.Fatalf("after Wake, plan = %+v, want the gc write again", ws)
 	}
 }
+
+// steps returns the agent's recorded steps of kind.
+func (r *rig) steps(kind StepKind) []Step {
+	r.t.Helper()
+	recs, err := r.st.Audit(context.Background(), ana, 1<<20)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	all, err := DecodeSteps(recs)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []Step
+	for _, s := range all {
+		if s.Kind == kind {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestNotAppliedWriteOwesNoEcho(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Second})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	if len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("plan = %+v, want gc Meal", ws)
+	}
+	// A person picks Meal on gc while our write of Meal is on its way; the vendor then says it
+	// did not apply the write: the event was the person's, and no echo is owed.
+	r.ingest(100*time.Millisecond, "gc", presence.StatusChanged, "Meal", 100*time.Millisecond)
+	retry := r.outcome(ws[0], &connector.NotAppliedError{Err: errors.New("503")}, 200*time.Millisecond)
+	if retry.IsZero() {
+		t.Fatal("a write that was not applied must be retried")
+	}
+	if n := len(r.m.agents[ana].Systems["gc"].Writes); n != 0 {
+		t.Fatalf("%d writes still expect an echo", n)
+	}
+	if got := r.m.Stats.Echoes.Load(); got != 0 {
+		t.Fatalf("echoes = %d, want 0", got)
+	}
+	if ws, _ := r.plan(time.Minute); len(ws) != 0 {
+		t.Fatalf("gc shows Meal already (the person's pick), plan = %+v", ws)
+	}
+	// The person then picks Break: a change, not an echo of anything.
+	r.ingest(2*time.Second, "gc", presence.StatusChanged, "Break", 2*time.Second)
+	if got := r.desired("sf"); got != "Break" {
+		t.Fatalf("sf desired = %q, want Break", got)
+	}
+}
+
+func TestUnsureWriteMayStillEcho(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	// The answer is lost (a timeout): the write may have landed, so its echo is still its echo.
+	if retry := r.outcome(ws[0], errors.New("timeout"), time.Second); retry.IsZero() {
+		t.Fatal("an unsure write must be retried")
+	}
+	r.ingest(500*time.Millisecond, "gc", presence.StatusChanged, "Meal", 2*time.Second)
+	if got := r.m.Stats.Echoes.Load(); got != 1 {
+		t.Fatalf("echoes = %d, want 1", got)
+	}
+	if ws, _ := r.plan(2 * time.Minute); len(ws) != 0 {
+		t.Fatalf("the write landed, plan = %+v", ws)
+	}
+}
+
+func TestEchoBeforeALostAnswerIsMatched(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	r.ingest(50*time.Millisecond, "gc", presence.StatusChanged, "Meal", 50*time.Millisecond)
+	if retry := r.outcome(ws[0], errors.New("timeout"), time.Second); !retry.IsZero() {
+		t.Fatalf("the write's echo came before its lost answer: no retry, got one at %v", retry)
+	}
+	ok := r.steps(StepWriteOK)
+	if len(ok) != 1 || len(ok[0].Details) != 1 || ok[0].Details[0] != "answer: timeout" {
+		t.Fatalf("write_ok steps %+v, want one naming the lost answer", ok)
+	}
+	if ws, _ := r.plan(2 * time.Minute); len(ws) != 0 {
+		t.Fatalf("the write landed, plan = %+v", ws)
+	}
+}
