@@ -76,7 +76,8 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			// exact match above has already spoken.
 			return !(w.Version != "" && ev.Version != "") && !ev.At.After(w.AnsweredAt.Add(m.opts.ClockTolerance))
 		}
-		return true
+		// Unanswered, or its answer lost: it lands within the write timeout, or never.
+		return w.Queued != "" || !ev.At.After(w.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance))
 	}
 	for i := range ss.Writes {
 		if w := &ss.Writes[i]; candidate(w) && len(w.Maybes) == 0 {

@@ -434,3 +434,21 @@ func TestEchoBeforeALostAnswerIsMatched(t *testing.T) {
 		t.Fatalf("the write landed, plan = %+v", ws)
 	}
 }
+
+func TestUnsureWriteLandsWithinTheLandingWindowOrNever(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute, LandingWindow: time.Second})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	r.outcome(ws[0], errors.New("timeout"), time.Second)
+	// Meal shows on gc at 3s: later than our write could have landed, so a person's pick.
+	r.ingest(3*time.Second, "gc", presence.StatusChanged, "Meal", 3*time.Second)
+	if got := r.m.Stats.Echoes.Load(); got != 0 {
+		t.Fatalf("echoes = %d, want 0: the event is dated after the landing window", got)
+	}
+	if n := len(r.steps(StepEcho)); n != 0 {
+		t.Fatalf("%d echo steps, want none", n)
+	}
+	if got := r.steps(StepUnchanged); len(got) != 1 || got[0].System != "gc" {
+		t.Fatalf("unchanged steps %+v, want the gc pick decided (Meal is what the policy wants already)", got)
+	}
+}
