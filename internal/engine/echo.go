@@ -34,7 +34,8 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			}
 		}
 	}
-	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status {
+	missed := m.missed(ss, ev)
+	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status && !missed {
 		// A reading of what the engine knew already (the landing of a write of ours
 		// included): it owes no write an echo.
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
@@ -119,12 +120,18 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 		return true
 	}
-	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status {
+	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status && !missed {
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
 			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
 		report := *ev
 		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()})
 		return true
+	}
+	if ev.IsResync() {
+		name := m.statusByID(ev.System, ev.Status).Name
+		m.record(email, now, c.Seq, Step{Kind: StepMissed, System: ev.System, Status: name, Cause: m.describe(*ev),
+			Summary: fmt.Sprintf("%s shows %s since %s, which no event told: a change missed while away, decided at its time",
+				ev.System, name, stamp(ev.At))})
 	}
 	i := ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Reading: ev.IsResync()})
 	ss.moved(i)
@@ -145,6 +152,22 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 	}
 	return false
+}
+
+// missed reports whether ev is a reading that says its status was set after the newest thing
+// the engine knows of the system: the vendor dates and marks it (a version), so somebody set
+// it then — a change the engine missed, even when it is the status the engine last knew. Our
+// own landings the engine only estimated get the clocks' tolerance.
+func (m *Machine) missed(ss *systemState, ev *presence.Event) bool {
+	if !ev.IsResync() || ev.Version == "" || len(ss.Timeline) == 0 {
+		return false
+	}
+	last := ss.Timeline[len(ss.Timeline)-1]
+	after := last.At
+	if last.Estimated {
+		after = after.Add(m.opts.ClockTolerance)
+	}
+	return ev.At.After(after)
 }
 
 // echo confirms c as the echo of w: the write landed at c's time.

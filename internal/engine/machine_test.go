@@ -452,3 +452,30 @@ func TestUnsureWriteLandsWithinTheLandingWindowOrNever(t *testing.T) {
 		t.Fatalf("unchanged steps %+v, want the gc pick decided (Meal is what the policy wants already)", got)
 	}
 }
+
+func TestReadingDatedAfterAllKnownIsAMissedChange(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute})
+	r.ingest(0, "gc", presence.StatusChanged, "Break", 0)
+	r.ingest(time.Second, "sf", presence.StatusChanged, "Lunch", time.Second)
+	ws, _ := r.plan(time.Second)
+	if len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("plan = %+v, want gc Meal", ws)
+	}
+	r.outcome(ws[0], &connector.NotAppliedError{Err: errors.New("503")}, time.Second)
+	// At a reconnect gc reads Break, set at 2s by the vendor's marker: the agent picked Break
+	// again after sf's Lunch, a change no event told of. It is the newest change.
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0.Add(2 * time.Second), System: "gc", Agent: ana,
+			Type: presence.StatusChanged, Status: "Break", Version: "v7", Data: map[string]any{"source": presence.SourceResync}}, t0.Add(3*time.Second))
+		return err
+	})
+	if got := r.steps(StepMissed); len(got) != 1 {
+		t.Fatalf("missed steps %+v, want one", got)
+	}
+	if got := r.desired("gc"); got != "Break" {
+		t.Errorf("gc desired = %q, want Break (the missed change is the newest)", got)
+	}
+	if got := r.desired("sf"); got != "Break" {
+		t.Errorf("sf desired = %q, want Break", got)
+	}
+}
