@@ -310,6 +310,32 @@ func (m *Machine) expireWrites(ss *systemState, now time.Time) {
 	}
 }
 
+// unlanded takes back the landings the engine guessed for writes whose answer was lost, once
+// they could no longer have landed (the landing window is over) and no echo said they did: the
+// system shows what it showed before. It returns when the next such guess runs out (zero when
+// none is pending).
+func (m *Machine) unlanded(st *agentState, ss *systemState, now time.Time) time.Time {
+	var next time.Time
+	for _, mk := range ss.Timeline {
+		if !mk.Estimated || mk.Write == 0 {
+			continue
+		}
+		w := ss.openWrite(mk.Write)
+		if w == nil || !w.Unsure || len(w.Maybes) > 0 {
+			continue // answered, or an event already told it landed
+		}
+		end := w.SentAt.Add(m.opts.LandingWindow + m.opts.ClockTolerance)
+		if now.After(end) {
+			m.unmark(st.Email, st, ss, w.ID, now)
+			return m.unlanded(st, ss, now)
+		}
+		if next.IsZero() || end.Before(next) {
+			next = end.Add(time.Nanosecond)
+		}
+	}
+	return next
+}
+
 // moved notes that the mark at index i was added: when it is the newest, the system changed, and
 // a write in flight may be refused for a state that is over already.
 func (ss *systemState) moved(i int) {

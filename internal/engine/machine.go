@@ -417,7 +417,13 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 	}
 	for _, name := range m.cfg.SystemNames {
 		ss := st.Systems[name]
-		if ss == nil || !ss.needsWrite() || ss.InFlight != nil || isSystemState(m.statusByID(name, ss.Target)) {
+		if ss == nil {
+			continue
+		}
+		if t := m.unlanded(st, ss, now); !t.IsZero() {
+			later(t)
+		}
+		if !ss.needsWrite() || ss.InFlight != nil || isSystemState(m.statusByID(name, ss.Target)) {
 			continue
 		}
 		if ss.Failed != "" && ss.FailedFor == ss.Target {
