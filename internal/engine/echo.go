@@ -190,7 +190,7 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 func (m *Machine) maybeEcho(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time) {
 	m.Stats.Echoes.Add(1)
 	w.Maybes = append(w.Maybes, *c)
-	m.mark(email, nil, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
+	m.mark(email, st, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
 	defer m.endsState(email, st, ss, c, now)
 	name := m.statusByID(c.Event.System, c.Event.Status).Name
 	m.record(email, now, c.Seq, Step{Kind: StepEcho, System: c.Event.System, Status: name, Cause: m.describe(c.Event),
@@ -433,6 +433,11 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 		// write landed, and that event is its echo (or a later one will show otherwise).
 		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
 		ss.Attempts, ss.NextAttempt = 0, time.Time{}
+		for len(ow.Maybes) > 1 {
+			// A write echoes once: without the receipt's version to say which, the first
+			// is taken, and the others were people's.
+			m.reclassify(w.Agent, st, ss, ow, len(ow.Maybes)-1, now)
+		}
 		step.Kind = StepWriteOK
 		step.Summary = fmt.Sprintf("%s showed %s before answering the write; it landed", w.System, w.Status)
 		step.Details = []string{"answer: " + err.Error()}
