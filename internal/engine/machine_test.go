@@ -479,3 +479,33 @@ func TestReadingDatedAfterAllKnownIsAMissedChange(t *testing.T) {
 		t.Errorf("sf desired = %q, want Break", got)
 	}
 }
+
+func TestGuessedLandingIsTakenBackAfterTheLandingWindow(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{LandingWindow: 5 * time.Second})
+	r.ingest(0, "gc", presence.StatusChanged, "Break", 0)
+	r.ingest(time.Second, "sf", presence.StatusChanged, "Lunch", time.Second)
+	if ws, _ := r.plan(time.Second); len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("want gc Meal in flight, got %+v", ws)
+	}
+	// The agent goes back to Break before the Meal write is answered, then the process dies.
+	r.ingest(2*time.Second, "sf", presence.StatusChanged, "Break", 2*time.Second)
+	m2 := NewMachine(r.m.cfg, Options{LandingWindow: 5 * time.Second})
+	if _, err := m2.Restore(context.Background(), r.st); err != nil {
+		t.Fatal(err)
+	}
+	r.m = m2
+	ws, _ := r.plan(3 * time.Second)
+	if len(ws) != 1 || ws[0].Status != "Break" {
+		t.Fatalf("after restart, plan = %+v, want gc Break (Meal may have landed)", ws)
+	}
+	r.outcome(ws[0], &connector.NotAppliedError{Err: errors.New("503")}, 3*time.Second)
+	// The policy comes back to Meal: gc may show it, from the write the crash cut off.
+	r.ingest(4*time.Second, "sf", presence.StatusChanged, "Lunch", 4*time.Second)
+	if ws, wake := r.plan(4 * time.Second); len(ws) != 0 || wake.IsZero() || wake.After(t0.Add(6*time.Second+time.Millisecond)) {
+		t.Fatalf("plan = %+v, wake %v; want nothing until the Meal write's landing window ends at 6s", ws, wake)
+	}
+	// No echo came within the window: the write did not land, and Meal is written.
+	if ws, _ := r.plan(7 * time.Second); len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("after the landing window, plan = %+v, want gc Meal", ws)
+	}
+}
