@@ -127,8 +127,8 @@ type Result struct {
 	Ambiguous []Ambiguity
 	// Faulted counts the writes that met a fault (Options.Fault).
 	Faulted int
-	// Dated lists the events (by index) that a reading taken at a restart was dated by before
-	// the engine was told of them: the engine cannot tell whether such an event, when it
+	// Dated lists the events (by index) that a marked reading taken at a restart was dated by
+	// before the engine was told of them: the engine cannot tell whether such an event, when it
 	// reported the status its system showed already, was somebody setting it again (a change
 	// it missed) or no change.
 	Dated []int
@@ -652,7 +652,8 @@ func (r *run) restart(ctx context.Context, now time.Time) error {
 		sort.Strings(agents)
 		for _, agent := range agents {
 			cur := r.since[system][agent]
-			if i, ok := r.setBy[system][agent]; ok && i >= 0 && !r.delivered[i] {
+			if i, ok := r.setBy[system][agent]; ok && i >= 0 && !r.delivered[i] && cur.Version != "" {
+				// Only a reading the vendor marks can say a status was set again.
 				r.res.Dated = append(r.res.Dated, i)
 			}
 			ev := presence.Event{ID: fmt.Sprintf("resync-%d-%s", r.generation, agent), System: system, Agent: agent,
