@@ -71,14 +71,18 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			// A write lands after it is sent: an event dated before is not its echo.
 			return false
 		}
+		if w.Queued == "" && ev.At.After(w.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance)) {
+			// A write lands within the write timeout or never (one the vendor holds for later
+			// aside), answered or not.
+			return false
+		}
 		if w.Answered && !w.Unsure {
 			// A write lands before the vendor answers it, so its echo is dated no later than
 			// the answer (give or take the clocks' difference); with versions on both sides, the
 			// exact match above has already spoken.
 			return !(w.Version != "" && ev.Version != "") && !ev.At.After(w.AnsweredAt.Add(m.opts.ClockTolerance))
 		}
-		// Unanswered, or its answer lost: it lands within the write timeout, or never.
-		return w.Queued != "" || !ev.At.After(w.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance))
+		return true
 	}
 	for i := range ss.Writes {
 		if w := &ss.Writes[i]; candidate(w) && len(w.Maybes) == 0 {
