@@ -24,18 +24,27 @@ var (
 )
 
 // The property test: in random worlds — policies with non-involutive maps, rules, activities,
-// a master, debounce, vendor-only states, on_disconnect, over 2 or 3 systems of different kinds, some marking
-// their changes and some not — and random days, with the engine killed and restarted from its
-// store now and then — status changes, logouts and logins, unknown
-// statuses, calls that overlap and arrive end-first, consoles going away, duplicates, equal timestamps, late
-// delivery, bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer
-// and its echo in either order — every system ends where the ideal world ends: the policy
-// decided over the changes in the order they happened, with every write landing at once
-// (engine.Ideal). A change on a system that does not mark its changes, with the status of a
-// write of ours whose echo is due, cannot be told from that echo; the test then accepts the
-// ideal answer of every reading of it and nothing else: the person's change at its own time
-// (our write's echo came later), or no change at all (it was the echo, and the event at our
-// write's landing was a person picking the status the system already showed).
+// a master, debounce, vendor-only states, on_disconnect, over 2 or 3 systems of different
+// kinds, some marking their changes and some not — and random days, with the engine killed and
+// restarted from its store now and then, vendors refusing writes (a 503) or losing their
+// answers (a timeout, after the write landed or not) in a third of the worlds, and the write
+// timeout varying — status changes, logouts and logins, unknown statuses, calls that overlap
+// and arrive end-first, consoles going away, duplicates, equal timestamps, late delivery,
+// bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer and its
+// echo in either order — every system ends where the ideal world ends: the policy decided over
+// the changes in the order they happened, with every write landing at once (engine.Ideal).
+//
+// Some events cannot be told apart, and the test then accepts the ideal answer of every
+// reading of them and nothing else (Result.Ambiguous, Result.Dated):
+//   - A person's change with the status of a write of ours whose echo is due — on a system that
+//     does not mark its changes, or for a write whose answer was lost (a restart, a timeout)
+//     and within its write timeout — is either the person's change at its own time (our
+//     write's echo came later, or never), or no change at all (it was the echo, and the event
+//     at our write's landing, if it landed, was a person picking the status the system
+//     already showed).
+//   - A person picking again the status their system shows, which a restart's marked reading
+//     is dated by before the event itself is delivered, is either a change the engine missed
+//     or no change.
 
 // world is a random policy.
 type world struct {

@@ -38,7 +38,7 @@ func (b *batcher) submit(ctx context.Context, w Write) (connector.Receipt, error
 	select {
 	case b.in <- item:
 	case <-ctx.Done():
-		return connector.Receipt{}, ctx.Err()
+		return connector.Receipt{}, &connector.NotAppliedError{Err: ctx.Err()} // never handed over
 	}
 	select {
 	case r := <-item.result:
