@@ -547,6 +547,10 @@ func TestBulkWrites(t *testing.T) {
 		if cur[id(n)].StatusID != sim.TrainingID {
 			t.Fatalf("user %d shows %s", n, cur[id(n)].StatusID)
 		}
+		// The receipt's version is the one the presence carries, for the engine to match.
+		if r := errs[n-1].Receipt; r.Version == "" || cur[id(n)].Version != r.Version {
+			t.Fatalf("user %d: receipt %+v, presence version %q", n, r, cur[id(n)].Version)
+		}
 	}
 	errs, err = e.client.SetStatuses(ctx, []connector.StatusWrite{{Account: id(1), StatusID: sim.BusyID}, {Account: "ghost", StatusID: sim.BusyID}, {Account: id(2), StatusID: sim.BusyID}})
 	if err != nil || errs[0].Err != nil || !connector.IsPermanent(errs[1].Err) || errs[2].Err != nil {
