@@ -44,6 +44,18 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: true})
 		return true
 	}
+	if !ev.IsResync() {
+		for _, mk := range ss.Timeline {
+			if mk.Write != 0 && mk.Reading && mk.At.Equal(ev.At) && mk.Status == ev.Status {
+				// A reading taken at start told of our write's landing already: this is the
+				// event of that same landing, owing nothing more.
+				name := m.statusByID(ev.System, ev.Status).Name
+				m.record(email, now, c.Seq, Step{Kind: StepEcho, System: ev.System, Status: name, Cause: m.describe(*ev),
+					Summary: fmt.Sprintf("%s showed %s at %s: the echo of our write, which a reading told already", ev.System, name, stamp(ev.At))})
+				return true
+			}
+		}
+	}
 	if v := ev.Version; v != "" {
 		for i := range ss.Writes {
 			if w := &ss.Writes[i]; w.Answered && !w.Unsure && w.Version == v {
@@ -180,7 +192,7 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 	ev := c.Event
 	id := w.ID
 	m.unmark(email, st, ss, id, now)
-	m.mark(email, st, ss, mark{At: ev.At, Status: ev.Status, Write: id, Seq: c.Seq}, now)
+	m.mark(email, st, ss, mark{At: ev.At, Status: ev.Status, Write: id, Seq: c.Seq, Reading: ev.IsResync()}, now)
 	ss.closeWrite(id)
 	m.endsState(email, st, ss, c, now)
 	name := m.statusByID(ev.System, ev.Status).Name
@@ -194,7 +206,7 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 func (m *Machine) maybeEcho(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time) {
 	m.Stats.Echoes.Add(1)
 	w.Maybes = append(w.Maybes, *c)
-	m.mark(email, st, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
+	m.mark(email, st, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq, Reading: c.Event.IsResync()}, now)
 	defer m.endsState(email, st, ss, c, now)
 	name := m.statusByID(c.Event.System, c.Event.Status).Name
 	m.record(email, now, c.Seq, Step{Kind: StepEcho, System: c.Event.System, Status: name, Cause: m.describe(c.Event),

@@ -509,3 +509,35 @@ func TestGuessedLandingIsTakenBackAfterTheLandingWindow(t *testing.T) {
 		t.Fatalf("after the landing window, plan = %+v, want gc Meal", ws)
 	}
 }
+
+func TestEchoAfterAReadingThatToldOfItOwesNothing(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	if ws, _ := r.plan(0); len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("want gc Meal in flight, got %+v", ws)
+	}
+	m2 := NewMachine(r.m.cfg, Options{})
+	if _, err := m2.Restore(context.Background(), r.st); err != nil {
+		t.Fatal(err)
+	}
+	r.m = m2
+	// The reading at start finds Meal, set at 500ms: our write landed.
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{ID: "r1", At: t0.Add(500 * time.Millisecond), System: "gc", Agent: ana,
+			Type: presence.StatusChanged, Status: "Meal", Data: map[string]any{"source": presence.SourceResync}}, t0.Add(time.Second))
+		return err
+	})
+	if ws, _ := r.plan(time.Second); len(ws) != 0 {
+		t.Fatalf("plan = %+v, want nothing: gc shows Meal", ws)
+	}
+	// The write's own event arrives after: the same landing, which must not take the echo of
+	// a write still to come, nor count as a person's change.
+	r.ingest(500*time.Millisecond, "gc", presence.StatusChanged, "Meal", 2*time.Second)
+	echoes := r.steps(StepEcho)
+	if len(echoes) != 2 {
+		t.Fatalf("echo steps %+v, want the reading's and the event's", echoes)
+	}
+	if n := len(r.steps(StepEvent)); n != 1 {
+		t.Fatalf("%d events decided, want only sf's", n)
+	}
+}
