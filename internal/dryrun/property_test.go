@@ -248,6 +248,18 @@ func TestPropertyEndsWhereTheIdealWorldEnds(t *testing.T) {
 	t.Logf("%d seeds: %v", seeds, stats)
 }
 
+// TestPropertyRegressions runs the worlds beyond the default seeds that once ended elsewhere
+// than the ideal world: an echo taken by an earlier write with the same status, a landing
+// guessed over a later change, an event of a landing a reading told of already, a late state
+// hiding that a deferred write could go out.
+func TestPropertyRegressions(t *testing.T) {
+	dir := t.TempDir()
+	stats := map[string]int{}
+	for _, seed := range []uint64{6064, 24842, 53278, 65332, 69694} {
+		checkWorld(t, dir, seed, stats)
+	}
+}
+
 func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 	rnd := rand.New(rand.NewPCG(seed, 7))
 	w := newWorld(rnd)

@@ -96,24 +96,22 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 		return true
 	}
+	takes := func(w *openWrite) bool {
+		if !candidate(w) {
+			return false
+		}
+		// Versioned events with the status of a write still unanswered all wait: its receipt
+		// will say which one, if any, is its echo.
+		return len(w.Maybes) == 0 || !w.Answered && ev.Version != "" && w.Maybes[0].Event.Version != ""
+	}
 	for i := range ss.Writes {
-		if w := &ss.Writes[i]; candidate(w) && len(w.Maybes) == 0 {
+		if w := &ss.Writes[i]; takes(w) {
 			if w.Answered {
 				m.echo(email, st, ss, w, c, now, "it has our write's status, and the write owed its echo")
 			} else {
 				m.maybeEcho(email, st, ss, w, c, now)
 			}
 			return true
-		}
-	}
-	if ev.Version != "" {
-		// Versioned events with the status of a write still unanswered: its receipt will say
-		// which one, if any, is its echo.
-		for i := range ss.Writes {
-			if w := &ss.Writes[i]; candidate(w) && !w.Answered && w.Maybes[0].Event.Version != "" {
-				m.maybeEcho(email, st, ss, w, c, now)
-				return true
-			}
 		}
 	}
 	for i := range ss.Writes {
@@ -140,7 +138,9 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
 			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
 		report := *ev
-		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()})
+		// Reported while a write is on its way, it may still tell that a state which
+		// refuses the write is over (that state's own event may come late).
+		ss.moved(ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()}))
 		return true
 	}
 	if ev.IsResync() {
@@ -259,6 +259,9 @@ func (m *Machine) reclassify(email string, st *agentState, ss *systemState, w *o
 	if len(w.Maybes) == 0 {
 		w.Maybes = nil
 	}
+	if m.handOver(st, ss, w, e, now) {
+		return
+	}
 	repeat := false
 	for i := range ss.Timeline {
 		if mk := &ss.Timeline[i]; mk.Write == w.ID && mk.Seq == e.Seq {
@@ -290,6 +293,33 @@ func (m *Machine) reclassify(email string, st *agentState, ss *systemState, w *o
 		Summary: fmt.Sprintf("the %s reported at %s was a person's change, not our write's echo; it is decided at its own time",
 			name, stamp(e.Event.At))})
 	m.decide(email, st, e, now)
+}
+
+// handOver gives e, which was not the echo of w, to another write of ours with its status whose
+// answer was lost and which could have landed then: e is that write's echo. It reports whether
+// one took it.
+func (m *Machine) handOver(st *agentState, ss *systemState, w *openWrite, e change, now time.Time) bool {
+	at := e.Event.At
+	for j := range ss.Writes {
+		u := &ss.Writes[j]
+		if u.ID == w.ID || !u.Unsure || len(u.Maybes) > 0 || u.StatusID != e.Event.Status ||
+			at.Before(u.SentAt.Add(-m.opts.ClockTolerance)) || at.After(u.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance)) {
+			continue
+		}
+		m.unmark(st.Email, st, ss, u.ID, now) // a landing guessed for it, if any
+		for k := range ss.Timeline {
+			if mk := &ss.Timeline[k]; mk.Write == w.ID && mk.Seq == e.Seq {
+				mk.Write = u.ID
+			}
+		}
+		u.Maybes = []change{e}
+		name := m.statusByID(e.Event.System, e.Event.Status).Name
+		m.record(st.Email, now, e.Seq, Step{Kind: StepEcho, System: e.Event.System, Status: name, Cause: m.describe(e.Event),
+			Summary: fmt.Sprintf("the %s reported at %s was not the echo of our latest write, but of an earlier one whose answer was lost",
+				name, stamp(at))})
+		return true
+	}
+	return false
 }
 
 // noteCorrection explains a write of ours that now shows over a newer decision.
@@ -535,6 +565,15 @@ func (m *Machine) land(st *agentState, ss *systemState, w Write, r connector.Rec
 	at, est := r.At, r.At.IsZero()
 	if est {
 		at = now
+		for _, mk := range ss.Timeline {
+			if mk.Write != 0 && mk.Write != w.ID && mk.Status == w.StatusID && !mk.Estimated &&
+				!mk.At.Before(w.SentAt.Add(-m.opts.ClockTolerance)) {
+				// The system reported the status since the write went out, as the echo of an
+				// earlier write of ours with it: that event may as well be this write's landing,
+				// and no guess is placed over what followed it. Its own echo, if it comes, says.
+				return
+			}
+		}
 	}
 	m.unmark(st.Email, st, ss, w.ID, now)
 	m.mark(st.Email, st, ss, mark{At: at, Status: w.StatusID, Write: w.ID, Estimated: est}, now)
