@@ -251,11 +251,12 @@ func TestPropertyEndsWhereTheIdealWorldEnds(t *testing.T) {
 // TestPropertyRegressions runs the worlds beyond the default seeds that once ended elsewhere
 // than the ideal world: an echo taken by an earlier write with the same status, a landing
 // guessed over a later change, an event of a landing a reading told of already, a late state
-// hiding that a deferred write could go out.
+// hiding that a deferred write could go out, a landing guessed at restart for a write whose
+// echo had come.
 func TestPropertyRegressions(t *testing.T) {
 	dir := t.TempDir()
 	stats := map[string]int{}
-	for _, seed := range []uint64{6064, 24842, 53278, 65332, 69694} {
+	for _, seed := range []uint64{6064, 24842, 53278, 65332, 69694, 76375} {
 		checkWorld(t, dir, seed, stats)
 	}
 }
