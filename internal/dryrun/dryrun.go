@@ -127,11 +127,9 @@ type Result struct {
 	Ambiguous []Ambiguity
 	// Faulted counts the writes that met a fault (Options.Fault).
 	Faulted int
-	// Dated lists the events (by index) that a marked reading taken at a restart was dated by
-	// before the engine was told of them: the engine cannot tell whether such an event, when it
-	// reported the status its system showed already, was somebody setting it again (a change
-	// it missed) or no change.
-	Dated []int
+	// Dated lists the events that a reading taken at a restart was dated by before the engine
+	// was told of them: the engine learnt of such a change at the restart.
+	Dated []Dating
 	// Landings are our writes that landed, in the order they did.
 	Landings []Landing
 	// Truth is what each simulated system shows at the end: agent → system → status id.
@@ -165,6 +163,16 @@ type Ambiguity struct {
 	Event  int
 	Write  int64
 	Landed time.Time
+}
+
+// Dating is an event (an index of the input) that a reading taken at a restart, at Read, was
+// dated by before the event itself was delivered. When the reading is Marked (it carries the
+// vendor's version), the engine cannot tell whether such an event, if it reported the status
+// its system showed already, was somebody setting it again (a change it missed) or no change.
+type Dating struct {
+	Event  int
+	Read   time.Time
+	Marked bool
 }
 
 // EchoIDPrefix starts the vendor event id of every event a simulated system emits for one of
@@ -652,9 +660,8 @@ func (r *run) restart(ctx context.Context, now time.Time) error {
 		sort.Strings(agents)
 		for _, agent := range agents {
 			cur := r.since[system][agent]
-			if i, ok := r.setBy[system][agent]; ok && i >= 0 && !r.delivered[i] && cur.Version != "" {
-				// Only a reading the vendor marks can say a status was set again.
-				r.res.Dated = append(r.res.Dated, i)
+			if i, ok := r.setBy[system][agent]; ok && i >= 0 && !r.delivered[i] {
+				r.res.Dated = append(r.res.Dated, Dating{Event: i, Read: now, Marked: cur.Version != ""})
 			}
 			ev := presence.Event{ID: fmt.Sprintf("resync-%d-%s", r.generation, agent), System: system, Agent: agent,
 				Type: presence.StatusChanged, Status: cur.StatusID, At: cur.Since, Version: cur.Version,

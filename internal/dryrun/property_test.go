@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -256,7 +257,7 @@ func TestPropertyEndsWhereTheIdealWorldEnds(t *testing.T) {
 func TestPropertyRegressions(t *testing.T) {
 	dir := t.TempDir()
 	stats := map[string]int{}
-	for _, seed := range []uint64{6064, 24842, 53278, 65332, 69694, 76375} {
+	for _, seed := range []uint64{6064, 24842, 53278, 65332, 69694, 76375, 111058} {
 		checkWorld(t, dir, seed, stats)
 	}
 }
@@ -324,7 +325,11 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 	}
 	stats["ambiguous"] += len(res.Ambiguous)
 	stats["faulted"] += res.Faulted
-	stats["dated"] += len(res.Dated)
+	for _, d := range res.Dated {
+		if d.Marked {
+			stats["dated"]++
+		}
+	}
 	stats["missed"] += stepCount(t, res, engine.StepMissed)
 	stats["writes"] += int(res.Summary.Writes)
 	stats["late"] += int(res.Machine.Stats.Stale.Load())
@@ -431,10 +436,19 @@ func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result
 		}
 		suspects[a.Event] = append(suspects[a.Event], a.Write)
 	}
+	// The changes readings told of first, when the engine learnt of them; those of marked
+	// readings may also have been changes when they reported what their system showed.
 	var dated []int
-	for _, i := range res.Dated {
-		if strings.EqualFold(events[i].Agent, agent) && !slices.Contains(dated, i) {
-			dated = append(dated, i)
+	read := map[int]time.Time{}
+	for _, d := range res.Dated {
+		if !strings.EqualFold(events[d.Event].Agent, agent) {
+			continue
+		}
+		if _, ok := read[d.Event]; !ok {
+			read[d.Event] = d.Read
+		}
+		if d.Marked && !slices.Contains(dated, d.Event) {
+			dated = append(dated, d.Event)
 		}
 	}
 	landings := map[int64]Landing{}
@@ -456,7 +470,7 @@ func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result
 				for j, ev := range dated {
 					forced[ev] = set&(1<<j) != 0
 				}
-				r := engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, forced, landings))
+				r := engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, forced, read, landings))
 				if key := fmt.Sprint(r); !seen[key] {
 					seen[key] = true
 					out = append(out, r)
@@ -492,7 +506,8 @@ type point struct {
 	index int
 }
 
-func readingChanges(cfg *policy.Config, agent string, events []Event, res *Result, flipped map[int]int64, forced map[int]bool, landings map[int64]Landing) []presence.Event {
+func readingChanges(cfg *policy.Config, agent string, events []Event, res *Result, flipped map[int]int64, forced map[int]bool,
+	read map[int]time.Time, landings map[int64]Landing) []presence.Event {
 	statusOf := func(ev presence.Event) string {
 		raw := ev.Status
 		if ev.Type == presence.Logout {
@@ -569,7 +584,17 @@ func readingChanges(cfg *policy.Config, agent string, events []Event, res *Resul
 		prev := ""
 		for _, p := range tl {
 			switch {
-			case !p.ours && (p.status != prev || forced[p.index]):
+			case !p.ours && p.status == prev && forced[p.index]:
+				// Only the restart's reading says the status was set again: the engine decides
+				// that reading, after the changes reported for its instant, when it learnt of it.
+				p.ev.Data = maps.Clone(p.ev.Data)
+				if p.ev.Data == nil {
+					p.ev.Data = map[string]any{}
+				}
+				p.ev.Data["source"] = presence.SourceResync
+				p.received = read[p.index]
+				changes = append(changes, p)
+			case !p.ours && p.status != prev:
 				changes = append(changes, p)
 			case p.ours && prev != "" && isVendorState(cfg, p.ev.System, prev):
 				// our write landing ends a state only the vendor ends
@@ -580,10 +605,11 @@ func readingChanges(cfg *policy.Config, agent string, events []Event, res *Resul
 		}
 	}
 	sort.SliceStable(changes, func(i, j int) bool {
-		if !changes[i].received.Equal(changes[j].received) {
-			return changes[i].received.Before(changes[j].received)
+		a, b := changes[i], changes[j]
+		if !a.received.Equal(b.received) {
+			return a.received.Before(b.received)
 		}
-		return changes[i].order < changes[j].order
+		return a.order < b.order
 	})
 	out := make([]presence.Event, len(changes))
 	for i, p := range changes {
