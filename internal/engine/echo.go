@@ -34,7 +34,8 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			}
 		}
 	}
-	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status {
+	missed := m.missed(ss, ev)
+	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status && !missed {
 		// A reading of what the engine knew already (the landing of a write of ours
 		// included): it owes no write an echo.
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
@@ -42,6 +43,18 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		report := *ev
 		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: true})
 		return true
+	}
+	if !ev.IsResync() {
+		for _, mk := range ss.Timeline {
+			if mk.Write != 0 && mk.Reading && mk.At.Equal(ev.At) && mk.Status == ev.Status {
+				// A reading taken at start told of our write's landing already: this is the
+				// event of that same landing, owing nothing more.
+				name := m.statusByID(ev.System, ev.Status).Name
+				m.record(email, now, c.Seq, Step{Kind: StepEcho, System: ev.System, Status: name, Cause: m.describe(*ev),
+					Summary: fmt.Sprintf("%s showed %s at %s: the echo of our write, which a reading told already", ev.System, name, stamp(ev.At))})
+				return true
+			}
+		}
 	}
 	if v := ev.Version; v != "" {
 		for i := range ss.Writes {
@@ -70,6 +83,11 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			// A write lands after it is sent: an event dated before is not its echo.
 			return false
 		}
+		if w.Queued == "" && ev.At.After(w.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance)) {
+			// A write lands within the write timeout or never (one the vendor holds for later
+			// aside), answered or not.
+			return false
+		}
 		if w.Answered && !w.Unsure {
 			// A write lands before the vendor answers it, so its echo is dated no later than
 			// the answer (give or take the clocks' difference); with versions on both sides, the
@@ -78,24 +96,22 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 		return true
 	}
+	takes := func(w *openWrite) bool {
+		if !candidate(w) {
+			return false
+		}
+		// Versioned events with the status of a write still unanswered all wait: its receipt
+		// will say which one, if any, is its echo.
+		return len(w.Maybes) == 0 || !w.Answered && ev.Version != "" && w.Maybes[0].Event.Version != ""
+	}
 	for i := range ss.Writes {
-		if w := &ss.Writes[i]; candidate(w) && len(w.Maybes) == 0 {
+		if w := &ss.Writes[i]; takes(w) {
 			if w.Answered {
 				m.echo(email, st, ss, w, c, now, "it has our write's status, and the write owed its echo")
 			} else {
 				m.maybeEcho(email, st, ss, w, c, now)
 			}
 			return true
-		}
-	}
-	if ev.Version != "" {
-		// Versioned events with the status of a write still unanswered: its receipt will say
-		// which one, if any, is its echo.
-		for i := range ss.Writes {
-			if w := &ss.Writes[i]; candidate(w) && !w.Answered && w.Maybes[0].Event.Version != "" {
-				m.maybeEcho(email, st, ss, w, c, now)
-				return true
-			}
 		}
 	}
 	for i := range ss.Writes {
@@ -118,12 +134,20 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 		return true
 	}
-	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status {
+	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status && !missed {
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
 			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
 		report := *ev
-		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()})
+		// Reported while a write is on its way, it may still tell that a state which
+		// refuses the write is over (that state's own event may come late).
+		ss.moved(ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()}))
 		return true
+	}
+	if ev.IsResync() {
+		name := m.statusByID(ev.System, ev.Status).Name
+		m.record(email, now, c.Seq, Step{Kind: StepMissed, System: ev.System, Status: name, Cause: m.describe(*ev),
+			Summary: fmt.Sprintf("%s shows %s since %s, which no event told: a change missed while away, decided at its time",
+				ev.System, name, stamp(ev.At))})
 	}
 	i := ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Reading: ev.IsResync()})
 	ss.moved(i)
@@ -146,13 +170,29 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 	return false
 }
 
+// missed reports whether ev is a reading that says its status was set after the newest thing
+// the engine knows of the system: the vendor dates and marks it (a version), so somebody set
+// it then — a change the engine missed, even when it is the status the engine last knew. Our
+// own landings the engine only estimated get the clocks' tolerance.
+func (m *Machine) missed(ss *systemState, ev *presence.Event) bool {
+	if !ev.IsResync() || ev.Version == "" || len(ss.Timeline) == 0 {
+		return false
+	}
+	last := ss.Timeline[len(ss.Timeline)-1]
+	after := last.At
+	if last.Estimated {
+		after = after.Add(m.opts.ClockTolerance)
+	}
+	return ev.At.After(after)
+}
+
 // echo confirms c as the echo of w: the write landed at c's time.
 func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time, why string) {
 	m.Stats.Echoes.Add(1)
 	ev := c.Event
 	id := w.ID
 	m.unmark(email, st, ss, id, now)
-	m.mark(email, st, ss, mark{At: ev.At, Status: ev.Status, Write: id, Seq: c.Seq}, now)
+	m.mark(email, st, ss, mark{At: ev.At, Status: ev.Status, Write: id, Seq: c.Seq, Reading: ev.IsResync()}, now)
 	ss.closeWrite(id)
 	m.endsState(email, st, ss, c, now)
 	name := m.statusByID(ev.System, ev.Status).Name
@@ -166,7 +206,7 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 func (m *Machine) maybeEcho(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time) {
 	m.Stats.Echoes.Add(1)
 	w.Maybes = append(w.Maybes, *c)
-	m.mark(email, nil, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
+	m.mark(email, st, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq, Reading: c.Event.IsResync()}, now)
 	defer m.endsState(email, st, ss, c, now)
 	name := m.statusByID(c.Event.System, c.Event.Status).Name
 	m.record(email, now, c.Seq, Step{Kind: StepEcho, System: c.Event.System, Status: name, Cause: m.describe(c.Event),
@@ -219,6 +259,9 @@ func (m *Machine) reclassify(email string, st *agentState, ss *systemState, w *o
 	if len(w.Maybes) == 0 {
 		w.Maybes = nil
 	}
+	if m.handOver(st, ss, w, e, now) {
+		return
+	}
 	repeat := false
 	for i := range ss.Timeline {
 		if mk := &ss.Timeline[i]; mk.Write == w.ID && mk.Seq == e.Seq {
@@ -250,6 +293,33 @@ func (m *Machine) reclassify(email string, st *agentState, ss *systemState, w *o
 		Summary: fmt.Sprintf("the %s reported at %s was a person's change, not our write's echo; it is decided at its own time",
 			name, stamp(e.Event.At))})
 	m.decide(email, st, e, now)
+}
+
+// handOver gives e, which was not the echo of w, to another write of ours with its status whose
+// answer was lost and which could have landed then: e is that write's echo. It reports whether
+// one took it.
+func (m *Machine) handOver(st *agentState, ss *systemState, w *openWrite, e change, now time.Time) bool {
+	at := e.Event.At
+	for j := range ss.Writes {
+		u := &ss.Writes[j]
+		if u.ID == w.ID || !u.Unsure || len(u.Maybes) > 0 || u.StatusID != e.Event.Status ||
+			at.Before(u.SentAt.Add(-m.opts.ClockTolerance)) || at.After(u.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance)) {
+			continue
+		}
+		m.unmark(st.Email, st, ss, u.ID, now) // a landing guessed for it, if any
+		for k := range ss.Timeline {
+			if mk := &ss.Timeline[k]; mk.Write == w.ID && mk.Seq == e.Seq {
+				mk.Write = u.ID
+			}
+		}
+		u.Maybes = []change{e}
+		name := m.statusByID(e.Event.System, e.Event.Status).Name
+		m.record(st.Email, now, e.Seq, Step{Kind: StepEcho, System: e.Event.System, Status: name, Cause: m.describe(e.Event),
+			Summary: fmt.Sprintf("the %s reported at %s was not the echo of our latest write, but of an earlier one whose answer was lost",
+				name, stamp(at))})
+		return true
+	}
+	return false
 }
 
 // noteCorrection explains a write of ours that now shows over a newer decision.
@@ -284,6 +354,32 @@ func (m *Machine) expireWrites(ss *systemState, now time.Time) {
 			i--
 		}
 	}
+}
+
+// unlanded takes back the landings the engine guessed for writes whose answer was lost, once
+// they could no longer have landed (the landing window is over) and no echo said they did: the
+// system shows what it showed before. It returns when the next such guess runs out (zero when
+// none is pending).
+func (m *Machine) unlanded(st *agentState, ss *systemState, now time.Time) time.Time {
+	var next time.Time
+	for _, mk := range ss.Timeline {
+		if !mk.Estimated || mk.Write == 0 {
+			continue
+		}
+		w := ss.openWrite(mk.Write)
+		if w == nil || !w.Unsure || len(w.Maybes) > 0 {
+			continue // answered, or an event already told it landed
+		}
+		end := w.SentAt.Add(m.opts.LandingWindow + m.opts.ClockTolerance)
+		if now.After(end) {
+			m.unmark(st.Email, st, ss, w.ID, now)
+			return m.unlanded(st, ss, now)
+		}
+		if next.IsZero() || end.Before(next) {
+			next = end.Add(time.Nanosecond)
+		}
+	}
+	return next
 }
 
 // moved notes that the mark at index i was added: when it is the newest, the system changed, and
@@ -374,25 +470,53 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 	case connector.IsPermanent(err):
 		m.refused(st, ss, ow, now)
 		m.fail(ss, w, err, &step)
-	default:
-		// The write may have landed all the same (a timeout): its echo is still recognised.
+	case connector.IsNotApplied(err):
+		// The vendor certainly did not apply it: no echo will come.
+		m.refused(st, ss, ow, now)
+		retryAt = m.retry(ss, w, err, &step, now)
+	case len(ow.Maybes) > 0:
+		// The answer was lost, but an event with the write's status came before it: the
+		// write landed, and that event is its echo (or a later one will show otherwise).
 		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
-		ss.Attempts++
-		if ss.Attempts >= m.opts.RetryBudget {
-			m.fail(ss, w, err, &step)
-			break
+		ss.Attempts, ss.NextAttempt = 0, time.Time{}
+		for len(ow.Maybes) > 1 {
+			// A write echoes once: without the receipt's version to say which, the first
+			// is taken, and the others were people's.
+			m.reclassify(w.Agent, st, ss, ow, len(ow.Maybes)-1, now)
 		}
-		m.Stats.Retries.Add(1)
-		wait, ok := connector.RetryAfter(err)
-		if !ok {
-			wait = m.backoff(ss.Attempts)
-		}
-		ss.NextAttempt = now.Add(wait)
-		retryAt = ss.NextAttempt
-		step.Kind, step.Summary = StepRetry, fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
+		step.Kind = StepWriteOK
+		step.Summary = fmt.Sprintf("%s showed %s before answering the write; it landed", w.System, w.Status)
+		step.Details = []string{"answer: " + err.Error()}
+	default:
+		// The write may have landed all the same (a timeout): its echo is still recognised
+		// while it can have landed.
+		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
+		retryAt = m.retry(ss, w, err, &step, now)
 	}
 	m.record(w.Agent, now, w.CauseSeq, step)
 	return retryAt
+}
+
+// retry schedules the next attempt of a write that failed with err, with the wait the vendor
+// asked for or a backoff, or records it as failed once its attempts are spent. It returns when
+// to try again (zero when not).
+func (m *Machine) retry(ss *systemState, w Write, err error, step *Step, now time.Time) time.Time {
+	ss.Attempts++
+	if ss.Attempts >= m.opts.RetryBudget {
+		m.fail(ss, w, err, step)
+		return time.Time{}
+	}
+	m.Stats.Retries.Add(1)
+	wait, ok := connector.RetryAfter(err)
+	if !ok {
+		wait = m.backoff(ss.Attempts)
+	}
+	ss.NextAttempt = now.Add(wait)
+	step.Kind, step.Summary = StepRetry, fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
+	if !connector.IsNotApplied(err) {
+		step.Summary = fmt.Sprintf("%s did not confirm %s: %v; it may have landed; retrying in %s", w.System, w.Status, err, wait)
+	}
+	return ss.NextAttempt
 }
 
 // refused forgets a write the vendor refused: it owes no echo, so an event taken for its echo
@@ -441,6 +565,15 @@ func (m *Machine) land(st *agentState, ss *systemState, w Write, r connector.Rec
 	at, est := r.At, r.At.IsZero()
 	if est {
 		at = now
+		for _, mk := range ss.Timeline {
+			if mk.Write != 0 && mk.Write != w.ID && mk.Status == w.StatusID && !mk.Estimated &&
+				!mk.At.Before(w.SentAt.Add(-m.opts.ClockTolerance)) {
+				// The system reported the status since the write went out, as the echo of an
+				// earlier write of ours with it: that event may as well be this write's landing,
+				// and no guess is placed over what followed it. Its own echo, if it comes, says.
+				return
+			}
+		}
 	}
 	m.unmark(st.Email, st, ss, w.ID, now)
 	m.mark(st.Email, st, ss, mark{At: at, Status: w.StatusID, Write: w.ID, Estimated: est}, now)

@@ -180,10 +180,12 @@ func (m *Machine) Restore(ctx context.Context, s store.Store) ([]string, error) 
 			}
 			if w := ss.InFlight; w != nil {
 				m.nextWrite = max(m.nextWrite, w.ID)
-				if ow := ss.openWrite(w.ID); ow != nil {
+				ow := ss.openWrite(w.ID)
+				if ow != nil {
 					ow.Answered, ow.AnsweredAt, ow.Unsure = true, w.SentAt, true
 				}
-				if ss.Target != w.StatusID {
+				if ss.Target != w.StatusID && (ow == nil || len(ow.Maybes) == 0) {
+					// Assumed landed, unless an event taken for its echo says where it did.
 					ss.addMark(mark{At: w.SentAt, Status: w.StatusID, Write: w.ID, Estimated: true})
 				}
 				ss.InFlight = nil
