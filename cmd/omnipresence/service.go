@@ -179,6 +179,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 		if err != nil || gctx.Err() != nil {
 			return err
 		}
+		srv.SetPolicy(full)
 		eng, err := engine.New(engine.Config{Policy: full, Store: st, Connectors: conns, Logger: log, Registerer: reg})
 		if err != nil {
 			return err

@@ -103,9 +103,9 @@ func (s *Server) systemInfos() []SystemInfo {
 		return s.opts.Systems
 	}
 	var out []SystemInfo
-	if s.opts.Policy != nil {
-		for _, name := range s.opts.Policy.SystemNames {
-			k := s.opts.Policy.Systems[name].Kind
+	if cfg := s.policy(); cfg != nil {
+		for _, name := range cfg.SystemNames {
+			k := cfg.Systems[name].Kind
 			out = append(out, SystemInfo{Name: name, Kind: k, Title: k})
 		}
 	}
@@ -116,7 +116,7 @@ func (s *Server) systemInfos() []SystemInfo {
 func (s *Server) row(v engine.AgentView) AgentRow {
 	r := AgentRow{Email: v.Email, Policy: v.Policy, Activities: v.Activities, UpdatedAt: v.UpdatedAt,
 		Systems: make(map[string]SystemCell, len(v.Systems))}
-	cfg := s.opts.Policy
+	cfg := s.policy()
 	var pol *policy.Policy
 	if cfg != nil {
 		r.Teams = cfg.Teams(v.Email)
@@ -245,10 +245,11 @@ func (s *Server) crossCheck(pol *policy.Policy, cells map[string]SystemCell) {
 
 // status finds a status of a system by id in its catalog.
 func (s *Server) status(system, id string) (presence.Status, bool) {
-	if s.opts.Policy == nil || id == "" {
+	cfg := s.policy()
+	if cfg == nil || id == "" {
 		return presence.Status{}, false
 	}
-	sys := s.opts.Policy.Systems[system]
+	sys := cfg.Systems[system]
 	if sys == nil || sys.Catalog == nil {
 		return presence.Status{}, false
 	}
@@ -264,7 +265,7 @@ func (s *Server) board(w http.ResponseWriter, r *http.Request) {
 	resp := boardResponse{Systems: s.systemInfos(), Teams: []string{}, Policies: []string{}, BySystem: map[string]Counts{},
 		Agents: make([]AgentRow, 0, len(views)), At: time.Now().UTC()}
 	teams := map[string]bool{}
-	if cfg := s.opts.Policy; cfg != nil {
+	if cfg := s.policy(); cfg != nil {
 		for _, p := range cfg.Policies {
 			resp.Policies = append(resp.Policies, p.Name)
 		}

@@ -241,3 +241,31 @@ func TestSystemsWithoutHealth(t *testing.T) {
 		t.Errorf("systems %+v", r)
 	}
 }
+
+// TestBoardUsesTheLoadedCatalogs: serve starts the server with the policy as written, whose
+// catalogs come from the vendors later; once SetPolicy gives the loaded one, the board checks
+// maps with it, so agents whose systems agree are in sync, not "not covered".
+func TestBoardUsesTheLoadedCatalogs(t *testing.T) {
+	f := newFakeEngine()
+	f.agents["ana@example.com"] = engine.AgentView{Email: "ana@example.com", Policy: "sync", Systems: map[string]engine.SystemView{
+		"sf": sv("AvailableforVoice", "0N5000000000001", true), "gc": sv("On Queue", "g-onq", true)}}
+	written := loadConsolePolicy(t)
+	for _, sys := range written.Systems {
+		sys.Catalog = nil
+	}
+	s := New(Options{Engine: f, Policy: written})
+	state := func() string {
+		var b boardResponse
+		if err := json.Unmarshal(do(t, s.Handler(), request{path: "/api/v1/board"}).Body.Bytes(), &b); err != nil {
+			t.Fatal(err)
+		}
+		return b.Agents[0].State
+	}
+	if got := state(); got == StateInSync {
+		t.Fatalf("without catalogs the board cannot check the maps, yet says %s", got)
+	}
+	s.SetPolicy(loadConsolePolicy(t))
+	if got := state(); got != StateInSync {
+		t.Errorf("with the loaded catalogs: %s, want %s", got, StateInSync)
+	}
+}

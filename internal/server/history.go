@@ -87,10 +87,11 @@ func (s *Server) segments(steps []engine.Step) []Segment {
 }
 
 func (s *Server) categoryByName(system, name string) (presence.Category, bool) {
-	if s.opts.Policy == nil {
+	cfg := s.policy()
+	if cfg == nil {
 		return "", false
 	}
-	sys := s.opts.Policy.Systems[system]
+	sys := cfg.Systems[system]
 	if sys == nil || sys.Catalog == nil {
 		return "", false
 	}

@@ -74,7 +74,7 @@ type policyActive struct {
 }
 
 func (s *Server) policyView(w http.ResponseWriter, _ *http.Request) {
-	cfg := s.opts.Policy
+	cfg := s.policy()
 	if cfg == nil {
 		writeJSON(w, http.StatusOK, policyResponse{Files: []string{}, Warnings: []string{}, Systems: []policySystem{}, Policies: []policyDetails{}})
 		return

@@ -16,6 +16,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -94,6 +95,22 @@ type Server struct {
 	// otherwise keep their connections busy forever.
 	streamsDone chan struct{}
 	closeOnce   sync.Once
+
+	// loaded is the policy with the systems' catalogs, once SetPolicy gives it; until then
+	// opts.Policy (which may lack them) is used.
+	loaded atomic.Pointer[policy.Config]
+}
+
+// SetPolicy replaces the policy the server describes agents with, once the systems' catalogs
+// are loaded: the board names statuses and checks maps through it.
+func (s *Server) SetPolicy(cfg *policy.Config) { s.loaded.Store(cfg) }
+
+// policy is the policy in force: the loaded one, else the one the server started with.
+func (s *Server) policy() *policy.Config {
+	if cfg := s.loaded.Load(); cfg != nil {
+		return cfg
+	}
+	return s.opts.Policy
 }
 
 // New returns a Server for opts. It panics if opts.Engine is nil, a programming error.

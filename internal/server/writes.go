@@ -109,7 +109,7 @@ func (s *Server) retry(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	email, system := r.PathValue("email"), r.PathValue("system")
-	if s.opts.Policy != nil && s.opts.Policy.Systems[system] == nil {
+	if cfg := s.policy(); cfg != nil && cfg.Systems[system] == nil {
 		writeJSONError(w, http.StatusNotFound, "unknown system", map[string]string{"system": system})
 		return
 	}
