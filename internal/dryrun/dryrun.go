@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -60,7 +61,31 @@ type Options struct {
 	Restarts []time.Time
 	// Machine tunes the engine; the echo window defaults to ten times the write latency.
 	Machine engine.Options
+	// Fault, when set, says how each write the engine sends fails (NoFault: it does not). A
+	// write a system state blocks is refused whatever it says.
+	Fault func(engine.Write) Fault
 }
+
+// Fault is how a simulated vendor fails one write.
+type Fault int
+
+// The faults a write can meet.
+const (
+	// NoFault: the write lands and the vendor answers with its receipt.
+	NoFault Fault = iota
+	// FaultNotApplied: the vendor refuses the write before applying it, and says so
+	// (connector.NotAppliedError, as a 503 is).
+	FaultNotApplied
+	// FaultTimeoutUnlanded: the write never lands and its answer never comes: the engine gives
+	// up at the landing window (the write timeout) with an error that leaves it unsure.
+	FaultTimeoutUnlanded
+	// FaultTimeoutLanded: the write lands and echoes, but its answer never comes: the engine
+	// gives up at the landing window, unsure.
+	FaultTimeoutLanded
+)
+
+// errTimeout is the answer to a write whose answer never came.
+var errTimeout = errors.New("simulated vendor: no answer before the write timeout")
 
 // WriteLine is one write the engine made, as simulate prints it.
 type WriteLine struct {
@@ -100,6 +125,13 @@ type Result struct {
 	// tell from the echo of a write of ours: the same status, delivered while that write's echo
 	// was due.
 	Ambiguous []Ambiguity
+	// Faulted counts the writes that met a fault (Options.Fault).
+	Faulted int
+	// Dated lists the events (by index) that a marked reading taken at a restart was dated by
+	// before the engine was told of them: the engine cannot tell whether such an event, when it
+	// reported the status its system showed already, was somebody setting it again (a change
+	// it missed) or no change.
+	Dated []int
 	// Landings are our writes that landed, in the order they did.
 	Landings []Landing
 	// Truth is what each simulated system shows at the end: agent → system → status id.
@@ -125,7 +157,8 @@ type Landing struct {
 
 // Ambiguity is a person's status event (Event, an index of the input) that the engine cannot
 // tell from the echo of our write Write, which has its status (and landed at Landed, unless it
-// never did): the system does not mark its changes, or the write's answer was lost in a restart.
+// never did): the system does not mark its changes, or the write's answer was lost (a restart,
+// a timeout) while the event is dated within the write's landing window.
 // The engine may read the event as that echo, and the write's own event, at Landed, as a
 // person's. An event may have several such writes.
 type Ambiguity struct {
@@ -191,6 +224,9 @@ type sent struct {
 	answered time.Time
 	// generation is the engine that sent it: a restart loses its answer.
 	generation int
+	// unsure is set when the engine's answer was a timeout: whether the write landed, and
+	// which event is its echo, it cannot know.
+	unsure bool
 }
 
 // run is one simulation in progress.
@@ -220,8 +256,13 @@ type run struct {
 	// landed holds when each write that landed did, by key.
 	landed    map[int64]time.Time
 	sentCount int64
-	// deliveries are the items that hand each input event to the engine, by index.
+	// deliveries are the items that hand each input event to the engine, by index; delivered
+	// holds the indexes handed over.
 	deliveries map[int]*item
+	delivered  map[int]bool
+	// setBy is the input event that set what each system shows (system → agent → index; -1
+	// for a write of ours).
+	setBy map[string]map[string]int
 	// echoes holds the echoes on their way, per system and agent: a vendor delivers a
 	// system's events in order, so they go before any later event of that system.
 	echoes map[string]map[string][]*item
@@ -247,6 +288,8 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 		emails:     map[string]map[string]string{},
 		writes:     map[string]map[string][]*sent{},
 		deliveries: map[int]*item{},
+		delivered:  map[int]bool{},
+		setBy:      map[string]map[string]int{},
 		landed:     map[int64]time.Time{},
 		applied:    map[string]int{},
 		echoes:     map[string]map[string][]*item{},
@@ -256,6 +299,7 @@ func Run(ctx context.Context, cfg *policy.Config, events []Event, opts Options) 
 		r.truth[name] = map[string]string{}
 		r.since[name] = map[string]connector.Current{}
 		r.writes[name] = map[string][]*sent{}
+		r.setBy[name] = map[string]int{}
 		r.echoes[name] = map[string][]*item{}
 		ids := map[string]string{}
 		for _, a := range sys.Accounts {
@@ -330,6 +374,7 @@ func (r *run) step(ctx context.Context, it *item) error {
 			return err
 		}
 		r.noteAmbiguity(it)
+		r.delivered[it.index] = true
 		_, err := r.ingest(ctx, it.ev, now)
 		return err
 	case kindLanding:
@@ -391,6 +436,7 @@ func (r *run) change(it *item) {
 		ev.Version = r.nextVersion(ev.System)
 	}
 	r.show(ev.System, email, id, ev.At, ev.Version)
+	r.setBy[ev.System][email] = it.index
 	r.deliveries[it.index].ev.Version = ev.Version // the delivery carries the same marker
 }
 
@@ -428,25 +474,34 @@ type suspect struct {
 }
 
 // ambiguities keeps the suspects the engine cannot tell from the write's echo: on a system
-// that does not mark its changes, or for a write whose answer (with its version) was lost,
-// an event dated before the answer — or within the echo window, when no answer came.
+// that does not mark its changes, an event dated before the write's answer; for a write whose
+// answer (with its version) was lost or timed out, an event dated within its landing window.
 func (r *run) ambiguities() []Ambiguity {
 	var out []Ambiguity
 	for _, sp := range r.suspects {
 		s := sp.sent
 		landed, ok := r.landed[s.key]
-		if !ok && !s.answered.IsZero() {
+		lost := s.answered.IsZero() || s.unsure
+		if !ok && !lost {
 			continue // a write refused, as the engine heard, owes no echo
 		}
 		due := s.answered
-		if due.IsZero() {
-			due = s.w.SentAt.Add(r.opts.Machine.EchoWindow)
+		if lost {
+			due = s.w.SentAt.Add(r.landingWindow() + r.opts.Machine.ClockTolerance)
 		}
-		if (r.opts.Unmarked[sp.system] || s.answered.IsZero()) && !sp.at.After(due) {
+		if (r.opts.Unmarked[sp.system] || lost) && !sp.at.After(due) {
 			out = append(out, Ambiguity{Event: sp.event, Write: s.key, Landed: landed})
 		}
 	}
 	return out
+}
+
+// landingWindow is how long after it is sent a write may land: the engine's write timeout.
+func (r *run) landingWindow() time.Duration {
+	if lw := r.opts.Machine.LandingWindow; lw > 0 {
+		return lw
+	}
+	return r.opts.Machine.EchoWindow
 }
 
 func (r *run) ingest(ctx context.Context, ev presence.Event, now time.Time) (int64, error) {
@@ -513,6 +568,25 @@ func (r *run) land(s *sent, now time.Time) {
 			werr = &connector.DeferredError{Reason: s.Name}
 		}
 	}
+	fault := NoFault
+	if werr == nil && r.opts.Fault != nil {
+		fault = r.opts.Fault(w)
+	}
+	if fault != NoFault {
+		r.res.Faulted++
+	}
+	// A write whose answer never comes is given up at the write timeout, after it landed.
+	timeout := w.SentAt.Add(r.landingWindow())
+	if timeout.Before(now) {
+		timeout = now
+	}
+	switch fault {
+	case FaultNotApplied:
+		werr = &connector.NotAppliedError{Err: errors.New("simulated vendor: 503")}
+	case FaultTimeoutUnlanded:
+		r.push(&item{at: timeout, kind: kindAnswer, sent: s, err: errTimeout})
+		return
+	}
 	if werr != nil {
 		r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, sent: s, err: werr})
 		return
@@ -531,11 +605,16 @@ func (r *run) land(s *sent, now time.Time) {
 		echo.Version = receipt.Version
 	}
 	r.show(w.System, w.Agent, w.StatusID, now, receipt.Version)
+	r.setBy[w.System][w.Agent] = -1
 	if off := r.cfg.Systems[w.System].Vendor.Catalog.Offline; off != nil && w.StatusID == off.ID {
 		// Setting the vendor's reserved Offline logs the agent out; the vendor reports a logout.
 		echo.Type, echo.Status = presence.Logout, ""
 	}
-	r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, sent: s, receipt: receipt})
+	if fault == FaultTimeoutLanded {
+		r.push(&item{at: timeout, kind: kindAnswer, sent: s, err: errTimeout})
+	} else {
+		r.push(&item{at: now.Add(r.opts.AnswerLag), kind: kindAnswer, sent: s, receipt: receipt})
+	}
 	it := &item{at: now.Add(r.opts.EchoLag), kind: kindEcho, ev: echo, sent: s}
 	r.push(it)
 	r.echoes[w.System][w.Agent] = append(r.echoes[w.System][w.Agent], it)
@@ -573,6 +652,10 @@ func (r *run) restart(ctx context.Context, now time.Time) error {
 		sort.Strings(agents)
 		for _, agent := range agents {
 			cur := r.since[system][agent]
+			if i, ok := r.setBy[system][agent]; ok && i >= 0 && !r.delivered[i] && cur.Version != "" {
+				// Only a reading the vendor marks can say a status was set again.
+				r.res.Dated = append(r.res.Dated, i)
+			}
 			ev := presence.Event{ID: fmt.Sprintf("resync-%d-%s", r.generation, agent), System: system, Agent: agent,
 				Type: presence.StatusChanged, Status: cur.StatusID, At: cur.Since, Version: cur.Version,
 				Data: map[string]any{"source": presence.SourceResync}}
@@ -618,6 +701,7 @@ func (r *run) deliverEchoesBefore(ctx context.Context, ev presence.Event, now ti
 func (r *run) answer(ctx context.Context, s *sent, receipt connector.Receipt, werr error, now time.Time) error {
 	w := s.w
 	s.answered = now
+	s.unsure = werr != nil && !connector.IsNotApplied(werr)
 	return r.st.Update(ctx, func(tx store.Tx) error {
 		if retry := r.m.Outcome(w, receipt, werr, now); !retry.IsZero() {
 			r.schedule(w.Agent, retry)

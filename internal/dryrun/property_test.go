@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -23,18 +24,27 @@ var (
 )
 
 // The property test: in random worlds — policies with non-involutive maps, rules, activities,
-// a master, debounce, vendor-only states, on_disconnect, over 2 or 3 systems of different kinds, some marking
-// their changes and some not — and random days, with the engine killed and restarted from its
-// store now and then — status changes, logouts and logins, unknown
-// statuses, calls that overlap and arrive end-first, consoles going away, duplicates, equal timestamps, late
-// delivery, bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer
-// and its echo in either order — every system ends where the ideal world ends: the policy
-// decided over the changes in the order they happened, with every write landing at once
-// (engine.Ideal). A change on a system that does not mark its changes, with the status of a
-// write of ours whose echo is due, cannot be told from that echo; the test then accepts the
-// ideal answer of every reading of it and nothing else: the person's change at its own time
-// (our write's echo came later), or no change at all (it was the echo, and the event at our
-// write's landing was a person picking the status the system already showed).
+// a master, debounce, vendor-only states, on_disconnect, over 2 or 3 systems of different
+// kinds, some marking their changes and some not — and random days, with the engine killed and
+// restarted from its store now and then, vendors refusing writes (a 503) or losing their
+// answers (a timeout, after the write landed or not) in a third of the worlds, and the write
+// timeout varying — status changes, logouts and logins, unknown statuses, calls that overlap
+// and arrive end-first, consoles going away, duplicates, equal timestamps, late delivery,
+// bursts far below the write latency, latencies from 1ms to 1s, the vendor's answer and its
+// echo in either order — every system ends where the ideal world ends: the policy decided over
+// the changes in the order they happened, with every write landing at once (engine.Ideal).
+//
+// Some events cannot be told apart, and the test then accepts the ideal answer of every
+// reading of them and nothing else (Result.Ambiguous, Result.Dated):
+//   - A person's change with the status of a write of ours whose echo is due — on a system that
+//     does not mark its changes, or for a write whose answer was lost (a restart, a timeout)
+//     and within its write timeout — is either the person's change at its own time (our
+//     write's echo came later, or never), or no change at all (it was the echo, and the event
+//     at our write's landing, if it landed, was a person picking the status the system
+//     already showed).
+//   - A person picking again the status their system shows, which a restart's marked reading
+//     is dated by before the event itself is delivered, is either a change the engine missed
+//     or no change.
 
 // world is a random policy.
 type world struct {
@@ -267,6 +277,16 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 		last := events[len(events)-1].received()
 		opts.Restarts = append(opts.Restarts, base.Add(time.Duration(rnd.Int64N(int64(last.Sub(base)+time.Second)))))
 	}
+	// Vendors fail writes, in a third of the worlds, and the write timeout varies (draws of
+	// their own, so the worlds above stay what they were).
+	frnd := rand.New(rand.NewPCG(seed, 11))
+	if frnd.IntN(2) == 0 {
+		// The write timeout: no shorter than a write and its answer take.
+		opts.Machine.LandingWindow = latency + opts.AnswerLag + time.Duration(frnd.Int64N(int64(2*latency)))
+	}
+	if frnd.IntN(3) == 0 {
+		opts.Fault = faults(frnd)
+	}
 	res, err := Run(context.Background(), cfg, events, opts)
 	if err != nil {
 		t.Fatalf("seed %d: %v", seed, err)
@@ -285,10 +305,14 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 		for _, x := range res.Writes {
 			fmt.Fprintf(&ws, "  %s %s %s %s (%s; %s)\n", x.At.Sub(base), x.Agent, x.System, x.Status, x.Rule, x.Cause)
 		}
-		t.Fatalf("seed %d (latency %s, answer lag %s, echo lag %s, unmarked %v, restarts %v, ambiguous %+v): %s\npolicy:\n%s\nevents:\n%swrites:\n%s",
-			seed, latency, opts.AnswerLag, opts.EchoLag, opts.Unmarked, opts.Restarts, res.Ambiguous, fmt.Sprintf(format, args...), w.yaml, evs.String(), ws.String())
+		t.Fatalf("seed %d (latency %s, answer lag %s, echo lag %s, landing window %s, unmarked %v, restarts %v, ambiguous %+v, dated %v, faulted %d): %s\npolicy:\n%s\nevents:\n%swrites:\n%s",
+			seed, latency, opts.AnswerLag, opts.EchoLag, opts.Machine.LandingWindow, opts.Unmarked, opts.Restarts, res.Ambiguous, res.Dated, res.Faulted,
+			fmt.Sprintf(format, args...), w.yaml, evs.String(), ws.String())
 	}
 	stats["ambiguous"] += len(res.Ambiguous)
+	stats["faulted"] += res.Faulted
+	stats["dated"] += len(res.Dated)
+	stats["missed"] += stepCount(t, res, engine.StepMissed)
 	stats["writes"] += int(res.Summary.Writes)
 	stats["late"] += int(res.Machine.Stats.Stale.Load())
 	stats["reclassified"] += int(res.Machine.Stats.Reclassified.Load())
@@ -350,6 +374,21 @@ func checkWorld(t *testing.T, dir string, seed uint64, stats map[string]int) {
 	}
 }
 
+// faults fails about a third of the writes, each way as often, never more than three in a row
+// for one agent on one system (the engine's retry budget outlasts them).
+func faults(rnd *rand.Rand) func(engine.Write) Fault {
+	run := map[string]int{}
+	return func(w engine.Write) Fault {
+		key := w.Agent + "/" + w.System
+		if run[key] >= 3 || rnd.IntN(3) != 0 {
+			run[key] = 0
+			return NoFault
+		}
+		run[key]++
+		return []Fault{FaultNotApplied, FaultTimeoutUnlanded, FaultTimeoutLanded}[rnd.IntN(3)]
+	}
+}
+
 // pow1000 maps [0,1) to [1,1000) on a log scale.
 func pow1000(x float64) float64 {
 	v := 1.0
@@ -363,8 +402,9 @@ func pow1000(x float64) float64 {
 // reading rebuilds what the agent's systems showed — people's events and our writes' landings,
 // in the order they happened — with the events read as echoes swapped with the landings of
 // their writes (the landing then read as a person's event); a person's event that reports the
-// status its system already showed is no change. The changes that remain are decided in the
-// ideal world.
+// status its system already showed is no change, unless a restart's reading was dated by it
+// before it was delivered (Result.Dated): then both ways. The changes that remain are decided
+// in the ideal world.
 func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result) []map[string]string {
 	// Per ambiguous event, the writes whose echo it may be read as.
 	var order []int
@@ -377,6 +417,12 @@ func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result
 			order = append(order, a.Event)
 		}
 		suspects[a.Event] = append(suspects[a.Event], a.Write)
+	}
+	var dated []int
+	for _, i := range res.Dated {
+		if strings.EqualFold(events[i].Agent, agent) && !slices.Contains(dated, i) {
+			dated = append(dated, i)
+		}
 	}
 	landings := map[int64]Landing{}
 	for _, l := range res.Landings {
@@ -392,10 +438,16 @@ func idealReadings(cfg *policy.Config, agent string, events []Event, res *Result
 			panic("too many readings to enumerate")
 		}
 		if i == len(order) {
-			r := engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, landings))
-			if key := fmt.Sprint(r); !seen[key] {
-				seen[key] = true
-				out = append(out, r)
+			for set := range 1 << len(dated) {
+				forced := map[int]bool{}
+				for j, ev := range dated {
+					forced[ev] = set&(1<<j) != 0
+				}
+				r := engine.Ideal(cfg, agent, readingChanges(cfg, agent, events, res, flipped, forced, landings))
+				if key := fmt.Sprint(r); !seen[key] {
+					seen[key] = true
+					out = append(out, r)
+				}
 			}
 			return
 		}
@@ -423,9 +475,11 @@ type point struct {
 	received time.Time
 	ours     bool
 	order    int
+	// index is the input event's (-1 for a landing of ours).
+	index int
 }
 
-func readingChanges(cfg *policy.Config, agent string, events []Event, res *Result, flipped map[int]int64, landings map[int64]Landing) []presence.Event {
+func readingChanges(cfg *policy.Config, agent string, events []Event, res *Result, flipped map[int]int64, forced map[int]bool, landings map[int64]Landing) []presence.Event {
 	statusOf := func(ev presence.Event) string {
 		raw := ev.Status
 		if ev.Type == presence.Logout {
@@ -464,7 +518,7 @@ func readingChanges(cfg *policy.Config, agent string, events []Event, res *Resul
 			continue // a duplicate delivery: the engine drops it
 		}
 		seen[key] = true
-		p := point{ev: e.Event, at: e.At, received: e.received(), order: n}
+		p := point{ev: e.Event, at: e.At, received: e.received(), order: n, index: i}
 		if !e.ChangesStatus() {
 			others = append(others, p)
 			continue
@@ -484,7 +538,7 @@ func readingChanges(cfg *policy.Config, agent string, events []Event, res *Resul
 		if !strings.EqualFold(l.Agent, agent) {
 			continue
 		}
-		p := point{status: l.StatusID, at: l.At, received: l.Received, ours: true, order: len(events) + int(l.Write),
+		p := point{status: l.StatusID, at: l.At, received: l.Received, ours: true, order: len(events) + int(l.Write), index: -1,
 			ev: presence.Event{System: l.System, Agent: agent, Type: presence.StatusChanged, Status: l.StatusID, At: l.At}}
 		if flippedWrites[l.Write] {
 			p.ours = false
@@ -502,7 +556,7 @@ func readingChanges(cfg *policy.Config, agent string, events []Event, res *Resul
 		prev := ""
 		for _, p := range tl {
 			switch {
-			case !p.ours && p.status != prev:
+			case !p.ours && (p.status != prev || forced[p.index]):
 				changes = append(changes, p)
 			case p.ours && prev != "" && isVendorState(cfg, p.ev.System, prev):
 				// our write landing ends a state only the vendor ends
@@ -594,6 +648,26 @@ func namesAll(cfg *policy.Config, ms []map[string]string) []map[string]string {
 		out[i] = names(cfg, m)
 	}
 	return out
+}
+
+// stepCount counts the steps of kind the run recorded.
+func stepCount(t *testing.T, res *Result, kind engine.StepKind) int {
+	t.Helper()
+	recs, err := res.Store.Audit(context.Background(), "", 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps, err := engine.DecodeSteps(recs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, s := range steps {
+		if s.Kind == kind {
+			n++
+		}
+	}
+	return n
 }
 
 // echoStepKinds returns, for every echo event the simulated systems emitted, the kinds of the

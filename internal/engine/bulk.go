@@ -24,17 +24,21 @@ type batcher struct {
 }
 
 type bulkItem struct {
-	write  connector.StatusWrite
-	result chan connector.WriteResult
+	write connector.StatusWrite
+	// deadline is the write's own: the call that carries it must not outlast it, so that a
+	// write whose answer is lost cannot land after its timeout.
+	deadline time.Time
+	result   chan connector.WriteResult
 }
 
 // submit hands one write to the batcher and waits for its own result.
 func (b *batcher) submit(ctx context.Context, w Write) (connector.Receipt, error) {
 	item := bulkItem{write: connector.StatusWrite{Account: w.Account, StatusID: w.StatusID}, result: make(chan connector.WriteResult, 1)}
+	item.deadline, _ = ctx.Deadline()
 	select {
 	case b.in <- item:
 	case <-ctx.Done():
-		return connector.Receipt{}, ctx.Err()
+		return connector.Receipt{}, &connector.NotAppliedError{Err: ctx.Err()} // never handed over
 	}
 	select {
 	case r := <-item.result:
@@ -83,11 +87,29 @@ func (b *batcher) send(ctx context.Context, batch []bulkItem) {
 			return
 		}
 	}
+	// A write whose own time ran out while it waited is not sent: its caller has gone, and
+	// took it for unanswered.
+	deadline := time.Now().Add(b.timeout)
+	live := batch[:0]
+	for _, it := range batch {
+		if !it.deadline.IsZero() && !time.Now().Before(it.deadline) {
+			it.result <- connector.WriteResult{Err: &connector.NotAppliedError{Err: context.DeadlineExceeded}}
+			continue
+		}
+		if !it.deadline.IsZero() && it.deadline.Before(deadline) {
+			deadline = it.deadline
+		}
+		live = append(live, it)
+	}
+	batch = live
+	if len(batch) == 0 {
+		return
+	}
 	writes := make([]connector.StatusWrite, len(batch))
 	for i, it := range batch {
 		writes[i] = it.write
 	}
-	callCtx, cancel := context.WithTimeout(ctx, b.timeout)
+	callCtx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	errs, err := b.conn.SetStatuses(callCtx, writes)
 	if err != nil {

@@ -34,7 +34,8 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			}
 		}
 	}
-	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status {
+	missed := m.missed(ss, ev)
+	if prev, _ := ss.statusAt(ev.At, true); ev.IsResync() && prev == ev.Status && !missed {
 		// A reading of what the engine knew already (the landing of a write of ours
 		// included): it owes no write an echo.
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
@@ -68,6 +69,11 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 	candidate := func(w *openWrite) bool {
 		if w.StatusID != ev.Status || ev.At.Before(w.SentAt.Add(-m.opts.ClockTolerance)) {
 			// A write lands after it is sent: an event dated before is not its echo.
+			return false
+		}
+		if w.Queued == "" && ev.At.After(w.SentAt.Add(m.opts.LandingWindow+m.opts.ClockTolerance)) {
+			// A write lands within the write timeout or never (one the vendor holds for later
+			// aside), answered or not.
 			return false
 		}
 		if w.Answered && !w.Unsure {
@@ -118,12 +124,18 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 		}
 		return true
 	}
-	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status {
+	if prev, _ := ss.statusAt(ev.At, ev.IsResync()); prev == ev.Status && !missed {
 		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
 			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s already showed %s; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name)})
 		report := *ev
 		ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Report: &report, Reading: ev.IsResync()})
 		return true
+	}
+	if ev.IsResync() {
+		name := m.statusByID(ev.System, ev.Status).Name
+		m.record(email, now, c.Seq, Step{Kind: StepMissed, System: ev.System, Status: name, Cause: m.describe(*ev),
+			Summary: fmt.Sprintf("%s shows %s since %s, which no event told: a change missed while away, decided at its time",
+				ev.System, name, stamp(ev.At))})
 	}
 	i := ss.addMark(mark{At: ev.At, Status: ev.Status, Seq: c.Seq, Reading: ev.IsResync()})
 	ss.moved(i)
@@ -146,6 +158,22 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 	return false
 }
 
+// missed reports whether ev is a reading that says its status was set after the newest thing
+// the engine knows of the system: the vendor dates and marks it (a version), so somebody set
+// it then — a change the engine missed, even when it is the status the engine last knew. Our
+// own landings the engine only estimated get the clocks' tolerance.
+func (m *Machine) missed(ss *systemState, ev *presence.Event) bool {
+	if !ev.IsResync() || ev.Version == "" || len(ss.Timeline) == 0 {
+		return false
+	}
+	last := ss.Timeline[len(ss.Timeline)-1]
+	after := last.At
+	if last.Estimated {
+		after = after.Add(m.opts.ClockTolerance)
+	}
+	return ev.At.After(after)
+}
+
 // echo confirms c as the echo of w: the write landed at c's time.
 func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time, why string) {
 	m.Stats.Echoes.Add(1)
@@ -166,7 +194,7 @@ func (m *Machine) echo(email string, st *agentState, ss *systemState, w *openWri
 func (m *Machine) maybeEcho(email string, st *agentState, ss *systemState, w *openWrite, c *change, now time.Time) {
 	m.Stats.Echoes.Add(1)
 	w.Maybes = append(w.Maybes, *c)
-	m.mark(email, nil, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
+	m.mark(email, st, ss, mark{At: c.Event.At, Status: c.Event.Status, Write: w.ID, Seq: c.Seq}, now)
 	defer m.endsState(email, st, ss, c, now)
 	name := m.statusByID(c.Event.System, c.Event.Status).Name
 	m.record(email, now, c.Seq, Step{Kind: StepEcho, System: c.Event.System, Status: name, Cause: m.describe(c.Event),
@@ -286,6 +314,32 @@ func (m *Machine) expireWrites(ss *systemState, now time.Time) {
 	}
 }
 
+// unlanded takes back the landings the engine guessed for writes whose answer was lost, once
+// they could no longer have landed (the landing window is over) and no echo said they did: the
+// system shows what it showed before. It returns when the next such guess runs out (zero when
+// none is pending).
+func (m *Machine) unlanded(st *agentState, ss *systemState, now time.Time) time.Time {
+	var next time.Time
+	for _, mk := range ss.Timeline {
+		if !mk.Estimated || mk.Write == 0 {
+			continue
+		}
+		w := ss.openWrite(mk.Write)
+		if w == nil || !w.Unsure || len(w.Maybes) > 0 {
+			continue // answered, or an event already told it landed
+		}
+		end := w.SentAt.Add(m.opts.LandingWindow + m.opts.ClockTolerance)
+		if now.After(end) {
+			m.unmark(st.Email, st, ss, w.ID, now)
+			return m.unlanded(st, ss, now)
+		}
+		if next.IsZero() || end.Before(next) {
+			next = end.Add(time.Nanosecond)
+		}
+	}
+	return next
+}
+
 // moved notes that the mark at index i was added: when it is the newest, the system changed, and
 // a write in flight may be refused for a state that is over already.
 func (ss *systemState) moved(i int) {
@@ -374,25 +428,53 @@ func (m *Machine) Outcome(w Write, r connector.Receipt, err error, now time.Time
 	case connector.IsPermanent(err):
 		m.refused(st, ss, ow, now)
 		m.fail(ss, w, err, &step)
-	default:
-		// The write may have landed all the same (a timeout): its echo is still recognised.
+	case connector.IsNotApplied(err):
+		// The vendor certainly did not apply it: no echo will come.
+		m.refused(st, ss, ow, now)
+		retryAt = m.retry(ss, w, err, &step, now)
+	case len(ow.Maybes) > 0:
+		// The answer was lost, but an event with the write's status came before it: the
+		// write landed, and that event is its echo (or a later one will show otherwise).
 		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
-		ss.Attempts++
-		if ss.Attempts >= m.opts.RetryBudget {
-			m.fail(ss, w, err, &step)
-			break
+		ss.Attempts, ss.NextAttempt = 0, time.Time{}
+		for len(ow.Maybes) > 1 {
+			// A write echoes once: without the receipt's version to say which, the first
+			// is taken, and the others were people's.
+			m.reclassify(w.Agent, st, ss, ow, len(ow.Maybes)-1, now)
 		}
-		m.Stats.Retries.Add(1)
-		wait, ok := connector.RetryAfter(err)
-		if !ok {
-			wait = m.backoff(ss.Attempts)
-		}
-		ss.NextAttempt = now.Add(wait)
-		retryAt = ss.NextAttempt
-		step.Kind, step.Summary = StepRetry, fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
+		step.Kind = StepWriteOK
+		step.Summary = fmt.Sprintf("%s showed %s before answering the write; it landed", w.System, w.Status)
+		step.Details = []string{"answer: " + err.Error()}
+	default:
+		// The write may have landed all the same (a timeout): its echo is still recognised
+		// while it can have landed.
+		ow.Answered, ow.AnsweredAt, ow.Unsure = true, now, true
+		retryAt = m.retry(ss, w, err, &step, now)
 	}
 	m.record(w.Agent, now, w.CauseSeq, step)
 	return retryAt
+}
+
+// retry schedules the next attempt of a write that failed with err, with the wait the vendor
+// asked for or a backoff, or records it as failed once its attempts are spent. It returns when
+// to try again (zero when not).
+func (m *Machine) retry(ss *systemState, w Write, err error, step *Step, now time.Time) time.Time {
+	ss.Attempts++
+	if ss.Attempts >= m.opts.RetryBudget {
+		m.fail(ss, w, err, step)
+		return time.Time{}
+	}
+	m.Stats.Retries.Add(1)
+	wait, ok := connector.RetryAfter(err)
+	if !ok {
+		wait = m.backoff(ss.Attempts)
+	}
+	ss.NextAttempt = now.Add(wait)
+	step.Kind, step.Summary = StepRetry, fmt.Sprintf("%s refused %s: %v; retrying in %s", w.System, w.Status, err, wait)
+	if !connector.IsNotApplied(err) {
+		step.Summary = fmt.Sprintf("%s did not confirm %s: %v; it may have landed; retrying in %s", w.System, w.Status, err, wait)
+	}
+	return ss.NextAttempt
 }
 
 // refused forgets a write the vendor refused: it owes no echo, so an event taken for its echo

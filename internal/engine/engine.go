@@ -188,6 +188,11 @@ func New(cfg Config) (*Engine, error) {
 	if opts.ClockTolerance == 0 {
 		opts.ClockTolerance = time.Second
 	}
+	if opts.LandingWindow == 0 {
+		// A write is abandoned after the write timeout (a bulk call included): it cannot
+		// land later.
+		opts.LandingWindow = cfg.WriteTimeout
+	}
 	m := NewMachine(cfg.Policy, opts)
 	for name := range cfg.Connectors {
 		if cfg.Policy.Systems[name] != nil && cfg.Policy.Systems[name].Accounts == nil {

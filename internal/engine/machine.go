@@ -27,6 +27,10 @@ import (
 type Options struct {
 	// EchoWindow is how long after a write's answer its echo is still expected.
 	EchoWindow time.Duration
+	// LandingWindow bounds when a write whose answer did not come (or was an error after
+	// which it may have landed) can have landed: within this long after it was sent, the
+	// write timeout (default EchoWindow). An event dated later is not its echo.
+	LandingWindow time.Duration
 	// RetryBudget is how many attempts a write gets before it is recorded as failed.
 	RetryBudget int
 	// BackoffBase and BackoffMax bound the exponential retry delay (with jitter).
@@ -61,6 +65,9 @@ type Limit struct {
 func (o *Options) defaults() {
 	if o.EchoWindow <= 0 {
 		o.EchoWindow = 30 * time.Second
+	}
+	if o.LandingWindow <= 0 {
+		o.LandingWindow = o.EchoWindow
 	}
 	if o.RetryBudget <= 0 {
 		o.RetryBudget = 6
@@ -410,7 +417,13 @@ func (m *Machine) Plan(agent string, now time.Time) ([]Write, time.Time) {
 	}
 	for _, name := range m.cfg.SystemNames {
 		ss := st.Systems[name]
-		if ss == nil || !ss.needsWrite() || ss.InFlight != nil || isSystemState(m.statusByID(name, ss.Target)) {
+		if ss == nil {
+			continue
+		}
+		if t := m.unlanded(st, ss, now); !t.IsZero() {
+			later(t)
+		}
+		if !ss.needsWrite() || ss.InFlight != nil || isSystemState(m.statusByID(name, ss.Target)) {
 			continue
 		}
 		if ss.Failed != "" && ss.FailedFor == ss.Target {

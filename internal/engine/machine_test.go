@@ -350,3 +350,162 @@ func TestWakeRetriesADeferredWriteAtOnce(t *testing.T) {
 		t.Fatalf("after Wake, plan = %+v, want the gc write again", ws)
 	}
 }
+
+// steps returns the agent's recorded steps of kind.
+func (r *rig) steps(kind StepKind) []Step {
+	r.t.Helper()
+	recs, err := r.st.Audit(context.Background(), ana, 1<<20)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	all, err := DecodeSteps(recs)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []Step
+	for _, s := range all {
+		if s.Kind == kind {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func TestNotAppliedWriteOwesNoEcho(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Second})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	if len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("plan = %+v, want gc Meal", ws)
+	}
+	// A person picks Meal on gc while our write of Meal is on its way; the vendor then says it
+	// did not apply the write: the event was the person's, and no echo is owed.
+	r.ingest(100*time.Millisecond, "gc", presence.StatusChanged, "Meal", 100*time.Millisecond)
+	retry := r.outcome(ws[0], &connector.NotAppliedError{Err: errors.New("503")}, 200*time.Millisecond)
+	if retry.IsZero() {
+		t.Fatal("a write that was not applied must be retried")
+	}
+	if n := len(r.m.agents[ana].Systems["gc"].Writes); n != 0 {
+		t.Fatalf("%d writes still expect an echo", n)
+	}
+	if got := r.m.Stats.Echoes.Load(); got != 0 {
+		t.Fatalf("echoes = %d, want 0", got)
+	}
+	if ws, _ := r.plan(time.Minute); len(ws) != 0 {
+		t.Fatalf("gc shows Meal already (the person's pick), plan = %+v", ws)
+	}
+	// The person then picks Break: a change, not an echo of anything.
+	r.ingest(2*time.Second, "gc", presence.StatusChanged, "Break", 2*time.Second)
+	if got := r.desired("sf"); got != "Break" {
+		t.Fatalf("sf desired = %q, want Break", got)
+	}
+}
+
+func TestUnsureWriteMayStillEcho(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	// The answer is lost (a timeout): the write may have landed, so its echo is still its echo.
+	if retry := r.outcome(ws[0], errors.New("timeout"), time.Second); retry.IsZero() {
+		t.Fatal("an unsure write must be retried")
+	}
+	r.ingest(500*time.Millisecond, "gc", presence.StatusChanged, "Meal", 2*time.Second)
+	if got := r.m.Stats.Echoes.Load(); got != 1 {
+		t.Fatalf("echoes = %d, want 1", got)
+	}
+	if ws, _ := r.plan(2 * time.Minute); len(ws) != 0 {
+		t.Fatalf("the write landed, plan = %+v", ws)
+	}
+}
+
+func TestEchoBeforeALostAnswerIsMatched(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	r.ingest(50*time.Millisecond, "gc", presence.StatusChanged, "Meal", 50*time.Millisecond)
+	if retry := r.outcome(ws[0], errors.New("timeout"), time.Second); !retry.IsZero() {
+		t.Fatalf("the write's echo came before its lost answer: no retry, got one at %v", retry)
+	}
+	ok := r.steps(StepWriteOK)
+	if len(ok) != 1 || len(ok[0].Details) != 1 || ok[0].Details[0] != "answer: timeout" {
+		t.Fatalf("write_ok steps %+v, want one naming the lost answer", ok)
+	}
+	if ws, _ := r.plan(2 * time.Minute); len(ws) != 0 {
+		t.Fatalf("the write landed, plan = %+v", ws)
+	}
+}
+
+func TestUnsureWriteLandsWithinTheLandingWindowOrNever(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute, LandingWindow: time.Second})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	ws, _ := r.plan(0)
+	r.outcome(ws[0], errors.New("timeout"), time.Second)
+	// Meal shows on gc at 3s: later than our write could have landed, so a person's pick.
+	r.ingest(3*time.Second, "gc", presence.StatusChanged, "Meal", 3*time.Second)
+	if got := r.m.Stats.Echoes.Load(); got != 0 {
+		t.Fatalf("echoes = %d, want 0: the event is dated after the landing window", got)
+	}
+	if n := len(r.steps(StepEcho)); n != 0 {
+		t.Fatalf("%d echo steps, want none", n)
+	}
+	if got := r.steps(StepUnchanged); len(got) != 1 || got[0].System != "gc" {
+		t.Fatalf("unchanged steps %+v, want the gc pick decided (Meal is what the policy wants already)", got)
+	}
+}
+
+func TestReadingDatedAfterAllKnownIsAMissedChange(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute})
+	r.ingest(0, "gc", presence.StatusChanged, "Break", 0)
+	r.ingest(time.Second, "sf", presence.StatusChanged, "Lunch", time.Second)
+	ws, _ := r.plan(time.Second)
+	if len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("plan = %+v, want gc Meal", ws)
+	}
+	r.outcome(ws[0], &connector.NotAppliedError{Err: errors.New("503")}, time.Second)
+	// At a reconnect gc reads Break, set at 2s by the vendor's marker: the agent picked Break
+	// again after sf's Lunch, a change no event told of. It is the newest change.
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0.Add(2 * time.Second), System: "gc", Agent: ana,
+			Type: presence.StatusChanged, Status: "Break", Version: "v7", Data: map[string]any{"source": presence.SourceResync}}, t0.Add(3*time.Second))
+		return err
+	})
+	if got := r.steps(StepMissed); len(got) != 1 {
+		t.Fatalf("missed steps %+v, want one", got)
+	}
+	if got := r.desired("gc"); got != "Break" {
+		t.Errorf("gc desired = %q, want Break (the missed change is the newest)", got)
+	}
+	if got := r.desired("sf"); got != "Break" {
+		t.Errorf("sf desired = %q, want Break", got)
+	}
+}
+
+func TestGuessedLandingIsTakenBackAfterTheLandingWindow(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{LandingWindow: 5 * time.Second})
+	r.ingest(0, "gc", presence.StatusChanged, "Break", 0)
+	r.ingest(time.Second, "sf", presence.StatusChanged, "Lunch", time.Second)
+	if ws, _ := r.plan(time.Second); len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("want gc Meal in flight, got %+v", ws)
+	}
+	// The agent goes back to Break before the Meal write is answered, then the process dies.
+	r.ingest(2*time.Second, "sf", presence.StatusChanged, "Break", 2*time.Second)
+	m2 := NewMachine(r.m.cfg, Options{LandingWindow: 5 * time.Second})
+	if _, err := m2.Restore(context.Background(), r.st); err != nil {
+		t.Fatal(err)
+	}
+	r.m = m2
+	ws, _ := r.plan(3 * time.Second)
+	if len(ws) != 1 || ws[0].Status != "Break" {
+		t.Fatalf("after restart, plan = %+v, want gc Break (Meal may have landed)", ws)
+	}
+	r.outcome(ws[0], &connector.NotAppliedError{Err: errors.New("503")}, 3*time.Second)
+	// The policy comes back to Meal: gc may show it, from the write the crash cut off.
+	r.ingest(4*time.Second, "sf", presence.StatusChanged, "Lunch", 4*time.Second)
+	if ws, wake := r.plan(4 * time.Second); len(ws) != 0 || wake.IsZero() || wake.After(t0.Add(6*time.Second+time.Millisecond)) {
+		t.Fatalf("plan = %+v, wake %v; want nothing until the Meal write's landing window ends at 6s", ws, wake)
+	}
+	// No echo came within the window: the write did not land, and Meal is written.
+	if ws, _ := r.plan(7 * time.Second); len(ws) != 1 || ws[0].Status != "Meal" {
+		t.Fatalf("after the landing window, plan = %+v, want gc Meal", ws)
+	}
+}

@@ -20,6 +20,9 @@ const (
 	StepUnchanged StepKind = "unchanged"
 	// StepLate is a change that arrived after newer ones; it is placed at its own time.
 	StepLate StepKind = "late"
+	// StepMissed is a reading taken at start or reconnect that shows a change no event told of,
+	// dated by the vendor: a person's change at that time.
+	StepMissed StepKind = "missed"
 	// StepFutureDated is an event dated too far ahead of the clock; it is taken at its receive time.
 	StepFutureDated StepKind = "future_dated"
 	// StepUnknownSystem, StepUnknownAgent and StepUnknownStatus record events that name what the

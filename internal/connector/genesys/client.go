@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -45,8 +46,6 @@ type Options struct {
 	// PingInterval is how often the socket is pinged; a ping unanswered by the next one means
 	// the socket is dead (30 s).
 	PingInterval time.Duration
-	// EchoWindow is how long a write of ours waits for its presence event (30 s).
-	EchoWindow time.Duration
 	// MinBackoff and MaxBackoff bound the reconnect backoff (1 s, 1 min).
 	MinBackoff, MaxBackoff time.Duration
 }
@@ -69,15 +68,7 @@ type Client struct {
 	windowEnd    time.Time
 	blockedUntil time.Time
 
-	echoMu sync.Mutex
-	echoes map[string]echo
-
 	state watchState
-}
-
-type echo struct {
-	statusID string
-	at       time.Time
 }
 
 // defaultAllowed is Genesys's default budget per client-credentials token and minute.
@@ -114,16 +105,13 @@ func New(o Options) (*Client, error) {
 	if o.PingInterval <= 0 {
 		o.PingInterval = 30 * time.Second
 	}
-	if o.EchoWindow <= 0 {
-		o.EchoWindow = 30 * time.Second
-	}
 	if o.MinBackoff <= 0 {
 		o.MinBackoff = time.Second
 	}
 	if o.MaxBackoff <= 0 {
 		o.MaxBackoff = time.Minute
 	}
-	c := &Client{o: o, http: o.HTTPClient, log: o.Logger, echoes: map[string]echo{}}
+	c := &Client{o: o, http: o.HTTPClient, log: o.Logger}
 	c.setAllowed(defaultAllowed)
 	return c, nil
 }
@@ -251,8 +239,11 @@ func (e *APIError) Error() string {
 }
 
 // do calls the API: it waits for the rate limiter, authenticates (again after a 401), reads the
-// inin-ratelimit headers and maps errors: 429 to connector.RetryAfterError, other 4xx to
-// connector.PermanentError, 5xx and network failures to plain errors.
+// inin-ratelimit headers and maps errors so the engine knows whether a write may have landed:
+// 429 to connector.RetryAfterError, other 4xx to connector.PermanentError; 503 (the service
+// refused the request), a token that could not be had and a connection that never opened to
+// connector.NotAppliedError; other 5xx and network failures (the request may have been applied)
+// to plain errors.
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body []byte
 	if in != nil {
@@ -267,7 +258,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		tok, err := c.accessToken(ctx)
 		if err != nil {
-			return err
+			if connector.IsNotApplied(err) {
+				return err
+			}
+			return &connector.NotAppliedError{Err: err} // the request never left
 		}
 		req, err := http.NewRequestWithContext(ctx, method, c.o.APIURL+path, bytes.NewReader(body))
 		if err != nil {
@@ -279,7 +273,11 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		}
 		resp, err := c.http.Do(req)
 		if err != nil {
-			return fmt.Errorf("genesys: %s %s: %w", method, path, err)
+			err = fmt.Errorf("genesys: %s %s: %w", method, path, err)
+			if neverSent(err) {
+				return &connector.NotAppliedError{Err: err}
+			}
+			return err
 		}
 		data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 		resp.Body.Close()
@@ -339,10 +337,16 @@ func (c *Client) mapError(resp *http.Response, data []byte) error {
 		after := time.Duration(secs) * c.o.WireSecond
 		c.block(time.Now().Add(after))
 		return &connector.RetryAfterError{After: after, Err: e}
-	case resp.StatusCode >= 500:
-		if ra, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && ra > 0 {
-			return &connector.RetryAfterError{After: time.Duration(ra) * c.o.WireSecond, Err: e}
+	case resp.StatusCode == http.StatusServiceUnavailable:
+		// Genesys answers 503 when it cannot take the request at all: nothing was applied.
+		var err error = e
+		if ra, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && ra > 0 {
+			err = &connector.RetryAfterError{After: time.Duration(ra) * c.o.WireSecond, Err: e}
 		}
+		return &connector.NotAppliedError{Err: err}
+	case resp.StatusCode >= 500:
+		// The request may have been applied before the error: not a refusal, whatever
+		// Retry-After says.
 		return e
 	default:
 		return &connector.PermanentError{Err: e}
@@ -379,4 +383,11 @@ func (c *Client) doRetry(ctx context.Context, method, path string, in, out any) 
 		}
 	}
 	return err
+}
+
+// neverSent reports whether a request failed before its connection opened (a refused or
+// unresolvable dial), so the API cannot have seen it.
+func neverSent(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
 }

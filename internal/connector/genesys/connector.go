@@ -140,12 +140,10 @@ func receipt(p userPresence) connector.Receipt {
 
 // SetStatus sets account's presence to the definition statusID.
 func (c *Client) SetStatus(ctx context.Context, account, statusID string) (connector.Receipt, error) {
-	c.expectEcho(account, statusID)
 	var got userPresence
 	err := c.do(ctx, "PATCH", "/api/v2/users/"+url.PathEscape(account)+"/presences/purecloud",
 		presenceWrite{PresenceDefinition: idReference{ID: statusID}, Primary: true}, &got)
 	if err != nil {
-		c.forgetEcho(account, statusID)
 		return connector.Receipt{}, err
 	}
 	return receipt(got), nil
@@ -161,7 +159,6 @@ func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite
 		body := make([]presenceWrite, len(batch))
 		for i, w := range batch {
 			body[i] = presenceWrite{ID: w.Account, PresenceDefinition: idReference{ID: w.StatusID}, Primary: true}
-			c.expectEcho(w.Account, w.StatusID)
 		}
 		var got []userPresence
 		err := c.do(ctx, "PUT", "/api/v2/users/presences/bulk", body, &got)
@@ -179,8 +176,7 @@ func (c *Client) SetStatuses(ctx context.Context, writes []connector.StatusWrite
 				errs[lo+i].Receipt, errs[lo+i].Err = c.SetStatus(ctx, w.Account, w.StatusID)
 			}
 		default:
-			for i, w := range batch {
-				c.forgetEcho(w.Account, w.StatusID)
+			for i := range batch {
 				errs[lo+i].Err = err
 			}
 			if ctx.Err() != nil {
@@ -240,37 +236,6 @@ func (c *Client) currentPresences(ctx context.Context, accounts []string) ([]use
 // Healthy checks that a token can be had and the API answers.
 func (c *Client) Healthy(ctx context.Context) error {
 	return c.do(ctx, "GET", "/api/v2/systempresences", nil, nil)
-}
-
-// expectEcho records a write of ours so its presence event can be recognised.
-func (c *Client) expectEcho(account, statusID string) {
-	c.echoMu.Lock()
-	c.echoes[account] = echo{statusID: statusID, at: time.Now()}
-	c.echoMu.Unlock()
-}
-
-func (c *Client) forgetEcho(account, statusID string) {
-	c.echoMu.Lock()
-	if e, ok := c.echoes[account]; ok && e.statusID == statusID {
-		delete(c.echoes, account)
-	}
-	c.echoMu.Unlock()
-}
-
-// isEcho reports (once) whether a presence change of account to statusID is our own write.
-func (c *Client) isEcho(account, statusID string) bool {
-	c.echoMu.Lock()
-	defer c.echoMu.Unlock()
-	e, ok := c.echoes[account]
-	if !ok || time.Since(e.at) > c.o.EchoWindow {
-		delete(c.echoes, account)
-		return false
-	}
-	if e.statusID != statusID {
-		return false
-	}
-	delete(c.echoes, account)
-	return true
 }
 
 var (

@@ -336,12 +336,18 @@ func TestSetStatusEchoAndHumanChange(t *testing.T) {
 	w := e.watch()
 	e.barrier(w, id(50))
 	ctx := context.Background()
-	if _, err := e.client.SetStatus(ctx, id(2), sim.BusyID); err != nil {
+	r, err := e.client.SetStatus(ctx, id(2), sim.BusyID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ev := w.next(t)
-	if ev.Agent != id(2) || ev.Status != sim.BusyID || ev.Origin != presence.OriginSelf || ev.System != "gc" || ev.Data["systemPresence"] != "BUSY" {
+	// The engine matches the echo to its write by the receipt's version; the connector does
+	// not guess which events are ours.
+	if ev.Agent != id(2) || ev.Status != sim.BusyID || ev.Origin != "" || ev.System != "gc" || ev.Data["systemPresence"] != "BUSY" {
 		t.Fatalf("echo event %+v", ev)
+	}
+	if r.Version == "" || ev.Version != r.Version || !ev.At.Equal(r.At) {
+		t.Fatalf("echo version %q at %s, receipt %+v", ev.Version, ev.At, r)
 	}
 	if err := e.sim.SetPresence(id(2), "Coffee Break"); err != nil {
 		t.Fatal(err)
@@ -350,7 +356,7 @@ func TestSetStatusEchoAndHumanChange(t *testing.T) {
 	if ev.Status != "a1f0c8e2-5b7d-4c11-9e0a-000000000001" || ev.Origin != "" || ev.Data["systemPresence"] != "BREAK" {
 		t.Fatalf("human change %+v", ev)
 	}
-	_, err := e.client.SetStatus(ctx, "ghost", sim.BusyID)
+	_, err = e.client.SetStatus(ctx, "ghost", sim.BusyID)
 	if !connector.IsPermanent(err) {
 		t.Fatalf("unknown user: %v", err)
 	}
@@ -378,12 +384,13 @@ func TestStorm429NoLossNoDuplicate(t *testing.T) {
 		t.Fatal("a refused write was applied")
 	}
 	e.faultClock.add(time.Hour)
-	if _, err := e.client.SetStatus(ctx, id(3), sim.MealID); err != nil {
+	r, err := e.client.SetStatus(ctx, id(3), sim.MealID)
+	if err != nil {
 		t.Fatal(err)
 	}
 	ev := w.next(t)
-	if ev.Agent != id(3) || ev.Status != sim.MealID || ev.Origin != presence.OriginSelf {
-		t.Fatalf("event %+v", ev)
+	if ev.Agent != id(3) || ev.Status != sim.MealID || ev.Version != r.Version {
+		t.Fatalf("event %+v, receipt %+v", ev, r)
 	}
 	if extra := e.barrier(w, id(50)); len(extra) != 0 {
 		t.Fatalf("duplicate events %+v", extra)
@@ -539,6 +546,10 @@ func TestBulkWrites(t *testing.T) {
 	for n := 1; n <= 120; n++ {
 		if cur[id(n)].StatusID != sim.TrainingID {
 			t.Fatalf("user %d shows %s", n, cur[id(n)].StatusID)
+		}
+		// The receipt's version is the one the presence carries, for the engine to match.
+		if r := errs[n-1].Receipt; r.Version == "" || cur[id(n)].Version != r.Version {
+			t.Fatalf("user %d: receipt %+v, presence version %q", n, r, cur[id(n)].Version)
 		}
 	}
 	errs, err = e.client.SetStatuses(ctx, []connector.StatusWrite{{Account: id(1), StatusID: sim.BusyID}, {Account: "ghost", StatusID: sim.BusyID}, {Account: id(2), StatusID: sim.BusyID}})

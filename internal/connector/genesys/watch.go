@@ -380,9 +380,6 @@ func (c *Client) presenceChanged(user, defID, systemPresence, modifiedDate strin
 	st.presenceID, st.systemPresence, st.modified = defID, sp, modified
 	ev := presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified, Version: modifiedDate,
 		Data: map[string]any{"systemPresence": sp}}
-	if c.isEcho(user, defID) {
-		ev.Origin = presence.OriginSelf
-	}
 	return ev, true
 }
 

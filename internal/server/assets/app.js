@@ -545,6 +545,7 @@ const KIND_WORDS = {
   echo: "Confirmed", deferred: "Waiting", retry: "Will retry", failed: "Write failed",
   unchanged: "Same status again", late: "Late news", superseded: "Overtaken", held: "Held by an activity",
   reclassified: "A person's change after all", correction: "Written back", future_dated: "Dated in the future",
+  missed: "Changed while unobserved",
   activity: "Activity", activity_start: "Activity started", activity_end: "Activity ended",
   activity_released: "Changed by hand during an activity", restore: "Back to before", unknown_agent: "Unknown person",
   unknown_status: "Unknown status", unknown_system: "Unknown system", no_account: "No account", state_ended: "System state ended",
