@@ -172,9 +172,16 @@ type served struct {
 	done   chan error
 }
 
+// startServe runs serve on the policy with a fresh SQLite store on a free port.
 func startServe(t *testing.T, env []string, policyPath string) *served {
 	t.Helper()
-	cmd := exec.Command(binary, "serve", "--config", policyPath, "--store", "sqlite:"+filepath.Join(t.TempDir(), "db"), "--addr", "127.0.0.1:0")
+	return startServeOn(t, env, policyPath, "sqlite:"+filepath.Join(t.TempDir(), "db"), "127.0.0.1:0")
+}
+
+// startServeOn runs serve on the policy with the given store URL and listen address.
+func startServeOn(t *testing.T, env []string, policyPath, store, addr string) *served {
+	t.Helper()
+	cmd := exec.Command(binary, "serve", "--config", policyPath, "--store", store, "--addr", addr)
 	cmd.Env = append(os.Environ(), env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

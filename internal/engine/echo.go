@@ -64,6 +64,13 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			}
 		}
 	}
+	if ev.Version != "" && !ev.IsResync() && ss.repeats(ev) {
+		// The vendor reported this very change before (the same status at the same vendor
+		// time): a repeat, which can be no write's echo and no one's change.
+		m.record(email, now, c.Seq, Step{Kind: StepUnchanged, System: ev.System, Status: m.statusByID(ev.System, ev.Status).Name,
+			Cause: m.describe(*ev), Summary: fmt.Sprintf("%s reported %s at %s again; nothing changed", ev.System, m.statusByID(ev.System, ev.Status).Name, stamp(ev.At))})
+		return true
+	}
 	if ev.Origin == presence.OriginSelf {
 		for i := range ss.Writes {
 			if w := &ss.Writes[i]; w.StatusID == ev.Status {
@@ -165,6 +172,21 @@ func (m *Machine) observe(email string, st *agentState, ss *systemState, c *chan
 			// this change happened has come already (or the vendor sends none).
 			ss.closeWrite(w.ID)
 			i--
+		}
+	}
+	return false
+}
+
+// repeats reports whether the timeline already holds the change ev reports: a mark the vendor
+// dated (not one the engine estimated) with ev's status at ev's time.
+func (ss *systemState) repeats(ev *presence.Event) bool {
+	for i := len(ss.Timeline) - 1; i >= 0; i-- {
+		mk := ss.Timeline[i]
+		if mk.At.Before(ev.At) {
+			return false
+		}
+		if mk.At.Equal(ev.At) && mk.Status == ev.Status && !mk.Estimated {
+			return true
 		}
 	}
 	return false

@@ -541,3 +541,55 @@ func TestEchoAfterAReadingThatToldOfItOwesNothing(t *testing.T) {
 		t.Fatalf("%d events decided, want only sf's", n)
 	}
 }
+
+// TestRepeatedReportIsNoEcho: a vendor that reports one change twice (the same status, the same
+// modifiedDate) must not have the repeat taken for the echo of a newer write of that status
+// still in flight; that write's own echo, when it comes, is its echo, and nothing else is written.
+func TestRepeatedReportIsNoEcho(t *testing.T) {
+	r := newRig(t, "two-way.yaml", Options{BackoffBase: time.Minute, ClockTolerance: time.Second})
+	versioned := func(at time.Duration, status, version string, now time.Duration) {
+		t.Helper()
+		r.do(func(tx store.Tx) error {
+			_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0.Add(at), System: "gc", Agent: ana,
+				Type: presence.StatusChanged, Status: status, Version: version}, t0.Add(now))
+			return err
+		})
+	}
+	answer := func(w Write, at time.Duration) {
+		t.Helper()
+		r.do(func(store.Tx) error {
+			r.m.Outcome(w, connector.Receipt{Version: t0.Add(at).Format(time.RFC3339Nano), At: t0.Add(at)}, nil, t0.Add(at))
+			return nil
+		})
+	}
+	ms := time.Millisecond
+	r.ingest(0, "sf", presence.StatusChanged, "AvailableforVoice", 0)
+	ws, _ := r.plan(0)
+	answer(ws[0], 10*ms)
+	versioned(10*ms, "On Queue", t0.Add(10*ms).Format(time.RFC3339Nano), 20*ms)
+	r.ingest(100*ms, "sf", presence.StatusChanged, "Lunch", 100*ms)
+	ws, _ = r.plan(100 * ms)
+	answer(ws[0], 110*ms)
+	r.ingest(200*ms, "sf", presence.StatusChanged, "AvailableforVoice", 200*ms)
+	w2, _ := r.plan(200 * ms)
+	if len(w2) != 1 || w2[0].Status != "On Queue" {
+		t.Fatalf("plan = %+v, want gc On Queue", w2)
+	}
+	// The first On Queue is reported again while the new write is unanswered.
+	versioned(10*ms, "On Queue", t0.Add(10*ms).Format(time.RFC3339Nano), 205*ms)
+	answer(w2[0], 220*ms)
+	versioned(110*ms, "Meal", t0.Add(110*ms).Format(time.RFC3339Nano), 225*ms)
+	versioned(220*ms, "On Queue", t0.Add(220*ms).Format(time.RFC3339Nano), 230*ms)
+	if ws, _ := r.plan(time.Second); len(ws) != 0 {
+		t.Fatalf("every write landed in order, plan = %+v", ws)
+	}
+	if got := r.m.Stats.Echoes.Load(); got != 3 {
+		t.Errorf("echoes = %d, want 3: the repeat is none", got)
+	}
+	if got := r.desired("gc"); got != "On Queue" {
+		t.Errorf("gc desired = %q, want On Queue", got)
+	}
+	if got := r.desired("sf"); got != "AvailableforVoice" {
+		t.Errorf("sf desired = %q, want AvailableforVoice", got)
+	}
+}

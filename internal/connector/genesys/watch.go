@@ -22,8 +22,10 @@ type agentState struct {
 	presenceID     string
 	systemPresence string
 	modified       time.Time
-	routing        string
-	routingStart   time.Time
+	// version is the presence's modifiedDate as Genesys wrote it: the events' Version.
+	version      string
+	routing      string
+	routingStart time.Time
 }
 
 // convState remembers which conversation events were emitted, to emit each once.
@@ -366,7 +368,7 @@ func (c *Client) presenceChanged(user, defID, systemPresence, modifiedDate strin
 	if st == nil {
 		st = &agentState{}
 		c.state.agents[user] = st
-		st.presenceID, st.systemPresence, st.modified = defID, sp, modified
+		st.presenceID, st.systemPresence, st.modified, st.version = defID, sp, modified, modifiedDate
 		if sp != "ON_QUEUE" {
 			// Routing status is OFF_QUEUE whenever presence is not On Queue.
 			st.routing = "OFF_QUEUE"
@@ -377,7 +379,7 @@ func (c *Client) presenceChanged(user, defID, systemPresence, modifiedDate strin
 	if modified.Before(st.modified) || st.presenceID == defID && st.modified.Equal(modified) {
 		return presence.Event{}, false
 	}
-	st.presenceID, st.systemPresence, st.modified = defID, sp, modified
+	st.presenceID, st.systemPresence, st.modified, st.version = defID, sp, modified, modifiedDate
 	ev := presence.Event{Agent: user, Type: presence.StatusChanged, Status: defID, At: modified, Version: modifiedDate,
 		Data: map[string]any{"systemPresence": sp}}
 	return ev, true
@@ -394,8 +396,11 @@ func (c *Client) routingChanged(user, status string, start time.Time) (presence.
 		return presence.Event{}, false
 	}
 	st.routing, st.routingStart = status, start
-	return presence.Event{Agent: user, Type: presence.StatusChanged, Status: st.presenceID, At: start,
-		Data: map[string]any{"systemPresence": st.systemPresence, "routingStatus": status}}, true
+	// The presence has not changed: the event reports the presence the user has, dated and
+	// versioned as that presence, so that it can be no write's echo and no one's change; the
+	// routing status and its start ride in its data.
+	return presence.Event{Agent: user, Type: presence.StatusChanged, Status: st.presenceID, At: st.modified, Version: st.version,
+		Data: map[string]any{"systemPresence": st.systemPresence, "routingStatus": status, "routingStart": start.UTC().Format(time.RFC3339Nano)}}, true
 }
 
 func (sh *shard) fillGap(ctx context.Context) error {
