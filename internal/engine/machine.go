@@ -184,6 +184,8 @@ func (m *Machine) SetAccounts(system string, accounts []presence.Account) {
 	}
 	m.byID[system] = ids
 	m.byEmail[system] = emails
+	// The vendor's teams (CXone's) place agents under policies that name them.
+	m.cfg.SetAccountTeams(system, accounts)
 	delete(m.awaiting, system)
 	for email, st := range m.agents {
 		m.refold(st)

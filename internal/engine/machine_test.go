@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -591,5 +592,43 @@ func TestRepeatedReportIsNoEcho(t *testing.T) {
 	}
 	if got := r.desired("sf"); got != "AvailableforVoice" {
 		t.Errorf("sf desired = %q, want AvailableforVoice", got)
+	}
+}
+
+// TestVendorTeamsPlaceAgentsUnderPolicies: teams that come with a vendor's accounts (CXone's)
+// decide which policy an agent follows, from the moment the engine gets the accounts.
+func TestVendorTeamsPlaceAgentsUnderPolicies(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "p.yaml")
+	if err := os.WriteFile(path, []byte(`version: 1
+systems:
+  cx:
+    kind: cxone
+    catalog:
+      - {id: "1", name: Available, category: available}
+      - {id: "12", name: Lunch, category: meal}
+  sf:
+    kind: salesforce
+    catalog:
+      - {id: "0N5000000000001", name: Online, category: available}
+      - {id: "0N5000000000003", name: Lunch, category: meal}
+    accounts:
+      - {id: "005000000000001", email: ana@example.com}
+policies:
+  - name: voice
+    applies_to: {teams: [voice]}
+    map:
+      - {from: sf, to: cx, states: {Online: Available, Lunch: Lunch}}
+`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := policy.Load(path, policy.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, m: NewMachine(cfg, Options{}), st: memory.New()}
+	r.m.SetAccounts("cx", []presence.Account{{ID: "100001", Email: ana, Teams: []string{"voice"}}})
+	r.ingest(0, "sf", presence.StatusChanged, "Lunch", 0)
+	if ws, _ := r.plan(0); len(ws) != 1 || ws[0].System != "cx" || ws[0].Status != "Lunch" {
+		t.Fatalf("plan = %+v, want cx Lunch: Ana is in CXone team voice", ws)
 	}
 }
