@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/server"
 	"github.com/omnipresence/omnipresence/internal/store/postgres/pgtest"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
@@ -628,7 +629,7 @@ var sfStates, gcStates = []string{"AvailableforVoice", "Lunch"}, []string{"On Qu
 // Genesys for the second.
 func (tr *traffic) vendors(ctx context.Context) {
 	rnd := rand.New(rand.NewPCG(1, 2))
-	for sleep(ctx, 40*time.Millisecond) {
+	for pause.For(ctx, 40*time.Millisecond) {
 		if rnd.IntN(2) == 0 {
 			a := tr.sfDriven[rnd.IntN(len(tr.sfDriven))]
 			st := sfStates[rnd.IntN(len(sfStates))]
@@ -740,7 +741,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // webhooks posts one event every 30ms through the balancer, retrying a refused one as a
 // sender does, and remembers the ids a replica accepted.
 func (tr *traffic) webhooks(ctx context.Context) {
-	for i := 0; sleep(ctx, 30*time.Millisecond); i++ {
+	for i := 0; pause.For(ctx, 30*time.Millisecond); i++ {
 		id := fmt.Sprintf("hook-%d", i)
 		body, _ := json.Marshal(map[string]any{"id": id, "system": "wh", "agent": "hook-agent", "type": "status_changed",
 			"status": []string{"Ready", "Away"}[i%2], "at": time.Now().UTC().Format(time.RFC3339Nano)})
