@@ -64,23 +64,8 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf, err := sfsim.New(sfsim.Config{BridgeSigner: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sf.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sf.Close() })
-	gc, err := gcsim.New(gcsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gc.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gc.Close() })
-	s := &sims{sf: sf, gc: gc}
+	s := startSimsWith(t, sfsim.Config{BridgeSigner: signer}, true)
+	sf, gc := s.sf, s.gc
 	gcWrites := countGenesysWrites(t, gc.Info()["url"].(string))
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "bridge-secret")
@@ -386,17 +371,7 @@ func startReplica(t *testing.T, name string, env []string, policyPath string, ar
 	cmd := exec.Command(binary, append([]string{"serve", "--config", policyPath, "--addr", "127.0.0.1:0", "--replica-id", name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	r := &replicaProc{name: name, cmd: cmd, done: make(chan struct{})}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
