@@ -36,3 +36,24 @@ func Shutdown(srv *http.Server) error {
 	defer cancel()
 	return srv.Shutdown(ctx)
 }
+
+// Listener is a simulator that serves once started: Start serves on addr and returns its base URL.
+type Listener interface {
+	Instance
+	Start(addr string) (string, error)
+}
+
+// Launch is the Start of a simulator that build makes from the options and that then serves on
+// their address.
+func Launch[S Listener](build func(o Options) (S, error)) Start {
+	return func(_ context.Context, o Options) (Instance, error) {
+		srv, err := build(o)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := srv.Start(o.Addr); err != nil {
+			return nil, err
+		}
+		return srv, nil
+	}
+}

@@ -28,18 +28,11 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.DurationVar(&cfg.RateWindow, "rate-window", time.Minute, "rate-limit window; shrinking it also shrinks the seconds of Retry-After")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 30*time.Second, "notification socket heartbeat interval")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (expires_in)")
-	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
+	return vendorsim.Launch(func(o vendorsim.Options) (*Server, error) {
 		c := cfg
 		c.SeedFile, c.Faults, c.Logger = o.Seed, o.Faults, o.Logger
-		srv, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := srv.Start(o.Addr); err != nil {
-			return nil, err
-		}
-		return srv, nil
-	}
+		return New(c)
+	})
 }
 
 // demoPresences are the presences the demo's agents pick.

@@ -42,7 +42,7 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.IntVar(&cfg.DailyAPIRequests, "daily-api-requests", 15000, "daily REST API request allocation")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", 2*time.Hour, "access token lifetime")
 	f.StringSliceVar(&cfg.Channels, "channel", nil, "custom CDC channel (/data/Name__chn) carrying UserServicePresence events")
-	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
+	return vendorsim.Launch(func(o vendorsim.Options) (*Server, error) {
 		c := cfg
 		c.Faults, c.Logger = o.Faults, o.Logger
 		signer, err := bridgeSigner(o.BridgeKey, bridgeKey, bridgeSecret)
@@ -67,15 +67,8 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 			}
 			c.JWTCertificate = b
 		}
-		srv, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := srv.Start(o.Addr); err != nil {
-			return nil, err
-		}
-		return srv, nil
-	}
+		return New(c)
+	})
 }
 
 // bridgeSigner is what the console signs bridge tokens with: the key given (the demo's), a PEM
