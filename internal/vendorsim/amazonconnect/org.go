@@ -4,12 +4,9 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"os"
-	"strings"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
 )
 
@@ -67,19 +64,7 @@ func DemoSeed() Seed {
 }
 
 // LoadSeed reads a JSON Seed.
-func LoadSeed(path string) (Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Seed{}, err
-	}
-	var s Seed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Seed{}, fmt.Errorf("seed %s: %w", path, err)
-	}
-	return s, nil
-}
+func LoadSeed(path string) (Seed, error) { return vendorsim.LoadSeed[Seed](path) }
 
 // uuidOf derives a stable UUID-shaped id from a name.
 func uuidOf(kind, name string) string {

@@ -1,12 +1,11 @@
 package genesys
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
 )
 
@@ -125,19 +124,7 @@ func DemoUserID(n int) string {
 }
 
 // LoadSeed reads a seed file.
-func LoadSeed(path string) (Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Seed{}, err
-	}
-	var s Seed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Seed{}, fmt.Errorf("seed %s: %w", path, err)
-	}
-	return s, nil
-}
+func LoadSeed(path string) (Seed, error) { return vendorsim.LoadSeed[Seed](path) }
 
 // org is the simulated organization's state.
 type org struct {
