@@ -22,3 +22,15 @@ func LoadSeed[T any](path string) (T, error) {
 	}
 	return s, nil
 }
+
+// PickSeed is the seed a simulator starts with: seed when not nil, else the file's when file
+// is set, else demo's.
+func PickSeed[T any](seed *T, file string, demo func() T) (T, error) {
+	switch {
+	case seed != nil:
+		return *seed, nil
+	case file != "":
+		return LoadSeed[T](file)
+	}
+	return demo(), nil
+}

@@ -31,3 +31,21 @@ func TestLoadSeed(t *testing.T) {
 		t.Errorf("absent file: %v", err)
 	}
 }
+
+func TestPickSeed(t *testing.T) {
+	type seed struct{ Name string }
+	demo := func() seed { return seed{"demo"} }
+	file := filepath.Join(t.TempDir(), "seed.json")
+	if err := os.WriteFile(file, []byte(`{"Name":"file"}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		seed *seed
+		file string
+		want string
+	}{{nil, "", "demo"}, {nil, file, "file"}, {&seed{"given"}, file, "given"}, {&seed{"given"}, "", "given"}} {
+		if got, err := PickSeed(c.seed, c.file, demo); err != nil || got.Name != c.want {
+			t.Errorf("PickSeed(%v, %q) = %+v, %v; want %s", c.seed, c.file, got, err, c.want)
+		}
+	}
+}

@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"time"
 
-	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
 )
 
@@ -62,9 +61,6 @@ func DemoSeed() Seed {
 	}
 	return s
 }
-
-// LoadSeed reads a JSON Seed.
-func LoadSeed(path string) (Seed, error) { return vendorsim.LoadSeed[Seed](path) }
 
 // uuidOf derives a stable UUID-shaped id from a name.
 func uuidOf(kind, name string) string {

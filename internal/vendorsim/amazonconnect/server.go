@@ -177,16 +177,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seed := DemoSeed()
-	switch {
-	case cfg.Seed != nil:
-		seed = *cfg.Seed
-	case cfg.SeedFile != "":
-		sd, err := LoadSeed(cfg.SeedFile)
-		if err != nil {
-			return nil, err
-		}
-		seed = sd
+	seed, err := vendorsim.PickSeed(cfg.Seed, cfg.SeedFile, DemoSeed)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, contacts: map[string]*contact{}, owner: map[string]*user{},
 		limits: map[string]*rate.Limiter{}, expired: map[string]bool{}, seen: map[string]bool{}, stop: make(chan struct{})}

@@ -5,7 +5,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
 )
 
@@ -122,9 +121,6 @@ func DemoSeed() Seed {
 func DemoUserID(n int) string {
 	return fmt.Sprintf("9d1c3e2a-%04x-4b5e-8f00-%012x", n, n)
 }
-
-// LoadSeed reads a seed file.
-func LoadSeed(path string) (Seed, error) { return vendorsim.LoadSeed[Seed](path) }
 
 // org is the simulated organization's state.
 type org struct {

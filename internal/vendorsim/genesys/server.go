@@ -122,16 +122,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seed := DemoSeed()
-	switch {
-	case cfg.Seed != nil:
-		seed = *cfg.Seed
-	case cfg.SeedFile != "":
-		s, err := LoadSeed(cfg.SeedFile)
-		if err != nil {
-			return nil, err
-		}
-		seed = s
+	seed, err := vendorsim.PickSeed(cfg.Seed, cfg.SeedFile, DemoSeed)
+	if err != nil {
+		return nil, err
 	}
 	o, err := newOrg(seed, cfg.Now())
 	if err != nil {
