@@ -69,19 +69,9 @@ func (s *Server) Act(ctx context.Context, rnd *rand.Rand, email string) error {
 // StartShift gives every demo agent the status demoorg.ShiftOf says: Available, on Break, at
 // Lunch, or logged out.
 func (s *Server) StartShift() error {
-	for i, p := range demoorg.People() {
-		status := "Available"
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			status = "Break"
-		case demoorg.AtMeal:
-			status = "Lunch"
-		case demoorg.LoggedOut:
-			continue
-		}
-		if err := s.SetStatus(p.Email, status); err != nil {
-			return fmt.Errorf("amazonconnect %s: %w", p.Email, err)
-		}
+	ready := map[string]string{"voice": "Available", "chat": "Available", "blended": "Available"}
+	if err := demoorg.StartShift(demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Lunch"}, s.SetStatus); err != nil {
+		return fmt.Errorf("amazonconnect %w", err)
 	}
 	return nil
 }

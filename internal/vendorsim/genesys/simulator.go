@@ -61,19 +61,9 @@ func (s *Server) Act(ctx context.Context, rnd *rand.Rand, email string) error {
 // agents On Queue, chat agents Available, some on Break, at Meal or Offline.
 func (s *Server) StartShift() error {
 	ready := map[string]string{"voice": "On Queue", "chat": "Available", "blended": "On Queue"}
-	for i, p := range demoorg.People() {
-		presence := ready[p.Team]
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			presence = "Break"
-		case demoorg.AtMeal:
-			presence = "Meal"
-		case demoorg.LoggedOut:
-			presence = "Offline"
-		}
-		if err := s.SetPresence(p.Email, presence); err != nil {
-			return fmt.Errorf("genesys %s: %w", p.Email, err)
-		}
+	st := demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Meal", LoggedOut: "Offline"}
+	if err := demoorg.StartShift(st, s.SetPresence); err != nil {
+		return fmt.Errorf("genesys %w", err)
 	}
 	return nil
 }

@@ -113,19 +113,12 @@ func (s *Server) Act(_ context.Context, rnd *rand.Rand, email string) error {
 // Lunch, or not logged in.
 func (s *Server) StartShift() error {
 	ready := map[string]string{"voice": "AvailableforVoice", "chat": "AvailableforChat", "blended": "Online"}
-	for i, p := range demoorg.People() {
-		status := ready[p.Team]
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			status = "Break"
-		case demoorg.AtMeal:
-			status = "Lunch"
-		case demoorg.LoggedOut:
-			continue
-		}
-		if _, err := s.SetStatus(p.Email, status, "OmniLoginStatusChange"); err != nil {
-			return fmt.Errorf("salesforce %s: %w", p.Email, err)
-		}
+	err := demoorg.StartShift(demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Lunch"}, func(email, status string) error {
+		_, err := s.SetStatus(email, status, "OmniLoginStatusChange")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("salesforce %w", err)
 	}
 	return nil
 }
