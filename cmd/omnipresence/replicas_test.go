@@ -125,56 +125,45 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	go func() { defer trafficWG.Done(); traffic.webhooks(trafficCtx) }()
 
 	var takeovers []time.Duration // after SIGKILL
-	var cleanStop, pause time.Duration
 	epoch := first.epoch
 	steady := func() { time.Sleep(1500 * time.Millisecond) }
+	// takeOver waits for the leader, takes it out of the balancer and does act to it; it logs
+	// and returns how long another replica took to lead.
+	takeOver := func(what, done string, act func(*replicaProc)) (cur leaderAt, d time.Duration) {
+		steady()
+		cur = waitLeader(t, reps, epoch-1, 30*time.Second)
+		lb.remove(cur.leader)
+		at := time.Now()
+		act(cur.leader)
+		next := waitLeader(t, reps, cur.epoch, 30*time.Second)
+		d = time.Since(at)
+		t.Logf("%s: %s (epoch %d) %s; %s leads at epoch %d after %v", what, cur.leader.name, cur.epoch, done,
+			next.leader.name, next.epoch, d.Round(time.Millisecond))
+		epoch = next.epoch
+		return cur, d
+	}
+	// replace starts a new replica in the place of r.
+	replace := func(r *replicaProc) {
+		idx := slices.Index(reps, r)
+		reps[idx] = startReplica(t, r.name+"b", env, policyPath, args)
+		lb.add(reps[idx])
+	}
 
 	// The leader dies, again and again.
 	for i := range *replicaKills {
-		steady()
-		cur := waitLeader(t, reps, epoch-1, 30*time.Second)
-		lb.remove(cur.leader)
-		killed := time.Now()
-		cur.leader.kill()
-		next := waitLeader(t, reps, cur.epoch, 30*time.Second)
-		d := time.Since(killed)
+		cur, d := takeOver(fmt.Sprintf("kill %d", i+1), "killed", (*replicaProc).kill)
 		takeovers = append(takeovers, d)
-		t.Logf("kill %d: %s (epoch %d) killed; %s leads at epoch %d after %v", i+1, cur.leader.name, cur.epoch,
-			next.leader.name, next.epoch, d.Round(time.Millisecond))
-		epoch = next.epoch
-		idx := slices.Index(reps, cur.leader)
-		reps[idx] = startReplica(t, cur.leader.name+"b", env, policyPath, args)
-		lb.add(reps[idx])
+		replace(cur.leader)
 	}
 
 	// A rolling update stops the leader cleanly: it gives the lease up, and another replica
 	// takes over without waiting for the lease to expire.
-	steady()
-	cur := waitLeader(t, reps, epoch-1, 30*time.Second)
-	lb.remove(cur.leader)
-	stopped := time.Now()
-	cur.leader.stop()
-	next := waitLeader(t, reps, cur.epoch, 30*time.Second)
-	cleanStop = time.Since(stopped)
-	t.Logf("clean stop: %s (epoch %d) stopped; %s leads at epoch %d after %v", cur.leader.name, cur.epoch, next.leader.name,
-		next.epoch, cleanStop.Round(time.Millisecond))
-	epoch = next.epoch
-	idx := slices.Index(reps, cur.leader)
-	reps[idx] = startReplica(t, cur.leader.name+"b", env, policyPath, args)
-	lb.add(reps[idx])
+	cur, cleanStop := takeOver("clean stop", "stopped", (*replicaProc).stop)
+	replace(cur.leader)
 
 	// The leader is paused past its lease: another takes over; resumed, it steps down and
 	// its writes are fenced.
-	steady()
-	cur = waitLeader(t, reps, epoch-1, 30*time.Second)
-	lb.remove(cur.leader)
-	paused := time.Now()
-	cur.leader.signal(syscall.SIGSTOP)
-	next = waitLeader(t, reps, cur.epoch, 30*time.Second)
-	d := time.Since(paused)
-	pause = d
-	t.Logf("pause: %s (epoch %d) stopped; %s leads at epoch %d after %v", cur.leader.name, cur.epoch, next.leader.name,
-		next.epoch, d.Round(time.Millisecond))
+	cur, pause := takeOver("pause", "stopped", func(r *replicaProc) { r.signal(syscall.SIGSTOP) })
 	time.Sleep(testLease)
 	cur.leader.signal(syscall.SIGCONT)
 	waitFor(t, 10*time.Second, cur.leader.name+" steps down after its pause", func() bool {
@@ -182,7 +171,6 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	})
 	t.Logf("%s after its pause:\n%s", cur.leader.name, grepLines(cur.leader.log(), "stepping down"))
 	lb.add(cur.leader)
-	epoch = next.epoch
 
 	// The database goes away under every replica.
 	steady()
