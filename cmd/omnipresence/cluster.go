@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnipresence/omnipresence/internal/engine"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store"
@@ -258,7 +259,7 @@ func (r *replicaSet) toLeader() http.Handler {
 
 // watchLeader ends, until ctx ends, the proxied requests of a leader that no longer leads.
 func (r *replicaSet) watchLeader(ctx context.Context) error {
-	for sleep(ctx, r.ttl/4) {
+	for pause.For(ctx, r.ttl/4) {
 		lctx, cancel := context.WithTimeout(ctx, r.ttl)
 		l, err := r.pg.CurrentLease(lctx)
 		cancel()
@@ -278,16 +279,6 @@ func (r *replicaSet) watchLeader(ctx context.Context) error {
 }
 
 // sleep waits d, reporting false when ctx ends first.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 type leaderKey struct{}
 

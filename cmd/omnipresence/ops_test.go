@@ -77,17 +77,7 @@ func TestPortInUseNamesAddr(t *testing.T) {
 // object, and /metrics carries omnipresence_build_info.
 func TestServeJSONLogsAndBuildInfo(t *testing.T) {
 	cmd := exec.Command(binary, "serve", "--config", genesysPolicy(t), "--store", "memory:", "--addr", "127.0.0.1:0", "--log-format", "json", "--log-level", "debug")
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	logs := make(chan string, 1)
 	go func() { b, _ := io.ReadAll(stderr); logs <- string(b) }()
 	line, err := bufio.NewReader(stdout).ReadBytes('\n')

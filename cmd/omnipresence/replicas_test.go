@@ -32,6 +32,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/bridgetoken"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/server"
 	"github.com/omnipresence/omnipresence/internal/store/postgres/pgtest"
 	gcsim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
@@ -63,23 +64,8 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sf, err := sfsim.New(sfsim.Config{BridgeSigner: signer})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sf.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sf.Close() })
-	gc, err := gcsim.New(gcsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gc.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gc.Close() })
-	s := &sims{sf: sf, gc: gc}
+	s := startSimsWith(t, sfsim.Config{BridgeSigner: signer}, true)
+	sf, gc := s.sf, s.gc
 	gcWrites := countGenesysWrites(t, gc.Info()["url"].(string))
 	dir := t.TempDir()
 	secretFile := filepath.Join(dir, "bridge-secret")
@@ -139,56 +125,45 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	go func() { defer trafficWG.Done(); traffic.webhooks(trafficCtx) }()
 
 	var takeovers []time.Duration // after SIGKILL
-	var cleanStop, pause time.Duration
 	epoch := first.epoch
 	steady := func() { time.Sleep(1500 * time.Millisecond) }
+	// takeOver waits for the leader, takes it out of the balancer and does act to it; it logs
+	// and returns how long another replica took to lead.
+	takeOver := func(what, done string, act func(*replicaProc)) (cur leaderAt, d time.Duration) {
+		steady()
+		cur = waitLeader(t, reps, epoch-1, 30*time.Second)
+		lb.remove(cur.leader)
+		at := time.Now()
+		act(cur.leader)
+		next := waitLeader(t, reps, cur.epoch, 30*time.Second)
+		d = time.Since(at)
+		t.Logf("%s: %s (epoch %d) %s; %s leads at epoch %d after %v", what, cur.leader.name, cur.epoch, done,
+			next.leader.name, next.epoch, d.Round(time.Millisecond))
+		epoch = next.epoch
+		return cur, d
+	}
+	// replace starts a new replica in the place of r.
+	replace := func(r *replicaProc) {
+		idx := slices.Index(reps, r)
+		reps[idx] = startReplica(t, r.name+"b", env, policyPath, args)
+		lb.add(reps[idx])
+	}
 
 	// The leader dies, again and again.
 	for i := range *replicaKills {
-		steady()
-		cur := waitLeader(t, reps, epoch-1, 30*time.Second)
-		lb.remove(cur.leader)
-		killed := time.Now()
-		cur.leader.kill()
-		next := waitLeader(t, reps, cur.epoch, 30*time.Second)
-		d := time.Since(killed)
+		cur, d := takeOver(fmt.Sprintf("kill %d", i+1), "killed", (*replicaProc).kill)
 		takeovers = append(takeovers, d)
-		t.Logf("kill %d: %s (epoch %d) killed; %s leads at epoch %d after %v", i+1, cur.leader.name, cur.epoch,
-			next.leader.name, next.epoch, d.Round(time.Millisecond))
-		epoch = next.epoch
-		idx := slices.Index(reps, cur.leader)
-		reps[idx] = startReplica(t, cur.leader.name+"b", env, policyPath, args)
-		lb.add(reps[idx])
+		replace(cur.leader)
 	}
 
 	// A rolling update stops the leader cleanly: it gives the lease up, and another replica
 	// takes over without waiting for the lease to expire.
-	steady()
-	cur := waitLeader(t, reps, epoch-1, 30*time.Second)
-	lb.remove(cur.leader)
-	stopped := time.Now()
-	cur.leader.stop()
-	next := waitLeader(t, reps, cur.epoch, 30*time.Second)
-	cleanStop = time.Since(stopped)
-	t.Logf("clean stop: %s (epoch %d) stopped; %s leads at epoch %d after %v", cur.leader.name, cur.epoch, next.leader.name,
-		next.epoch, cleanStop.Round(time.Millisecond))
-	epoch = next.epoch
-	idx := slices.Index(reps, cur.leader)
-	reps[idx] = startReplica(t, cur.leader.name+"b", env, policyPath, args)
-	lb.add(reps[idx])
+	cur, cleanStop := takeOver("clean stop", "stopped", (*replicaProc).stop)
+	replace(cur.leader)
 
 	// The leader is paused past its lease: another takes over; resumed, it steps down and
 	// its writes are fenced.
-	steady()
-	cur = waitLeader(t, reps, epoch-1, 30*time.Second)
-	lb.remove(cur.leader)
-	paused := time.Now()
-	cur.leader.signal(syscall.SIGSTOP)
-	next = waitLeader(t, reps, cur.epoch, 30*time.Second)
-	d := time.Since(paused)
-	pause = d
-	t.Logf("pause: %s (epoch %d) stopped; %s leads at epoch %d after %v", cur.leader.name, cur.epoch, next.leader.name,
-		next.epoch, d.Round(time.Millisecond))
+	cur, pause := takeOver("pause", "stopped", func(r *replicaProc) { r.signal(syscall.SIGSTOP) })
 	time.Sleep(testLease)
 	cur.leader.signal(syscall.SIGCONT)
 	waitFor(t, 10*time.Second, cur.leader.name+" steps down after its pause", func() bool {
@@ -196,7 +171,6 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	})
 	t.Logf("%s after its pause:\n%s", cur.leader.name, grepLines(cur.leader.log(), "stepping down"))
 	lb.add(cur.leader)
-	epoch = next.epoch
 
 	// The database goes away under every replica.
 	steady()
@@ -385,17 +359,7 @@ func startReplica(t *testing.T, name string, env []string, policyPath string, ar
 	cmd := exec.Command(binary, append([]string{"serve", "--config", policyPath, "--addr", "127.0.0.1:0", "--replica-id", name}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	r := &replicaProc{name: name, cmd: cmd, done: make(chan struct{})}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		sc.Buffer(make([]byte, 1<<20), 1<<20)
@@ -628,7 +592,7 @@ var sfStates, gcStates = []string{"AvailableforVoice", "Lunch"}, []string{"On Qu
 // Genesys for the second.
 func (tr *traffic) vendors(ctx context.Context) {
 	rnd := rand.New(rand.NewPCG(1, 2))
-	for sleep(ctx, 40*time.Millisecond) {
+	for pause.For(ctx, 40*time.Millisecond) {
 		if rnd.IntN(2) == 0 {
 			a := tr.sfDriven[rnd.IntN(len(tr.sfDriven))]
 			st := sfStates[rnd.IntN(len(sfStates))]
@@ -740,7 +704,7 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 // webhooks posts one event every 30ms through the balancer, retrying a refused one as a
 // sender does, and remembers the ids a replica accepted.
 func (tr *traffic) webhooks(ctx context.Context) {
-	for i := 0; sleep(ctx, 30*time.Millisecond); i++ {
+	for i := 0; pause.For(ctx, 30*time.Millisecond); i++ {
 		id := fmt.Sprintf("hook-%d", i)
 		body, _ := json.Marshal(map[string]any{"id": id, "system": "wh", "agent": "hook-agent", "type": "status_changed",
 			"status": []string{"Ready", "Away"}[i%2], "at": time.Now().UTC().Format(time.RFC3339Nano)})

@@ -34,7 +34,13 @@ type sims struct {
 // startSims starts both simulators; Genesys only listens when startGC (else call its Start).
 func startSims(t *testing.T, startGC bool) *sims {
 	t.Helper()
-	sf, err := sfsim.New(sfsim.Config{})
+	return startSimsWith(t, sfsim.Config{}, startGC)
+}
+
+// startSimsWith is startSims with the Salesforce simulator configured by sfCfg.
+func startSimsWith(t *testing.T, sfCfg sfsim.Config, startGC bool) *sims {
+	t.Helper()
+	sf, err := sfsim.New(sfCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,18 +189,8 @@ func startServeOn(t *testing.T, env []string, policyPath, store, addr string) *s
 	t.Helper()
 	cmd := exec.Command(binary, "serve", "--config", policyPath, "--store", store, "--addr", addr)
 	cmd.Env = append(os.Environ(), env...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
 	sv := &served{cmd: cmd, done: make(chan error, 1)}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	go func() {
 		b := make([]byte, 4096)
 		for {
@@ -220,6 +216,23 @@ func startServeOn(t *testing.T, env []string, policyPath, store, addr string) *s
 	sv.url = info.URL
 	go func() { sv.done <- cmd.Wait() }()
 	return sv
+}
+
+// startPiped starts cmd with its stdout and stderr piped to the test.
+func startPiped(t *testing.T, cmd *exec.Cmd) (stdout, stderr io.ReadCloser) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err = cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr
 }
 
 func (sv *served) log() string {

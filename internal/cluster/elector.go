@@ -11,6 +11,8 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"time"
+
+	"github.com/omnipresence/omnipresence/internal/pause"
 )
 
 // Lease is the lease of the shared database.
@@ -84,7 +86,7 @@ func Run(ctx context.Context, o Options) error {
 			failing = false
 		}
 		// Jitter keeps replicas that started together from polling in step.
-		if !sleep(ctx, poll/2+rand.N(poll/2+1)) {
+		if !pause.For(ctx, poll/2+rand.N(poll/2+1)) {
 			break
 		}
 	}
@@ -169,18 +171,7 @@ loop:
 	if leadErr != nil && ctx.Err() == nil {
 		log.Warn("the leader's work failed; campaigning again", "err", leadErr)
 		// A replica whose work fails at once should not take the lease straight back.
-		sleep(ctx, o.TTL)
+		pause.For(ctx, o.TTL)
 	}
 	return nil
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
 }

@@ -80,6 +80,26 @@ func elect(ctx context.Context, lease Lease, id string, starts, ends chan<- lead
 	return done
 }
 
+// leadAlone runs replica "a" alone on a fresh lease until its first term starts; finish stops
+// it and checks that its term ended and Run returned nil.
+func leadAlone(t *testing.T) (lease *fakeLease, starts, ends chan leadTerm, finish func()) {
+	t.Helper()
+	lease = &fakeLease{}
+	starts, ends = make(chan leadTerm, 10), make(chan leadTerm, 10)
+	ctx, stop := context.WithCancel(context.Background())
+	t.Cleanup(stop)
+	done := elect(ctx, lease, "a", starts, ends)
+	<-starts
+	return lease, starts, ends, func() {
+		t.Helper()
+		stop()
+		<-ends
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 // TestOneLeaderAndHandover: one of two replicas leads; when it stops it gives the lease up and
 // the other leads at the next epoch.
 func TestOneLeaderAndHandover(t *testing.T) {
@@ -114,12 +134,7 @@ func TestOneLeaderAndHandover(t *testing.T) {
 // TestStepsDownWhenTakenOver: a leader whose lease another replica took ends its term and
 // campaigns again.
 func TestStepsDownWhenTakenOver(t *testing.T) {
-	lease := &fakeLease{}
-	starts, ends := make(chan leadTerm, 10), make(chan leadTerm, 10)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := elect(ctx, lease, "a", starts, ends)
-	<-starts
+	lease, starts, ends, finish := leadAlone(t)
 	lease.set(func(f *fakeLease) {
 		f.holder, f.epoch, f.expires = "b", f.epoch+1, time.Now().Add(150*time.Millisecond)
 	})
@@ -129,33 +144,20 @@ func TestStepsDownWhenTakenOver(t *testing.T) {
 	if next := <-starts; next != (leadTerm{"a", 3}) {
 		t.Fatalf("after b's lease expired: %+v; want a at epoch 3", next)
 	}
-	stop()
-	<-ends
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	finish()
 }
 
 // TestStepsDownWhenTheLeaseCannotBeRenewed: without the database, a leader ends its term, and
 // leads again once the database answers.
 func TestStepsDownWhenTheLeaseCannotBeRenewed(t *testing.T) {
-	lease := &fakeLease{}
-	starts, ends := make(chan leadTerm, 10), make(chan leadTerm, 10)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	done := elect(ctx, lease, "a", starts, ends)
-	<-starts
+	lease, starts, ends, finish := leadAlone(t)
 	lease.set(func(f *fakeLease) { f.down = true })
 	<-ends
 	lease.set(func(f *fakeLease) { f.down = false })
 	if next := <-starts; next.epoch != 2 {
 		t.Fatalf("next term %+v; want epoch 2", next)
 	}
-	stop()
-	<-ends
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	finish()
 }
 
 // TestWorkThatDoesNotStopEndsRun: a leader whose work outlives its term's end by the step-down

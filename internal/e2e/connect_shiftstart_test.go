@@ -125,22 +125,14 @@ func BenchmarkConnectShiftStart(b *testing.B) {
 		for _, a := range r.accounts {
 			r.sf.Act(a.ID, "0N5000000000001")
 		}
-		deadline := start.Add(10 * time.Minute)
-		for {
-			synced := 0
+		awaitSynced(b, start, n, 10*time.Millisecond, func() (synced int) {
 			for _, u := range r.sim.Users() {
 				if u.Status == "Available" {
 					synced++
 				}
 			}
-			if synced == n {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("only %d of %d agents in sync after %s", synced, n, time.Since(start))
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return synced
+		})
 		elapsed := time.Since(start)
 		b.ReportMetric(float64(elapsed)/float64(second), "connect-s")
 		b.ReportMetric(float64(n-4)/2, "bound-s")

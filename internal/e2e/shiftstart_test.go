@@ -97,25 +97,34 @@ func shiftStart(b *testing.B, n int, bulk bool) (elapsed time.Duration, requests
 	for _, a := range accounts {
 		sf.Act(a.ID, "0N5000000000001") // AvailableforVoice → On Queue
 	}
-	deadline := start.Add(10 * time.Minute)
-	for {
-		synced := 0
+	awaitSynced(b, start, n, 5*time.Millisecond, func() (synced int) {
 		for _, u := range sim.Users() {
 			if u.Presence == "On Queue" {
 				synced++
 			}
 		}
-		if synced == n {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("only %d of %d agents in sync after %s", synced, n, time.Since(start))
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return synced
+	})
 	requests = n
 	if bulk {
 		requests = (n + 49) / 50
 	}
 	return time.Since(start), requests
+}
+
+// awaitSynced polls synced every poll until all n agents are in sync, failing b ten minutes
+// after start.
+func awaitSynced(b *testing.B, start time.Time, n int, poll time.Duration, synced func() int) {
+	b.Helper()
+	deadline := start.Add(10 * time.Minute)
+	for {
+		got := synced()
+		if got == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("only %d of %d agents in sync after %s", got, n, time.Since(start))
+		}
+		time.Sleep(poll)
+	}
 }

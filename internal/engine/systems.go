@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -224,16 +225,6 @@ func (b *retryBackoff) wait() time.Duration {
 func (b *retryBackoff) reset() { b.next = b.min }
 
 // sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
 
 // runSystem brings one system up and keeps it up until ctx ends, independently of the others:
 // it loads the account directory (retrying with backoff), reads what every account shows now,
@@ -250,7 +241,7 @@ func (e *Engine) runSystem(ctx context.Context, name string, c connector.Connect
 		t.failed(reason, watch)
 		d := b.wait()
 		e.log.Warn("waiting for system "+name+": "+reason, "system", name, "retry_in", d.Round(time.Millisecond))
-		return sleep(ctx, d)
+		return pause.For(ctx, d)
 	}
 	if e.cfg.Policy.Systems[name].Accounts == nil {
 		for {

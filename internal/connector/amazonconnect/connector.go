@@ -228,20 +228,17 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 	var out []presence.Status
 	names := map[string]bool{}
 	p := connect.NewListAgentStatusesPaginator(c.connect, &connect.ListAgentStatusesInput{InstanceId: &c.o.InstanceID, MaxResults: aws.Int32(1000)})
-	for p.HasMorePages() {
-		if err := c.read.Wait(ctx); err != nil {
-			return nil, err
-		}
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, classify(err, c.o.WireSecond)
-		}
+	err := eachPage(ctx, c.read, c.o.WireSecond, p, func(page *connect.ListAgentStatusesOutput) error {
 		for _, s := range page.AgentStatusSummaryList {
 			name := aws.ToString(s.Name)
 			out = append(out, presence.Status{ID: aws.ToString(s.Id), Name: name, Label: name,
 				Category: categoryOf(s.Type, name), Settable: true})
 			names[name] = true
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	for _, name := range Vendor.Catalog.SystemStates {
 		if !names[name] {
@@ -280,25 +277,18 @@ func (c *Connector) catalog(ctx context.Context) (map[string]presence.Status, ma
 func (c *Connector) Accounts(ctx context.Context) ([]presence.Account, error) {
 	var out []presence.Account
 	p := connect.NewListUsersPaginator(c.connect, &connect.ListUsersInput{InstanceId: &c.o.InstanceID, MaxResults: aws.Int32(1000)})
-	for p.HasMorePages() {
-		if err := c.read.Wait(ctx); err != nil {
-			return nil, err
-		}
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, classify(err, c.o.WireSecond)
-		}
+	err := eachPage(ctx, c.read, c.o.WireSecond, p, func(page *connect.ListUsersOutput) error {
 		for _, u := range page.UserSummaryList {
 			a := presence.Account{ID: aws.ToString(u.Id), Name: aws.ToString(u.Username)}
 			if strings.Contains(a.Name, "@") {
 				a.Email = a.Name
 			} else {
 				if err := c.read.Wait(ctx); err != nil {
-					return nil, err
+					return err
 				}
 				d, err := c.connect.DescribeUser(ctx, &connect.DescribeUserInput{InstanceId: &c.o.InstanceID, UserId: u.Id})
 				if err != nil {
-					return nil, classify(err, c.o.WireSecond)
+					return classify(err, c.o.WireSecond)
 				}
 				if d.User != nil && d.User.IdentityInfo != nil {
 					a.Email = aws.ToString(d.User.IdentityInfo.Email)
@@ -308,6 +298,10 @@ func (c *Connector) Accounts(ctx context.Context) ([]presence.Account, error) {
 				out = append(out, a)
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }
@@ -377,17 +371,38 @@ func (c *Connector) userData(ctx context.Context, agents []string) ([]types.User
 	var out []types.UserData
 	p := connect.NewGetCurrentUserDataPaginator(c.connect, &connect.GetCurrentUserDataInput{InstanceId: &c.o.InstanceID,
 		Filters: &types.UserDataFilters{Agents: agents}, MaxResults: aws.Int32(100)})
+	err := eachPage(ctx, c.ud, c.o.WireSecond, p, func(page *connect.GetCurrentUserDataOutput) error {
+		out = append(out, page.UserDataList...)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// paginator is an SDK paginator of a Connect list operation, whose pages are O.
+type paginator[O any] interface {
+	HasMorePages() bool
+	NextPage(ctx context.Context, optFns ...func(*connect.Options)) (O, error)
+}
+
+// eachPage reads every page of p, waiting for lim before each call, and hands each page to use;
+// it stops at the first error, classifying a failed call's for the engine.
+func eachPage[O any](ctx context.Context, lim *rate.Limiter, wireSecond time.Duration, p paginator[O], use func(O) error) error {
 	for p.HasMorePages() {
-		if err := c.ud.Wait(ctx); err != nil {
-			return nil, err
+		if err := lim.Wait(ctx); err != nil {
+			return err
 		}
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, classify(err, c.o.WireSecond)
+			return classify(err, wireSecond)
 		}
-		out = append(out, page.UserDataList...)
+		if err := use(page); err != nil {
+			return err
+		}
 	}
-	return out, nil
+	return nil
 }
 
 // CurrentStatuses reads what the agents show (GetCurrentUserData, 100 agents a call), dated by

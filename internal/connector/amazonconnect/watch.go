@@ -15,6 +15,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -193,7 +194,7 @@ func (c *Connector) readShard(ctx context.Context, emit connector.Emit, s shardS
 					}
 					continue
 				case "ProvisionedThroughputExceededException", "LimitExceededException":
-					if !sleep(ctx, c.o.WireSecond) {
+					if !pause.For(ctx, c.o.WireSecond) {
 						return nil
 					}
 					continue
@@ -226,7 +227,7 @@ func (c *Connector) readShard(ctx context.Context, emit connector.Emit, s shardS
 		}
 		it = out.NextShardIterator
 		if len(out.Records) == 0 || aws.ToInt64(out.MillisBehindLatest) == 0 {
-			if !sleep(ctx, c.o.PollInterval) {
+			if !pause.For(ctx, c.o.PollInterval) {
 				return nil
 			}
 		}
@@ -238,17 +239,6 @@ func ignoreCancel(ctx context.Context, err error) error {
 		return nil
 	}
 	return err
-}
-
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return true
-	case <-ctx.Done():
-		return false
-	}
 }
 
 // agentEvent is an agent event stream record, as Connect writes it.

@@ -52,6 +52,26 @@ func page(n int, token string, size, def, maxSize int) (from, to int, next strin
 	return from, to, next, nil
 }
 
+// writePage answers a List or Search operation with the page of items that token and size
+// select (size 0: 100; more than maxSize is refused): resp with each item's row under key, and
+// NextToken while more follow.
+func writePage[T any](w http.ResponseWriter, resp map[string]any, key string, items []T, token string, size, maxSize int, row func(T) map[string]any) {
+	from, to, next, err := page(len(items), token, size, 100, maxSize)
+	if err != nil {
+		connectError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
+		return
+	}
+	out := []map[string]any{}
+	for _, it := range items[from:to] {
+		out = append(out, row(it))
+	}
+	resp[key] = out
+	if next != "" {
+		resp["NextToken"] = next
+	}
+	writeJSON(w, "application/json", resp)
+}
+
 func queryInt(r *http.Request, key string) int {
 	v, _ := strconv.Atoi(r.URL.Query().Get(key))
 	return v
@@ -68,21 +88,11 @@ func (s *Server) listAgentStatuses(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	from, to, next, err := page(len(list), r.URL.Query().Get("nextToken"), queryInt(r, "maxResults"), 100, 1000)
-	if err != nil {
-		connectError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
-		return
-	}
-	out := []map[string]any{}
-	for _, a := range list[from:to] {
-		out = append(out, map[string]any{"Id": a.id, "Arn": a.arn, "Name": a.name, "Type": a.typ,
-			"LastModifiedTime": epoch(a.modified), "LastModifiedRegion": s.cfg.Region})
-	}
-	resp := map[string]any{"AgentStatusSummaryList": out}
-	if next != "" {
-		resp["NextToken"] = next
-	}
-	writeJSON(w, "application/json", resp)
+	writePage(w, map[string]any{}, "AgentStatusSummaryList", list, r.URL.Query().Get("nextToken"), queryInt(r, "maxResults"), 1000,
+		func(a *agentStatus) map[string]any {
+			return map[string]any{"Id": a.id, "Arn": a.arn, "Name": a.name, "Type": a.typ,
+				"LastModifiedTime": epoch(a.modified), "LastModifiedRegion": s.cfg.Region}
+		})
 }
 
 // describeAgentStatus is DescribeAgentStatus: GET /agent-status/{InstanceId}/{AgentStatusId}.
@@ -126,21 +136,11 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	users := slices.Clone(s.users)
 	s.mu.Unlock()
-	from, to, next, err := page(len(users), r.URL.Query().Get("nextToken"), queryInt(r, "maxResults"), 100, 1000)
-	if err != nil {
-		connectError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
-		return
-	}
-	out := []map[string]any{}
-	for _, u := range users[from:to] {
-		out = append(out, map[string]any{"Id": u.id, "Arn": u.arn, "Username": u.username,
-			"LastModifiedTime": epoch(u.modified), "LastModifiedRegion": s.cfg.Region})
-	}
-	resp := map[string]any{"UserSummaryList": out}
-	if next != "" {
-		resp["NextToken"] = next
-	}
-	writeJSON(w, "application/json", resp)
+	writePage(w, map[string]any{}, "UserSummaryList", users, r.URL.Query().Get("nextToken"), queryInt(r, "maxResults"), 1000,
+		func(u *user) map[string]any {
+			return map[string]any{"Id": u.id, "Arn": u.arn, "Username": u.username,
+				"LastModifiedTime": epoch(u.modified), "LastModifiedRegion": s.cfg.Region}
+		})
 }
 
 // describeUser is DescribeUser: GET /users/{InstanceId}/{UserId}.
@@ -239,24 +239,14 @@ func (s *Server) searchUsers(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	s.mu.Unlock()
-	from, to, next, err := page(len(users), req.NextToken, req.MaxResults, 100, 100)
-	if err != nil {
-		connectError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
-		return
-	}
-	out := []map[string]any{}
-	for _, u := range users[from:to] {
-		out = append(out, map[string]any{"Id": u.id, "Arn": u.arn, "Username": u.username,
-			"IdentityInfo":     map[string]any{"FirstName": u.first, "LastName": u.last},
-			"PhoneConfig":      map[string]any{"PhoneType": "SOFT_PHONE", "AutoAccept": false, "AfterContactWorkTimeLimit": 0},
-			"RoutingProfileId": basicProfileID, "SecurityProfileIds": []string{uuidOf("security-profile", "Agent")},
-			"Tags": map[string]string{}})
-	}
-	resp := map[string]any{"Users": out, "ApproximateTotalCount": len(users)}
-	if next != "" {
-		resp["NextToken"] = next
-	}
-	writeJSON(w, "application/json", resp)
+	writePage(w, map[string]any{"ApproximateTotalCount": len(users)}, "Users", users, req.NextToken, req.MaxResults, 100,
+		func(u *user) map[string]any {
+			return map[string]any{"Id": u.id, "Arn": u.arn, "Username": u.username,
+				"IdentityInfo":     map[string]any{"FirstName": u.first, "LastName": u.last},
+				"PhoneConfig":      map[string]any{"PhoneType": "SOFT_PHONE", "AutoAccept": false, "AfterContactWorkTimeLimit": 0},
+				"RoutingProfileId": basicProfileID, "SecurityProfileIds": []string{uuidOf("security-profile", "Agent")},
+				"Tags": map[string]string{}}
+		})
 }
 
 // putUserStatus is PutUserStatus: PUT /users/{InstanceId}/{UserId}/status {"AgentStatusId"}.
@@ -349,16 +339,8 @@ func (s *Server) getCurrentUserData(w http.ResponseWriter, r *http.Request) {
 		list = append(list, s.userData(u))
 	}
 	s.mu.Unlock()
-	from, to, next, err := page(len(list), req.NextToken, req.MaxResults, 100, 100)
-	if err != nil {
-		connectError(w, http.StatusBadRequest, "InvalidParameterException", err.Error())
-		return
-	}
-	resp := map[string]any{"UserDataList": append([]map[string]any{}, list[from:to]...), "ApproximateTotalCount": len(list)}
-	if next != "" {
-		resp["NextToken"] = next
-	}
-	writeJSON(w, "application/json", resp)
+	writePage(w, map[string]any{"ApproximateTotalCount": len(list)}, "UserDataList", list, req.NextToken, req.MaxResults, 100,
+		func(d map[string]any) map[string]any { return d })
 }
 
 // userData is one UserData of GetCurrentUserData.

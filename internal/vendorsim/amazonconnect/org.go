@@ -4,10 +4,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
-	"fmt"
-	"os"
-	"strings"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
@@ -64,21 +60,6 @@ func DemoSeed() Seed {
 		s.Users = append(s.Users, SeedUser{Email: p.Email, FirstName: p.FirstName, LastName: p.LastName})
 	}
 	return s
-}
-
-// LoadSeed reads a JSON Seed.
-func LoadSeed(path string) (Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Seed{}, err
-	}
-	var s Seed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Seed{}, fmt.Errorf("seed %s: %w", path, err)
-	}
-	return s, nil
 }
 
 // uuidOf derives a stable UUID-shaped id from a name.

@@ -29,7 +29,6 @@
 package amazonconnect
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -37,7 +36,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -47,6 +45,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
@@ -178,16 +177,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seed := DemoSeed()
-	switch {
-	case cfg.Seed != nil:
-		seed = *cfg.Seed
-	case cfg.SeedFile != "":
-		sd, err := LoadSeed(cfg.SeedFile)
-		if err != nil {
-			return nil, err
-		}
-		seed = sd
+	seed, err := vendorsim.PickSeed(cfg.Seed, cfg.SeedFile, DemoSeed)
+	if err != nil {
+		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, contacts: map[string]*contact{}, owner: map[string]*user{},
 		limits: map[string]*rate.Limiter{}, expired: map[string]bool{}, seen: map[string]bool{}, stop: make(chan struct{})}
@@ -278,20 +270,14 @@ func (s *Server) Requests(op string) int {
 // Start serves on addr ("127.0.0.1:0" picks a free port), over HTTP/1.1 and cleartext HTTP/2,
 // and returns the base URL, which is both the Connect and the Kinesis endpoint.
 func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return "", err
-	}
-	s.url = "http://" + ln.Addr().String()
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	protocols.SetUnencryptedHTTP2(true)
-	s.httpSrv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, Protocols: &protocols}
-	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve", "err", err)
-		}
-	}()
+	srv, url, err := vendorsim.Serve(addr, s.mux, &protocols, s.log)
+	if err != nil {
+		return "", err
+	}
+	s.httpSrv, s.url = srv, url
 	go s.heartbeats()
 	s.log.Info("amazon connect simulator listening", "url", s.url)
 	return s.url, nil
@@ -314,12 +300,7 @@ func (s *Server) Close() error {
 	default:
 		close(s.stop)
 	}
-	if s.httpSrv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.httpSrv.Shutdown(ctx)
+	return vendorsim.Shutdown(s.httpSrv)
 }
 
 // ExpireTokens expires every session token (X-Amz-Security-Token) seen so far: requests

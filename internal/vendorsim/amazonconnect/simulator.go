@@ -33,18 +33,11 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.IntVar(&cfg.Burst, "burst", 5, "burst each Connect API allows")
 	f.IntVar(&cfg.Shards, "shards", 2, "open shards of the agent event stream")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 120*time.Second, "HEART_BEAT interval of an idle logged-in agent")
-	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
+	return vendorsim.Launch(func(o vendorsim.Options) (*Server, error) {
 		c := cfg
 		c.SeedFile, c.Faults, c.Logger = o.Seed, o.Faults, o.Logger
-		srv, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := srv.Start(o.Addr); err != nil {
-			return nil, err
-		}
-		return srv, nil
-	}
+		return New(c)
+	})
 }
 
 // demoStatuses are the statuses the demo's agents pick.
@@ -76,19 +69,9 @@ func (s *Server) Act(ctx context.Context, rnd *rand.Rand, email string) error {
 // StartShift gives every demo agent the status demoorg.ShiftOf says: Available, on Break, at
 // Lunch, or logged out.
 func (s *Server) StartShift() error {
-	for i, p := range demoorg.People() {
-		status := "Available"
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			status = "Break"
-		case demoorg.AtMeal:
-			status = "Lunch"
-		case demoorg.LoggedOut:
-			continue
-		}
-		if err := s.SetStatus(p.Email, status); err != nil {
-			return fmt.Errorf("amazonconnect %s: %w", p.Email, err)
-		}
+	ready := map[string]string{"voice": "Available", "chat": "Available", "blended": "Available"}
+	if err := demoorg.StartShift(demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Lunch"}, s.SetStatus); err != nil {
+		return fmt.Errorf("amazonconnect %w", err)
 	}
 	return nil
 }

@@ -2,7 +2,10 @@
 // the same agents (by email) exist in each simulated vendor and link up in the demo.
 package demoorg
 
-import "strings"
+import (
+	"fmt"
+	"strings"
+)
 
 // Person is one demo agent.
 type Person struct {
@@ -74,4 +77,34 @@ func ShiftOf(i int) Shift {
 		return LoggedOut
 	}
 	return Ready
+}
+
+// ShiftStatuses are one vendor's statuses for the shift states: Ready's by team, and those of
+// OnBreak, AtMeal and LoggedOut. A person whose status is empty is left as they are.
+type ShiftStatuses struct {
+	Ready                  map[string]string
+	Break, Meal, LoggedOut string
+}
+
+// StartShift gives every person, through set, the status of their shift (ShiftOf); an error
+// names the person.
+func StartShift(st ShiftStatuses, set func(email, status string) error) error {
+	for i, p := range People() {
+		status := st.Ready[p.Team]
+		switch ShiftOf(i) {
+		case OnBreak:
+			status = st.Break
+		case AtMeal:
+			status = st.Meal
+		case LoggedOut:
+			status = st.LoggedOut
+		}
+		if status == "" {
+			continue
+		}
+		if err := set(p.Email, status); err != nil {
+			return fmt.Errorf("%s: %w", p.Email, err)
+		}
+	}
+	return nil
 }

@@ -1,9 +1,7 @@
 package genesys
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 	"time"
 
@@ -122,21 +120,6 @@ func DemoSeed() Seed {
 // DemoUserID is the Genesys user id of demo agent n.
 func DemoUserID(n int) string {
 	return fmt.Sprintf("9d1c3e2a-%04x-4b5e-8f00-%012x", n, n)
-}
-
-// LoadSeed reads a seed file.
-func LoadSeed(path string) (Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Seed{}, err
-	}
-	var s Seed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Seed{}, fmt.Errorf("seed %s: %w", path, err)
-	}
-	return s, nil
 }
 
 // org is the simulated organization's state.

@@ -19,19 +19,17 @@
 package genesys
 
 import (
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
@@ -124,16 +122,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seed := DemoSeed()
-	switch {
-	case cfg.Seed != nil:
-		seed = *cfg.Seed
-	case cfg.SeedFile != "":
-		s, err := LoadSeed(cfg.SeedFile)
-		if err != nil {
-			return nil, err
-		}
-		seed = s
+	seed, err := vendorsim.PickSeed(cfg.Seed, cfg.SeedFile, DemoSeed)
+	if err != nil {
+		return nil, err
 	}
 	o, err := newOrg(seed, cfg.Now())
 	if err != nil {
@@ -164,17 +155,11 @@ func (s *Server) Faults() *fault.Injector { return s.faults }
 
 // Start serves on addr ("127.0.0.1:0" picks a free port) and returns the base URL.
 func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+	srv, url, err := vendorsim.Serve(addr, s.mux, nil, s.log)
 	if err != nil {
 		return "", err
 	}
-	s.url = "http://" + ln.Addr().String()
-	s.httpSrv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve", "err", err)
-		}
-	}()
+	s.httpSrv, s.url = srv, url
 	s.log.Info("genesys simulator listening", "url", s.url)
 	return s.url, nil
 }
@@ -187,12 +172,7 @@ func (s *Server) Info() map[string]any {
 // Close stops serving and disconnects every socket.
 func (s *Server) Close() error {
 	s.hub.closeAll()
-	if s.httpSrv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.httpSrv.Shutdown(ctx)
+	return vendorsim.Shutdown(s.httpSrv)
 }
 
 // ExpireTokens makes every issued token expired, so the next call with one gets 401.

@@ -28,18 +28,11 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.DurationVar(&cfg.RateWindow, "rate-window", time.Minute, "rate-limit window; shrinking it also shrinks the seconds of Retry-After")
 	f.DurationVar(&cfg.HeartbeatInterval, "heartbeat", 30*time.Second, "notification socket heartbeat interval")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", 24*time.Hour, "access token lifetime (expires_in)")
-	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
+	return vendorsim.Launch(func(o vendorsim.Options) (*Server, error) {
 		c := cfg
 		c.SeedFile, c.Faults, c.Logger = o.Seed, o.Faults, o.Logger
-		srv, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := srv.Start(o.Addr); err != nil {
-			return nil, err
-		}
-		return srv, nil
-	}
+		return New(c)
+	})
 }
 
 // demoPresences are the presences the demo's agents pick.
@@ -68,19 +61,9 @@ func (s *Server) Act(ctx context.Context, rnd *rand.Rand, email string) error {
 // agents On Queue, chat agents Available, some on Break, at Meal or Offline.
 func (s *Server) StartShift() error {
 	ready := map[string]string{"voice": "On Queue", "chat": "Available", "blended": "On Queue"}
-	for i, p := range demoorg.People() {
-		presence := ready[p.Team]
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			presence = "Break"
-		case demoorg.AtMeal:
-			presence = "Meal"
-		case demoorg.LoggedOut:
-			presence = "Offline"
-		}
-		if err := s.SetPresence(p.Email, presence); err != nil {
-			return fmt.Errorf("genesys %s: %w", p.Email, err)
-		}
+	st := demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Meal", LoggedOut: "Offline"}
+	if err := demoorg.StartShift(st, s.SetPresence); err != nil {
+		return fmt.Errorf("genesys %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector/salesforce/sfid"
+	"github.com/omnipresence/omnipresence/internal/pause"
 )
 
 // Headless consoles stand in for agents who keep their Lightning console open all day: for each
@@ -217,7 +218,7 @@ func (h *headless) postLoop(ctx context.Context) {
 			backoff = time.Second
 		default:
 			h.s.log.Debug("headless console: posting events failed; retrying", "user", h.user, "status", code, "err", err)
-			if !sleep(ctx, backoff) {
+			if !pause.For(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 30*time.Second)
@@ -232,7 +233,7 @@ const heartbeatInterval = 30 * time.Second
 // heartbeatLoop calls the service's heartbeat while no person's console page carries the
 // bridge, until ctx ends.
 func (h *headless) heartbeatLoop(ctx context.Context) {
-	for sleep(ctx, heartbeatInterval) {
+	for pause.For(ctx, heartbeatInterval) {
 		if h.s.consoleOpen(h.user) {
 			continue
 		}
@@ -247,7 +248,7 @@ func (h *headless) streamLoop(ctx context.Context) {
 	backoff := time.Second
 	for ctx.Err() == nil {
 		if h.s.consoleOpen(h.user) {
-			if !sleep(ctx, time.Second) {
+			if !pause.For(ctx, time.Second) {
 				return
 			}
 			continue
@@ -262,7 +263,7 @@ func (h *headless) streamLoop(ctx context.Context) {
 		}
 		if err != nil {
 			h.s.log.Debug("headless console: stream ended", "user", h.user, "err", err)
-			if !sleep(ctx, backoff) {
+			if !pause.For(ctx, backoff) {
 				return
 			}
 			backoff = min(backoff*2, 30*time.Second)
@@ -355,7 +356,7 @@ func (h *headless) command(ctx context.Context, data string) {
 		if err == nil && code < 500 && code != http.StatusUnauthorized && code != http.StatusTooManyRequests {
 			return
 		}
-		if !sleep(ctx, time.Duration(attempt+1)*time.Second) {
+		if !pause.For(ctx, time.Duration(attempt+1)*time.Second) {
 			return
 		}
 	}
@@ -455,13 +456,3 @@ func newEventID() string {
 }
 
 // sleep waits d or until ctx ends; it reports whether d passed.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}

@@ -1,11 +1,10 @@
 package salesforce
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"strings"
 
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/demoorg"
 )
 
@@ -70,15 +69,9 @@ func DemoSeed() Seed {
 
 // LoadSeed reads a seed from a JSON file.
 func LoadSeed(path string) (Seed, error) {
-	b, err := os.ReadFile(path)
+	s, err := vendorsim.LoadSeed[Seed](path)
 	if err != nil {
 		return Seed{}, err
-	}
-	var s Seed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Seed{}, fmt.Errorf("%s: %w", path, err)
 	}
 	return s, s.validate()
 }

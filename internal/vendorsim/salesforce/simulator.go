@@ -42,7 +42,7 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.IntVar(&cfg.DailyAPIRequests, "daily-api-requests", 15000, "daily REST API request allocation")
 	f.DurationVar(&cfg.SessionTimeout, "session-timeout", 2*time.Hour, "access token lifetime")
 	f.StringSliceVar(&cfg.Channels, "channel", nil, "custom CDC channel (/data/Name__chn) carrying UserServicePresence events")
-	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
+	return vendorsim.Launch(func(o vendorsim.Options) (*Server, error) {
 		c := cfg
 		c.Faults, c.Logger = o.Faults, o.Logger
 		signer, err := bridgeSigner(o.BridgeKey, bridgeKey, bridgeSecret)
@@ -67,15 +67,8 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 			}
 			c.JWTCertificate = b
 		}
-		srv, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := srv.Start(o.Addr); err != nil {
-			return nil, err
-		}
-		return srv, nil
-	}
+		return New(c)
+	})
 }
 
 // bridgeSigner is what the console signs bridge tokens with: the key given (the demo's), a PEM
@@ -120,19 +113,12 @@ func (s *Server) Act(_ context.Context, rnd *rand.Rand, email string) error {
 // Lunch, or not logged in.
 func (s *Server) StartShift() error {
 	ready := map[string]string{"voice": "AvailableforVoice", "chat": "AvailableforChat", "blended": "Online"}
-	for i, p := range demoorg.People() {
-		status := ready[p.Team]
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			status = "Break"
-		case demoorg.AtMeal:
-			status = "Lunch"
-		case demoorg.LoggedOut:
-			continue
-		}
-		if _, err := s.SetStatus(p.Email, status, "OmniLoginStatusChange"); err != nil {
-			return fmt.Errorf("salesforce %s: %w", p.Email, err)
-		}
+	err := demoorg.StartShift(demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Lunch"}, func(email, status string) error {
+		_, err := s.SetStatus(email, status, "OmniLoginStatusChange")
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("salesforce %w", err)
 	}
 	return nil
 }
