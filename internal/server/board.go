@@ -233,11 +233,13 @@ func (s *Server) crossCheck(pol *policy.Policy, cells map[string]SystemCell) {
 			if knowA && !newerA {
 				mark(p.a, StateDrifting, noteA)
 			}
+			// The newer side shows a status the policy maps to nothing on the other: the other
+			// keeps what it shows, as the policy says; the pair is not covered, not drifting.
 			if knowB && newerB && !knowA {
-				mark(p.b, StateDrifting, noteB)
+				mark(p.b, StateNotCovered, fmt.Sprintf("the policy maps %s %s to nothing in %s, which keeps %s", p.b, stB.Name, p.a, stA.Name))
 			}
 			if knowA && newerA && !knowB {
-				mark(p.a, StateDrifting, noteA)
+				mark(p.a, StateNotCovered, fmt.Sprintf("the policy maps %s %s to nothing in %s, which keeps %s", p.a, stA.Name, p.b, stB.Name))
 			}
 		}
 	}

@@ -269,3 +269,22 @@ func TestBoardUsesTheLoadedCatalogs(t *testing.T) {
 		t.Errorf("with the loaded catalogs: %s, want %s", got, StateInSync)
 	}
 }
+
+// TestBoardNewerStatusTheMapIgnores: the newer side shows a status the policy maps to nothing
+// on the other side, which keeps its own: what the policy says, so not covered, never drifting.
+func TestBoardNewerStatusTheMapIgnores(t *testing.T) {
+	f := newFakeEngine()
+	gc := sv("Idle", "g-idle", true)
+	gc.ObservedSince = t0.Add(time.Minute)
+	sf := sv("Break", "0N5000000000002", true)
+	sf.ObservedSince = t0
+	f.agents["ana@example.com"] = engine.AgentView{Email: "ana@example.com", Policy: "sync", Systems: map[string]engine.SystemView{"sf": sf, "gc": gc}}
+	s := New(Options{Engine: f, Policy: loadConsolePolicy(t)})
+	var b boardResponse
+	if err := json.Unmarshal(do(t, s.Handler(), request{path: "/api/v1/board"}).Body.Bytes(), &b); err != nil {
+		t.Fatal(err)
+	}
+	if c := b.Agents[0].Systems["gc"]; c.State != StateNotCovered || c.Note != "the policy maps gc Idle to nothing in sf, which keeps Break" {
+		t.Errorf("gc cell %s (%s), want not covered", c.State, c.Note)
+	}
+}
