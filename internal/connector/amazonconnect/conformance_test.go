@@ -43,7 +43,7 @@ func newEnv(t testing.TB, cfg sim.Config) *env {
 	o := Options{System: "connect", Region: info["region"].(string), InstanceID: info["instance_id"].(string),
 		Endpoint: url, KinesisEndpoint: url, Stream: info["agent_event_stream"].(string),
 		AccessKeyID: info["access_key_id"].(string), SecretAccessKey: info["secret_access_key"].(string),
-		Checkpoints: &memCheckpoints{m: map[string]string{}}, ShardReads: cfg.ShardReads, PollInterval: 20 * time.Millisecond,
+		Checkpoints: &connector.MemoryCheckpoints{}, ShardReads: cfg.ShardReads, PollInterval: 20 * time.Millisecond,
 		ShardRefresh: 200 * time.Millisecond, WireSecond: cfg.WireSecond}
 	if cfg.RatePerSecond > 0 {
 		o.WriteRate, o.ReadRate = cfg.RatePerSecond, cfg.RatePerSecond

@@ -16,7 +16,7 @@ import (
 type env struct {
 	sim *cxone.Server
 	url string
-	cps *memCheckpoints
+	cps *connector.MemoryCheckpoints
 }
 
 func newEnv(t *testing.T, cfg cxone.Config) *env {
@@ -31,7 +31,7 @@ func newEnv(t *testing.T, cfg cxone.Config) *env {
 		_ = s.Close()
 		ts.Close()
 	})
-	return &env{sim: s, url: ts.URL, cps: &memCheckpoints{m: map[string]string{}}}
+	return &env{sim: s, url: ts.URL, cps: &connector.MemoryCheckpoints{}}
 }
 
 // connect opens a connector discovering its API from the tenant id, as a policy with
