@@ -8,7 +8,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/connectortest"
 	sim "github.com/omnipresence/omnipresence/internal/vendorsim/amazonconnect"
-	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
 // env is a simulator started for one test, with the options of a connector facing it.
@@ -79,12 +78,8 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			Epoch: epoch.Add(-time.Minute),
-			Faults: func(s fault.Settings) {
-				if err := e.sim.Faults().Apply(s); err != nil {
-					t.Fatal(err)
-				}
-			},
+			Epoch:        epoch.Add(-time.Minute),
+			Faults:       e.sim.Faults(),
 			ExpireTokens: e.sim.ExpireTokens,
 			Throttled:    e.sim.Throttled,
 			Deferred: func(t *testing.T) (string, string) {

@@ -9,7 +9,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/connectortest"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/cxone"
-	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
 // env is a CXone simulator on httptest, with checkpoints its connectors share.
@@ -85,12 +84,8 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			Epoch: epoch,
-			Faults: func(s fault.Settings) {
-				if err := e.sim.Faults().Apply(s); err != nil {
-					t.Fatal(err)
-				}
-			},
+			Epoch:        epoch,
+			Faults:       e.sim.Faults(),
 			ExpireTokens: e.sim.ExpireTokens,
 			Throttled:    e.sim.Throttled,
 			Deferred: func(*testing.T) (string, string) {
