@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/presence"
@@ -203,6 +205,38 @@ type Deps struct {
 type Checkpoints interface {
 	Checkpoint(ctx context.Context, name string) (string, error)
 	SetCheckpoint(ctx context.Context, name, value string) error
+}
+
+// MemoryCheckpoints keeps checkpoints in memory, for a connector opened without a store; the
+// zero value is empty and ready.
+type MemoryCheckpoints struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+// Checkpoint is the value last set under name, "" when none.
+func (m *MemoryCheckpoints) Checkpoint(_ context.Context, name string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.m[name], nil
+}
+
+// SetCheckpoint sets name's value.
+func (m *MemoryCheckpoints) SetCheckpoint(_ context.Context, name, value string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.m == nil {
+		m.m = map[string]string{}
+	}
+	m.m[name] = value
+	return nil
+}
+
+// All is a copy of every checkpoint, by name.
+func (m *MemoryCheckpoints) All() map[string]string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return maps.Clone(m.m)
 }
 
 // Factory opens a connector for the system called name. Its settings have passed the vendor's

@@ -85,11 +85,7 @@ func TestOmniChannelBridge(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := bridge.NewHandler(bridge.Options{Verifier: orgVerifier(t), System: "sf", Hub: hub, Ingest: eng.Ingest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(server.New(server.Options{Engine: eng, Bridge: h}).Handler())
+	srv := serveBridged(t, eng, bridge.Options{Hub: hub})
 	defer srv.Close()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -188,6 +184,18 @@ func TestOmniChannelBridge(t *testing.T) {
 
 // fixtures holds the bridge's test key pair: the org's certificate and its private key.
 const fixtures = "../../bridge/salesforce/test/fixtures/"
+
+// serveBridged serves the service's API for eng with the Salesforce bridge of system "sf",
+// which checks the org's tokens and ingests into eng, with o's other options.
+func serveBridged(t *testing.T, eng *engine.Engine, o bridge.Options) *httptest.Server {
+	t.Helper()
+	o.Verifier, o.System, o.Ingest = orgVerifier(t), "sf", eng.Ingest
+	h, err := bridge.NewHandler(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return httptest.NewServer(server.New(server.Options{Engine: eng, Bridge: h}).Handler())
+}
 
 func orgVerifier(t *testing.T) *bridgetoken.Verifier {
 	t.Helper()

@@ -16,7 +16,6 @@ import (
 
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/engine"
-	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
 	"github.com/omnipresence/omnipresence/internal/store"
 	"github.com/omnipresence/omnipresence/internal/store/postgres"
@@ -246,17 +245,9 @@ func TestCheckpointChild(t *testing.T) {
 		t.Fatal(err)
 	}
 	cps := &killingCheckpoints{Checkpoints: st, k: k}
-	conns := map[string]connector.Connector{}
-	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
-		c, err := sys.Vendor.Connect(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient, Checkpoints: cps})
-		if err != nil {
-			return nil, err
-		}
-		conns[sys.Name] = killingConnector{Connector: c, k: k}
-		return c.Catalog(ctx)
-	}})
-	if err != nil {
-		t.Fatal(err)
+	cfg, conns := loadConnected(ctx, t, path, connector.Deps{HTTPClient: http.DefaultClient, Checkpoints: cps}, nil)
+	for name, c := range conns {
+		conns[name] = killingConnector{Connector: c, k: k}
 	}
 	eng, err := engine.New(engine.Config{Policy: cfg, Store: killingStore{Store: st, k: k}, Connectors: conns})
 	if err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -21,7 +20,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/engine"
 	"github.com/omnipresence/omnipresence/internal/policy"
 	"github.com/omnipresence/omnipresence/internal/presence"
-	"github.com/omnipresence/omnipresence/internal/server"
 	"github.com/omnipresence/omnipresence/internal/store/memory"
 	cxsim "github.com/omnipresence/omnipresence/internal/vendorsim/cxone"
 )
@@ -191,21 +189,8 @@ func TestCXonePresenceSyncExample(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	conns := map[string]connector.Connector{}
-	cfg, err := policy.Load(livePolicy(t, exampleTenant().TenantID, simURL), policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
-		if sys.Kind != "cxone" {
-			return nil, nil
-		}
-		c, err := sys.Vendor.Connect(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient})
-		if err != nil {
-			return nil, err
-		}
-		conns[sys.Name] = c
-		return c.Catalog(ctx)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, conns := loadConnected(ctx, t, livePolicy(t, exampleTenant().TenantID, simURL), connector.Deps{HTTPClient: http.DefaultClient},
+		func(sys *policy.System) bool { return sys.Kind == "cxone" })
 	accts, err := conns["cxone"].Accounts(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -226,11 +211,7 @@ func TestCXonePresenceSyncExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := bridge.NewHandler(bridge.Options{Verifier: orgVerifier(t), System: "sf", Hub: hub, Ingest: eng.Ingest})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(server.New(server.Options{Engine: eng, Bridge: h}).Handler())
+	srv := serveBridged(t, eng, bridge.Options{Hub: hub})
 	defer srv.Close()
 	done := make(chan error, 1)
 	go func() { done <- eng.Run(ctx) }()

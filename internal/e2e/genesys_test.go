@@ -59,18 +59,7 @@ func TestCommunicateCallAgainstGenesysSimulator(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	conns := map[string]connector.Connector{}
-	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
-		c, err := sys.Vendor.Connect(ctx, sys.Name, sys.Settings, connector.Deps{HTTPClient: http.DefaultClient})
-		if err != nil {
-			return nil, err
-		}
-		conns[sys.Name] = c
-		return c.Catalog(ctx)
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg, conns := loadConnected(ctx, t, path, connector.Deps{HTTPClient: http.DefaultClient}, nil)
 	eng, err := engine.New(engine.Config{Policy: cfg, Store: memory.New(), Connectors: conns})
 	if err != nil {
 		t.Fatal(err)
@@ -165,6 +154,29 @@ func TestCommunicateCallAgainstGenesysSimulator(t *testing.T) {
 	if u, _ := sim.UserByEmail(ana); u.Presence != "On Queue" {
 		t.Errorf("after the ACD call presence = %q, want On Queue", u.Presence)
 	}
+}
+
+// loadConnected loads the policy at path, connecting with deps to each system open says to
+// (every one when open is nil) and reading its catalog through that connector; the systems
+// not opened have no catalog.
+func loadConnected(ctx context.Context, t *testing.T, path string, deps connector.Deps, open func(*policy.System) bool) (*policy.Config, map[string]connector.Connector) {
+	t.Helper()
+	conns := map[string]connector.Connector{}
+	cfg, err := policy.Load(path, policy.Options{Catalog: func(sys *policy.System) ([]presence.Status, error) {
+		if open != nil && !open(sys) {
+			return nil, nil
+		}
+		c, err := sys.Vendor.Connect(ctx, sys.Name, sys.Settings, deps)
+		if err != nil {
+			return nil, err
+		}
+		conns[sys.Name] = c
+		return c.Catalog(ctx)
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg, conns
 }
 
 func waitFor(t *testing.T, what string, cond func() bool) {

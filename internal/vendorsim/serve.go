@@ -17,13 +17,19 @@ func Serve(addr string, h http.Handler, protocols *http.Protocols, log *slog.Log
 	if err != nil {
 		return nil, "", err
 	}
+	return ServeOn(ln, h, protocols, log), "http://" + ln.Addr().String(), nil
+}
+
+// ServeOn serves h on ln in the background as Serve does, for a simulator that wraps its
+// listener (in TLS, say) first.
+func ServeOn(ln net.Listener, h http.Handler, protocols *http.Protocols, log *slog.Logger) *http.Server {
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second, Protocols: protocols}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("serve", "err", err)
 		}
 	}()
-	return srv, "http://" + ln.Addr().String(), nil
+	return srv
 }
 
 // Shutdown stops a server Serve started, letting requests in flight finish for up to five

@@ -197,17 +197,15 @@ func TestReshardingIsFollowed(t *testing.T) {
 			t.Fatalf("after resharding: %+v, want %s", ev, status)
 		}
 	}
-	cps := e.opts.Checkpoints.(*memCheckpoints)
-	cps.mu.Lock()
+	cps := e.opts.Checkpoints.(*connector.MemoryCheckpoints).All()
 	ended := 0
-	for _, v := range cps.m {
+	for _, v := range cps {
 		if v == shardEnd {
 			ended++
 		}
 	}
-	cps.mu.Unlock()
 	if ended != 2 {
-		t.Errorf("checkpoints %v: want both parents read to the end", cps.m)
+		t.Errorf("checkpoints %v: want both parents read to the end", cps)
 	}
 	w2 := watchAll(t, e.connector(t))
 	if err := e.sim.SetStatus(e.ana, sim.BreakID); err != nil {

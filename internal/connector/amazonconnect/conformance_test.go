@@ -8,7 +8,6 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/connectortest"
 	sim "github.com/omnipresence/omnipresence/internal/vendorsim/amazonconnect"
-	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
 // env is a simulator started for one test, with the options of a connector facing it.
@@ -43,7 +42,7 @@ func newEnv(t testing.TB, cfg sim.Config) *env {
 	o := Options{System: "connect", Region: info["region"].(string), InstanceID: info["instance_id"].(string),
 		Endpoint: url, KinesisEndpoint: url, Stream: info["agent_event_stream"].(string),
 		AccessKeyID: info["access_key_id"].(string), SecretAccessKey: info["secret_access_key"].(string),
-		Checkpoints: &memCheckpoints{m: map[string]string{}}, ShardReads: cfg.ShardReads, PollInterval: 20 * time.Millisecond,
+		Checkpoints: &connector.MemoryCheckpoints{}, ShardReads: cfg.ShardReads, PollInterval: 20 * time.Millisecond,
 		ShardRefresh: 200 * time.Millisecond, WireSecond: cfg.WireSecond}
 	if cfg.RatePerSecond > 0 {
 		o.WriteRate, o.ReadRate = cfg.RatePerSecond, cfg.RatePerSecond
@@ -79,12 +78,8 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			Epoch: epoch.Add(-time.Minute),
-			Faults: func(s fault.Settings) {
-				if err := e.sim.Faults().Apply(s); err != nil {
-					t.Fatal(err)
-				}
-			},
+			Epoch:        epoch.Add(-time.Minute),
+			Faults:       e.sim.Faults(),
 			ExpireTokens: e.sim.ExpireTokens,
 			Throttled:    e.sim.Throttled,
 			Deferred: func(t *testing.T) (string, string) {

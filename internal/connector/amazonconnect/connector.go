@@ -107,7 +107,7 @@ func New(ctx context.Context, o Options) (*Connector, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	if o.Checkpoints == nil {
-		o.Checkpoints = &memCheckpoints{m: map[string]string{}}
+		o.Checkpoints = &connector.MemoryCheckpoints{}
 	}
 	def := func(v *float64, d float64) {
 		if *v <= 0 {
@@ -539,23 +539,4 @@ func classify(err error, wireSecond time.Duration) error {
 		return &connector.NotAppliedError{Err: err}
 	}
 	return err
-}
-
-// memCheckpoints keep checkpoints in memory, for a connector opened without a store.
-type memCheckpoints struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (m *memCheckpoints) Checkpoint(_ context.Context, name string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.m[name], nil
-}
-
-func (m *memCheckpoints) SetCheckpoint(_ context.Context, name, value string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.m[name] = value
-	return nil
 }

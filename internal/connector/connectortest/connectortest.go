@@ -48,8 +48,8 @@ type Env struct {
 	// more), so that the suite tells a vendor's time from a local one. Vendor times fall in
 	// [Epoch, Epoch+24h].
 	Epoch time.Time
-	// Faults sets the simulator's faults, as POST /_sim/faults does.
-	Faults func(fault.Settings)
+	// Faults is the simulator's fault injector, the one POST /_sim/faults drives.
+	Faults *fault.Injector
 	// ExpireTokens expires every access token the simulator issued.
 	ExpireTokens func()
 	// Throttled reports how many requests the simulator refused with 429 so far.
@@ -406,12 +406,20 @@ func (e *Env) call(ctx context.Context, c connector.Connector, account string) e
 	return err
 }
 
+// setFaults puts the faults in force.
+func (e *Env) setFaults(t *testing.T, s fault.Settings) {
+	t.Helper()
+	if err := e.Faults.Apply(s); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func testRetryAfter(t *testing.T, e *Env) {
 	c := e.connect(t)
 	if _, err := c.Catalog(ctxFor(t)); err != nil { // signed in before the storm
 		t.Fatal(err)
 	}
-	e.Faults(fault.Settings{StormFor: time.Minute, RetryAfter: 7 * time.Second})
+	e.setFaults(t, fault.Settings{StormFor: time.Minute, RetryAfter: 7 * time.Second})
 	err := e.call(ctxFor(t), c, e.Account)
 	d, ok := connector.RetryAfter(err)
 	if !ok || d <= 0 {
@@ -420,12 +428,12 @@ func testRetryAfter(t *testing.T, e *Env) {
 	if connector.IsPermanent(err) {
 		t.Errorf("a throttled call is not permanent: %v", err)
 	}
-	e.Faults(fault.Settings{})
-	e.Faults(fault.Settings{ErrorRate: 1, ErrorStatus: 500})
+	e.setFaults(t, fault.Settings{})
+	e.setFaults(t, fault.Settings{ErrorRate: 1, ErrorStatus: 500})
 	if err := e.call(ctxFor(t), c, e.Account); err == nil || connector.IsPermanent(err) {
 		t.Errorf("a server error must be retryable: %v", err)
 	}
-	e.Faults(fault.Settings{})
+	e.setFaults(t, fault.Settings{})
 }
 
 func testUnknownAccount(t *testing.T, e *Env) {

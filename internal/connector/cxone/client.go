@@ -19,6 +19,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -112,7 +113,7 @@ func New(o Options) (*Connector, error) {
 	}
 	cps := o.Checkpoints
 	if cps == nil {
-		cps = &memCheckpoints{m: map[string]string{}}
+		cps = &connector.MemoryCheckpoints{}
 	}
 	// A token bucket that never spends more than the budget in any window: a tenth of it as
 	// burst, the rest spread over the window.
@@ -356,32 +357,9 @@ func (c *Connector) read(ctx context.Context, path string, out any) error {
 			transient++
 			wait = c.o.MinBackoff
 		}
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !pause.For(ctx, wait) {
 			return ctx.Err()
-		case <-t.C:
 		}
 	}
 	return err
-}
-
-// memCheckpoints keeps checkpoints in memory when the caller gives no store.
-type memCheckpoints struct {
-	mu sync.Mutex
-	m  map[string]string
-}
-
-func (m *memCheckpoints) Checkpoint(_ context.Context, name string) (string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.m[name], nil
-}
-
-func (m *memCheckpoints) SetCheckpoint(_ context.Context, name, value string) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	m.m[name] = value
-	return nil
 }

@@ -9,14 +9,13 @@ import (
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/connectortest"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/cxone"
-	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
 // env is a CXone simulator on httptest, with checkpoints its connectors share.
 type env struct {
 	sim *cxone.Server
 	url string
-	cps *memCheckpoints
+	cps *connector.MemoryCheckpoints
 }
 
 func newEnv(t *testing.T, cfg cxone.Config) *env {
@@ -31,7 +30,7 @@ func newEnv(t *testing.T, cfg cxone.Config) *env {
 		_ = s.Close()
 		ts.Close()
 	})
-	return &env{sim: s, url: ts.URL, cps: &memCheckpoints{m: map[string]string{}}}
+	return &env{sim: s, url: ts.URL, cps: &connector.MemoryCheckpoints{}}
 }
 
 // connect opens a connector discovering its API from the tenant id, as a policy with
@@ -85,12 +84,8 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			Epoch: epoch,
-			Faults: func(s fault.Settings) {
-				if err := e.sim.Faults().Apply(s); err != nil {
-					t.Fatal(err)
-				}
-			},
+			Epoch:        epoch,
+			Faults:       e.sim.Faults(),
 			ExpireTokens: e.sim.ExpireTokens,
 			Throttled:    e.sim.Throttled,
 			Deferred: func(*testing.T) (string, string) {

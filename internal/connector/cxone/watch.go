@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/omnipresence/omnipresence/internal/connector"
+	"github.com/omnipresence/omnipresence/internal/pause"
 	"github.com/omnipresence/omnipresence/internal/presence"
 )
 
@@ -74,13 +75,10 @@ func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
 	if err != nil {
 		return err
 	}
-	t := time.NewTimer(0)
-	defer t.Stop()
+	var wait time.Duration // the first poll at once, the others PollInterval apart
 	for {
-		select {
-		case <-ctx.Done():
+		if !pause.For(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 		path := "/agents/states"
 		if since != "" {
@@ -117,7 +115,7 @@ func (c *Connector) Watch(ctx context.Context, emit connector.Emit) error {
 				return err
 			}
 		}
-		t.Reset(c.o.PollInterval)
+		wait = c.o.PollInterval
 	}
 }
 

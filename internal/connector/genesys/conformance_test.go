@@ -6,7 +6,6 @@ import (
 
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/connectortest"
-	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 	sim "github.com/omnipresence/omnipresence/internal/vendorsim/genesys"
 )
 
@@ -32,12 +31,8 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			Epoch: epoch,
-			Faults: func(s fault.Settings) {
-				if err := e.sim.Faults().Apply(s); err != nil {
-					t.Fatal(err)
-				}
-			},
+			Epoch:        epoch,
+			Faults:       e.sim.Faults(),
 			ExpireTokens: e.sim.ExpireTokens,
 			Throttled:    e.counts.throttled,
 		}

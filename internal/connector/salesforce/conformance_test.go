@@ -9,7 +9,6 @@ import (
 
 	"github.com/omnipresence/omnipresence/internal/connector"
 	"github.com/omnipresence/omnipresence/internal/connector/connectortest"
-	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 	sfsim "github.com/omnipresence/omnipresence/internal/vendorsim/salesforce"
 )
 
@@ -86,12 +85,8 @@ func TestConformance(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
-			Epoch: epoch,
-			Faults: func(s fault.Settings) {
-				if err := o.sim.Faults().Apply(s); err != nil {
-					t.Fatal(err)
-				}
-			},
+			Epoch:           epoch,
+			Faults:          o.sim.Faults(),
 			ExpireTokens:    o.sim.ExpireTokens,
 			Throttled:       func() int { return int(throttled.n.Load()) },
 			WritesBypassAPI: true,

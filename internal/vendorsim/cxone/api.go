@@ -276,7 +276,8 @@ func (s *Server) team(id int) *team {
 	return nil
 }
 
-func (s *Server) teamAgents(w http.ResponseWriter, q map[string][]string, id int) {
+// withTeam calls f, under the tenant's lock, with the team of that id, or answers 404.
+func (s *Server) withTeam(w http.ResponseWriter, id int, f func(t *team)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	t := s.team(id)
@@ -284,46 +285,46 @@ func (s *Server) teamAgents(w http.ResponseWriter, q map[string][]string, id int
 		s.apiError(w, http.StatusNotFound, "Not Found", "Team was not found.")
 		return
 	}
-	list := []map[string]any{}
-	for _, a := range s.t.agents {
-		if a.Team == t {
-			list = append(list, agentJSON(a, s.t.busNo))
-		}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"teamId": t.ID, "totalRecords": len(list), "agents": page(list, q)})
+	f(t)
 }
 
-func codeJSON(c *code) map[string]any {
-	return map[string]any{"outStateId": c.ID, "outStateName": c.Name, "isActive": true, "isAcw": c.Acw,
-		"agentTimeoutMins": 0, "isPersonalConnection": false}
+func (s *Server) teamAgents(w http.ResponseWriter, q map[string][]string, id int) {
+	s.withTeam(w, id, func(t *team) {
+		list := []map[string]any{}
+		for _, a := range s.t.agents {
+			if a.Team == t {
+				list = append(list, agentJSON(a, s.t.busNo))
+			}
+		}
+		writeJSON(w, http.StatusOK, map[string]any{"teamId": t.ID, "totalRecords": len(list), "agents": page(list, q)})
+	})
+}
+
+// codesJSON is CXone's form of unavailable codes.
+func codesJSON(cs []*code) []map[string]any {
+	out := []map[string]any{}
+	for _, c := range cs {
+		out = append(out, map[string]any{"outStateId": c.ID, "outStateName": c.Name, "isActive": true, "isAcw": c.Acw,
+			"agentTimeoutMins": 0, "isPersonalConnection": false})
+	}
+	return out
 }
 
 // teamCodes is GET /teams/{id}/unavailable-codes.
 func (s *Server) teamCodes(w http.ResponseWriter, id int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t := s.team(id)
-	if t == nil {
-		s.apiError(w, http.StatusNotFound, "Not Found", "Team was not found.")
-		return
-	}
-	codes := []map[string]any{}
-	for _, c := range t.Codes {
-		codes = append(codes, codeJSON(c))
-	}
-	// The Agent SDK reads the codes at the top level; other clients read them in resultSet.
-	writeJSON(w, http.StatusOK, map[string]any{"teamId": t.ID, "teamName": t.Name, "unavailableCodes": codes,
-		"resultSet": map[string]any{"teamId": t.ID, "teamName": t.Name, "teamUuid": t.UUID, "unavailableCodes": codes}})
+	s.withTeam(w, id, func(t *team) {
+		codes := codesJSON(t.Codes)
+		// The Agent SDK reads the codes at the top level; other clients read them in resultSet.
+		writeJSON(w, http.StatusOK, map[string]any{"teamId": t.ID, "teamName": t.Name, "unavailableCodes": codes,
+			"resultSet": map[string]any{"teamId": t.ID, "teamName": t.Name, "teamUuid": t.UUID, "unavailableCodes": codes}})
+	})
 }
 
 // tenantCodes is GET /unavailable-codes.
 func (s *Server) tenantCodes(w http.ResponseWriter) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	codes := []map[string]any{}
-	for _, c := range s.t.codes {
-		codes = append(codes, codeJSON(c))
-	}
+	codes := codesJSON(s.t.codes)
 	writeJSON(w, http.StatusOK, map[string]any{"businessUnitId": s.t.busNo, "totalRecords": len(codes), "unavailableCodes": codes})
 }
 

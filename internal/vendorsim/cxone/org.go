@@ -1,10 +1,8 @@
 package cxone
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -97,21 +95,6 @@ func DemoSeed() Seed {
 			Email: p.Email, Team: p.Team})
 	}
 	return s
-}
-
-// LoadSeed reads a JSON seed file.
-func LoadSeed(path string) (Seed, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return Seed{}, err
-	}
-	var s Seed
-	dec := json.NewDecoder(strings.NewReader(string(b)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Seed{}, fmt.Errorf("seed %s: %w", path, err)
-	}
-	return s, nil
 }
 
 // code is one unavailable code.

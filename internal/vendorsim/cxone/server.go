@@ -17,7 +17,6 @@
 package cxone
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -28,7 +27,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -41,6 +39,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/omnipresence/omnipresence/internal/vendorsim"
 	"github.com/omnipresence/omnipresence/internal/vendorsim/fault"
 )
 
@@ -141,16 +140,9 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	seed := DemoSeed()
-	switch {
-	case cfg.Seed != nil:
-		seed = *cfg.Seed
-	case cfg.SeedFile != "":
-		s, err := LoadSeed(cfg.SeedFile)
-		if err != nil {
-			return nil, err
-		}
-		seed = s
+	seed, err := vendorsim.PickSeed(cfg.Seed, cfg.SeedFile, DemoSeed)
+	if err != nil {
+		return nil, err
 	}
 	t, err := newTenant(seed, cfg.Now())
 	if err != nil {
@@ -209,12 +201,7 @@ func (s *Server) Start(addr string) (string, error) {
 		ln = tls.NewListener(ln, &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12})
 		s.url = "https://" + ln.Addr().String()
 	}
-	s.httpSrv = &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := s.httpSrv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			s.log.Error("serve", "err", err)
-		}
-	}()
+	s.httpSrv = vendorsim.ServeOn(ln, s.mux, nil, s.log)
 	s.log.Info("cxone simulator listening", "url", s.url)
 	return s.url, nil
 }
@@ -237,12 +224,7 @@ func (s *Server) Close() error {
 		a.end()
 	}
 	s.mu.Unlock()
-	if s.httpSrv == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	return s.httpSrv.Shutdown(ctx)
+	return vendorsim.Shutdown(s.httpSrv)
 }
 
 // ExpireTokens makes every issued access token expired, so the next call with one gets 401.

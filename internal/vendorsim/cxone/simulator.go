@@ -29,18 +29,11 @@ func command(f *pflag.FlagSet) vendorsim.Start {
 	f.DurationVar(&cfg.RateWindow, "rate-window", time.Minute, "rate-limit window")
 	f.DurationVar(&cfg.TokenTTL, "token-ttl", time.Hour, "access token lifetime (expires_in)")
 	f.BoolVar(&cfg.TLS, "tls", false, "serve https with a self-signed certificate (printed as ca_cert)")
-	return func(_ context.Context, o vendorsim.Options) (vendorsim.Instance, error) {
+	return vendorsim.Launch(func(o vendorsim.Options) (*Server, error) {
 		c := cfg
 		c.SeedFile, c.Faults, c.Logger = o.Seed, o.Faults, o.Logger
-		srv, err := New(c)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := srv.Start(o.Addr); err != nil {
-			return nil, err
-		}
-		return srv, nil
-	}
+		return New(c)
+	})
 }
 
 // demoStatuses are the statuses the demo's agents pick.
@@ -76,19 +69,10 @@ func isContactConflict(err error) bool {
 // StartShift gives every demo agent the state demoorg.ShiftOf says: ready agents Available,
 // some on Break or at Lunch, some logged out.
 func (s *Server) StartShift() error {
-	for i, p := range demoorg.People() {
-		status := Available
-		switch demoorg.ShiftOf(i) {
-		case demoorg.OnBreak:
-			status = "Break"
-		case demoorg.AtMeal:
-			status = "Lunch"
-		case demoorg.LoggedOut:
-			status = LoggedOut
-		}
-		if err := s.SetStatus(p.Email, status); err != nil {
-			return fmt.Errorf("cxone %s: %w", p.Email, err)
-		}
+	ready := map[string]string{"voice": Available, "chat": Available, "blended": Available}
+	st := demoorg.ShiftStatuses{Ready: ready, Break: "Break", Meal: "Lunch", LoggedOut: LoggedOut}
+	if err := demoorg.StartShift(st, s.SetStatus); err != nil {
+		return fmt.Errorf("cxone %w", err)
 	}
 	return nil
 }
