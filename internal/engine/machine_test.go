@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -576,8 +577,17 @@ func TestRepeatedReportIsNoEcho(t *testing.T) {
 	if len(w2) != 1 || w2[0].Status != "On Queue" {
 		t.Fatalf("plan = %+v, want gc On Queue", w2)
 	}
-	// The first On Queue is reported again while the new write is unanswered.
-	versioned(10*ms, "On Queue", t0.Add(10*ms).Format(time.RFC3339Nano), 205*ms)
+	// The first On Queue is reported again, with news of another kind (Genesys's routing status
+	// rides on the presence it belongs to), while the new write is unanswered.
+	r.do(func(tx store.Tx) error {
+		_, err := r.m.Ingest(context.Background(), tx, presence.Event{At: t0.Add(10 * ms), System: "gc", Agent: ana,
+			Type: presence.StatusChanged, Status: "On Queue", Version: t0.Add(10 * ms).Format(time.RFC3339Nano),
+			Data: map[string]any{"routingStatus": "IDLE"}}, t0.Add(205*ms))
+		return err
+	})
+	if got := r.steps(StepUnchanged); len(got) == 0 || !strings.Contains(got[len(got)-1].Summary, "again") {
+		t.Fatalf("unchanged steps %+v, want the repeat's", got)
+	}
 	answer(w2[0], 220*ms)
 	versioned(110*ms, "Meal", t0.Add(110*ms).Format(time.RFC3339Nano), 225*ms)
 	versioned(220*ms, "On Queue", t0.Add(220*ms).Format(time.RFC3339Nano), 230*ms)
