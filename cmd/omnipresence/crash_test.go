@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -58,23 +59,9 @@ func TestKillNineConverges(t *testing.T) {
 
 func runKillNine(t *testing.T, store string, seed uint64) {
 	rnd := rand.New(rand.NewPCG(seed, 9))
-	sf, err := sfsim.New(sfsim.Config{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := sf.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { sf.Close() })
-	gc, err := gcsim.New(gcsim.Config{RateLimitPerMinute: 100000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := gc.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gc.Close() })
-	s := &sims{sf: sf, gc: gc}
+	// Genesys's rate limit is lifted: the test is about crashes, not pacing.
+	s := startSimsWith(t, sfsim.Config{}, gcsim.Config{RateLimitPerMinute: 100000}, true)
+	sf, gc := s.sf, s.gc
 
 	// Everyone starts in agreement, so the only changes are the burst's.
 	var people []string
@@ -111,13 +98,7 @@ func runKillNine(t *testing.T, store string, seed uint64) {
 	}()
 	sv.waitFor(t, "readyz ok", func() bool { _, code := sv.get(t, "/readyz"); return code == 200 })
 
-	statuses := slices.Sorted(func(yield func(string) bool) {
-		for k := range crashMap {
-			if !yield(k) {
-				return
-			}
-		}
-	})
+	statuses := slices.Sorted(maps.Keys(crashMap))
 	var takeovers []time.Duration
 	for round := range *crashRounds {
 		faults := fault.Settings{}
@@ -201,13 +182,7 @@ func converged(t *testing.T, sv *served, token string, gc *gcsim.Server, people 
 			return true
 		}
 		if time.Now().After(deadline) {
-			for _, email := range slices.Sorted(func(yield func(string) bool) {
-				for k := range bad {
-					if !yield(k) {
-						return
-					}
-				}
-			}) {
+			for _, email := range slices.Sorted(maps.Keys(bad)) {
 				t.Errorf("%s: %s\nexplain:\n%s", email, bad[email], explainLines(apiGet(t, sv, token, "/api/v1/agents/"+url.PathEscape(email)+"/explain?limit=40")))
 			}
 			return false

@@ -64,7 +64,7 @@ func TestReplicasSurviveFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := startSimsWith(t, sfsim.Config{BridgeSigner: signer}, true)
+	s := startSimsWith(t, sfsim.Config{BridgeSigner: signer}, gcsim.Config{}, true)
 	sf, gc := s.sf, s.gc
 	gcWrites := countGenesysWrites(t, gc.Info()["url"].(string))
 	dir := t.TempDir()

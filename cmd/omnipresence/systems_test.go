@@ -34,11 +34,11 @@ type sims struct {
 // startSims starts both simulators; Genesys only listens when startGC (else call its Start).
 func startSims(t *testing.T, startGC bool) *sims {
 	t.Helper()
-	return startSimsWith(t, sfsim.Config{}, startGC)
+	return startSimsWith(t, sfsim.Config{}, gcsim.Config{}, startGC)
 }
 
-// startSimsWith is startSims with the Salesforce simulator configured by sfCfg.
-func startSimsWith(t *testing.T, sfCfg sfsim.Config, startGC bool) *sims {
+// startSimsWith is startSims with the simulators configured by sfCfg and gcCfg.
+func startSimsWith(t *testing.T, sfCfg sfsim.Config, gcCfg gcsim.Config, startGC bool) *sims {
 	t.Helper()
 	sf, err := sfsim.New(sfCfg)
 	if err != nil {
@@ -48,7 +48,7 @@ func startSimsWith(t *testing.T, sfCfg sfsim.Config, startGC bool) *sims {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { sf.Close() })
-	gc, err := gcsim.New(gcsim.Config{})
+	gc, err := gcsim.New(gcCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
