@@ -35,6 +35,25 @@ var Categories = []Category{
 	CategoryMeal, CategoryMeeting, CategoryTraining, CategoryOffline, CategorySystem,
 }
 
+// nameWords are the words a status name is searched for, in order, to guess its category.
+var nameWords = []struct {
+	word string
+	cat  Category
+}{{"lunch", CategoryMeal}, {"meal", CategoryMeal}, {"break", CategoryBreak}, {"train", CategoryTraining},
+	{"coaching", CategoryTraining}, {"meet", CategoryMeeting}, {"huddle", CategoryMeeting}, {"busy", CategoryBusy}}
+
+// CategoryOfName guesses the category of a status that is not available from its name (Lunch,
+// Coffee Break, Training, Team Huddle, …); away when the name says nothing known.
+func CategoryOfName(name string) Category {
+	n := strings.ToLower(name)
+	for _, w := range nameWords {
+		if strings.Contains(n, w.word) {
+			return w.cat
+		}
+	}
+	return CategoryAway
+}
+
 // Valid reports whether c is one of Categories.
 func (c Category) Valid() bool {
 	for _, k := range Categories {

@@ -96,3 +96,15 @@ func TestValidity(t *testing.T) {
 		t.Error("unknown category or type accepted")
 	}
 }
+
+func TestCategoryOfName(t *testing.T) {
+	for name, want := range map[string]Category{
+		"Lunch": CategoryMeal, "Meal": CategoryMeal, "Coffee Break": CategoryBreak, "Training": CategoryTraining,
+		"Coaching": CategoryTraining, "Meeting": CategoryMeeting, "Team Huddle": CategoryMeeting, "Busy": CategoryBusy,
+		"Back Office": CategoryAway, "Training break": CategoryBreak,
+	} {
+		if got := CategoryOfName(name); got != want {
+			t.Errorf("CategoryOfName(%q) = %s, want %s", name, got, want)
+		}
+	}
+}

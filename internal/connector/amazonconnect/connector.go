@@ -209,17 +209,7 @@ func categoryOf(typ types.AgentStatusType, name string) presence.Category {
 	case types.AgentStatusTypeOffline:
 		return presence.CategoryOffline
 	}
-	n := strings.ToLower(name)
-	for _, k := range []struct {
-		word string
-		cat  presence.Category
-	}{{"lunch", presence.CategoryMeal}, {"meal", presence.CategoryMeal}, {"break", presence.CategoryBreak},
-		{"train", presence.CategoryTraining}, {"meet", presence.CategoryMeeting}, {"busy", presence.CategoryBusy}} {
-		if strings.Contains(n, k.word) {
-			return k.cat
-		}
-	}
-	return presence.CategoryAway
+	return presence.CategoryOfName(name)
 }
 
 // Catalog lists the instance's agent statuses (settable) and Connect's system states, which

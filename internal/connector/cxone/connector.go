@@ -61,22 +61,6 @@ type teamJSON struct {
 	IsActive bool   `json:"isActive"`
 }
 
-// categoryOf guesses an unavailable code's category from its name.
-func categoryOf(name string) presence.Category {
-	n := strings.ToLower(name)
-	for _, c := range []struct {
-		word string
-		cat  presence.Category
-	}{{"lunch", presence.CategoryMeal}, {"meal", presence.CategoryMeal}, {"break", presence.CategoryBreak},
-		{"meeting", presence.CategoryMeeting}, {"huddle", presence.CategoryMeeting}, {"training", presence.CategoryTraining},
-		{"coaching", presence.CategoryTraining}, {"busy", presence.CategoryBusy}} {
-		if strings.Contains(n, c.word) {
-			return c.cat
-		}
-	}
-	return presence.CategoryAway
-}
-
 // Catalog is Available, Unavailable (no reason), the active unavailable codes (ids are their
 // outStateId; ACD states' ids are their agentStateId: "1" is Available, "2" Unavailable; after-call-work codes cannot be set outside a contact, so they are not settable;
 // a code only some teams offer says which in its label) and the ACD states CXone enters on its
@@ -124,7 +108,7 @@ func (c *Connector) Catalog(ctx context.Context) ([]presence.Status, error) {
 			label += " (teams " + strings.Join(by, ", ") + ")"
 		}
 		st := presence.Status{ID: codeID(code.OutStateID), Name: code.OutStateName, Label: label,
-			Category: categoryOf(code.OutStateName), Settable: !code.IsAcw}
+			Category: presence.CategoryOfName(code.OutStateName), Settable: !code.IsAcw}
 		if code.IsAcw {
 			st.Category = presence.CategorySystem
 			st.Label = code.OutStateName + " (after-call work: only during a contact)"

@@ -204,17 +204,7 @@ func categorize(name string, hasChannels bool) presence.Category {
 	if hasChannels {
 		return presence.CategoryAvailable
 	}
-	n := strings.ToLower(name)
-	for _, k := range []struct {
-		word string
-		cat  presence.Category
-	}{{"lunch", presence.CategoryMeal}, {"meal", presence.CategoryMeal}, {"break", presence.CategoryBreak},
-		{"training", presence.CategoryTraining}, {"meeting", presence.CategoryMeeting}, {"busy", presence.CategoryBusy}} {
-		if strings.Contains(n, k.word) {
-			return k.cat
-		}
-	}
-	return presence.CategoryAway
+	return presence.CategoryOfName(name)
 }
 
 // Accounts returns the org's active users.
