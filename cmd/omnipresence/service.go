@@ -209,10 +209,6 @@ func runService(ctx context.Context, o serviceOptions) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return srv.Serve(gctx, ln) })
 	g.Go(func() error {
-		store.RunRetention(gctx, st, o.retention, pruneInterval(o.retention), time.Now, log)
-		return nil
-	})
-	g.Go(func() error {
 		full, err := withCatalogs(gctx, cfg, o.configPath, conns, st, log, svc)
 		if err != nil || gctx.Err() != nil {
 			return err
@@ -220,7 +216,7 @@ func runService(ctx context.Context, o serviceOptions) error {
 		srv.SetPolicy(full)
 		withAccountTeams(gctx, full, conns, log)
 		l := &leader{cfg: cfg, full: full, bridgeSystem: bridgeSystem, verifier: verifier, bridge: bridgeHandler,
-			consoles: consolesHandler, health: health, svc: svc, o: o, log: log}
+			consoles: consolesHandler, health: health, svc: svc, o: o, log: log, history: st}
 		if !rs.clustered() {
 			rs.leading.Store(true)
 			return l.run(gctx, st, conns, reg)
@@ -256,6 +252,9 @@ type leader struct {
 	svc              *serviceEngine
 	o                serviceOptions
 	log              *slog.Logger
+	// history is the store whose old events and audit the leader prunes (the store itself,
+	// not a term's fenced view, which pruning needs no fence for).
+	history store.Store
 }
 
 // run runs the engine on st with conns until ctx ends.
@@ -278,6 +277,11 @@ func (l *leader) run(ctx context.Context, st store.Store, conns map[string]conne
 		// The handler watches the agents' consoles (on_disconnect) until the service stops.
 		g.Go(func() error { return h.Run(gctx) })
 	}
+	// One replica prunes: the one that leads.
+	g.Go(func() error {
+		store.RunRetention(gctx, l.history, l.o.retention, pruneInterval(l.o.retention), time.Now, l.log)
+		return nil
+	})
 	l.svc.set(eng)
 	defer l.svc.unset(eng)
 	g.Go(func() error { return eng.Run(gctx) })
