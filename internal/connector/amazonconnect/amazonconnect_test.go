@@ -251,6 +251,13 @@ func TestShardReadsStayUnderTheLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.next(t, e.ana, presence.StatusChanged)
+	// Polling every millisecond, the reader reaches the shard's limit many times over; it must
+	// pace itself so that none of those reads is refused.
+	for deadline := time.Now().Add(30 * time.Second); e.sim.Requests("GetRecords") < 12; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("only %d reads in 30 s", e.sim.Requests("GetRecords"))
+		}
+	}
 	if n := e.sim.Throttled(); n != 0 {
 		t.Errorf("%d reads refused", n)
 	}

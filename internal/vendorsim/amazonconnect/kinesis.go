@@ -348,6 +348,7 @@ func (s *Server) getRecords(w http.ResponseWriter, st *stream, token string, lim
 	allowed := s.allow("shard:" + sh.id)
 	s.mu.Lock()
 	if !allowed {
+		s.throttled.Add(1)
 		kinesisError(w, http.StatusBadRequest, "ProvisionedThroughputExceededException", fmt.Sprintf("Rate exceeded for shard %s in stream %s under account %s.", sh.id, st.name, s.cfg.AccountID))
 		return
 	}
